@@ -1,0 +1,148 @@
+"""Training: optax optimisers with global-norm clipping, and a whole training run in one ``lax.scan``.
+
+``train`` is a pure function of its arrays, so ``jax.vmap`` over parameters (rho, seeds) or over
+data turns one run into a sweep, compiled once.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from rnnjax._checks import check_choice, check_positive, check_positive_int
+from rnnjax.bptt import loss_and_grad_with_state
+from rnnjax.cells import RNNParams
+
+OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
+
+
+def make_optimizer(learning_rate, *, clip_norm=None, name: str = "sgd") -> optax.GradientTransformation:
+    """``optax.chain(clip_by_global_norm(clip_norm), name(learning_rate))``; no clipping when None.
+
+    Clipping rescales g to g * tau / max(||g||, tau), ||g|| the global norm over all parameters
+    (Pascanu et al. 2013, Alg. 1; report §4.2).
+    """
+    check_choice("optimizer", name, OPTIMIZERS)
+    check_positive("learning_rate", learning_rate)
+    check_positive("clip_norm", clip_norm) if clip_norm is not None else None
+    opt = OPTIMIZERS[name](learning_rate)
+    return opt if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), opt)
+
+
+class TrainHistory(NamedTuple):
+    """What :func:`train` records at every step (each field (num_steps,), before the update)."""
+
+    loss: jax.Array  # batch-mean loss
+    grad_norm: jax.Array  # global L2 norm of all gradients, before clipping
+    grad_norm_clipped: jax.Array  # the same after clipping: min(||g||, tau)
+    grad_whh_fro: jax.Array  # ||dL/dW_hh||_F
+    grad_whh_spec: jax.Array  # ||dL/dW_hh||_2, the largest singular value
+    finite: jax.Array  # bool: this step's loss and gradients were finite and training had not halted
+
+
+def spectral_norm(A: jax.Array) -> jax.Array:
+    """||A||_2 = sigma_max(A), the largest singular value."""
+    return jnp.linalg.svd(A, compute_uv=False)[0]
+
+
+@partial(jax.jit, static_argnames=("loss", "num_steps", "optimizer", "activation", "method",
+                                   "carry_state"))
+def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps, optimizer,
+           activation, method, carry_state):
+    opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
+    n_data = xs.shape[0]
+    batched = xs.ndim == 4
+    H = params.W_hh.shape[0]
+    h_start = jnp.zeros(((xs.shape[1],) if batched else ()) + (H,), params.W_hh.dtype)
+    if h0 is not None:
+        h_start = jnp.broadcast_to(h0, h_start.shape).astype(h_start.dtype)
+
+    def step(carry, s):
+        params, opt_state, h, alive = carry
+        x, y = xs[s % n_data], targets[s % n_data]  # step s trains on item s mod N
+        value, grads, h_last = loss_and_grad_with_state(params, x, y, loss=loss, activation=activation,
+                                                        h0=h, method=method)
+        gnorm = optax.global_norm(grads)
+        finite = alive & jnp.isfinite(value) & jnp.isfinite(gnorm)
+        updates, new_state = opt.update(grads, opt_state, params)
+        keep = lambda new, old: jnp.where(finite, new, old)  # a non-finite step halts training
+        params = jax.tree.map(keep, optax.apply_updates(params, updates), params)
+        opt_state = jax.tree.map(keep, new_state, opt_state)
+        if carry_state:
+            h = keep(lax.stop_gradient(h_last), h)  # truncated BPTT: the state crosses segments
+        record = TrainHistory(
+            loss=value,
+            grad_norm=gnorm,
+            grad_norm_clipped=gnorm if clip_norm is None else jnp.minimum(gnorm, clip_norm),
+            grad_whh_fro=jnp.linalg.norm(grads.W_hh),
+            grad_whh_spec=spectral_norm(grads.W_hh),
+            finite=finite,
+        )
+        return (params, opt_state, h, finite), record
+
+    init = (params, opt.init(params), h_start, jnp.asarray(True))
+    (params, _, _, _), history = lax.scan(step, init, jnp.arange(num_steps))
+    return params, history
+
+
+def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, num_steps: int,
+          learning_rate, optimizer: str = "sgd", clip_norm=None, activation: str = "tanh",
+          method: str = "bptt", h0=None, carry_state: bool = False):
+    """Train a vanilla RNN for ``num_steps`` optimiser steps inside one jitted ``lax.scan``.
+
+    Args:
+      params: initial :class:`RNNParams`.
+      xs: the training items, (N, T, D) -- one sequence per step -- or (N, B, T, D) -- a batch per
+        step (batch-mean loss; the hand BPTT contracts the batch). Step s uses item s mod N, so
+        N = 1 is full-batch training and N segments are visited in order, cyclically.
+      targets: targets for each item, with the same leading N (see :func:`rnnjax.loss_and_grad`).
+      loss: ``"mse_last"``, ``"mse"`` or ``"xent"``.
+      num_steps: number of updates.
+      learning_rate: step size (may be traced, e.g. vmapped).
+      optimizer: ``"sgd"`` or ``"adam"``.
+      clip_norm: global-norm clipping threshold tau, or None for none.
+      activation: hidden non-linearity.
+      method: ``"bptt"`` (hand) or ``"autograd"`` (``jax.grad``).
+      h0: initial hidden state (H,), or (B, H) for batches; zeros when None.
+      carry_state: if True, each item starts from the previous item's final state (gradient
+        stopped between items); otherwise every item starts from ``h0``.
+
+    Returns:
+      ``(params, history)``: final parameters and a :class:`TrainHistory`. The first non-finite
+      step halts training -- parameters keep their last finite values and ``history.finite`` is
+      False from that step on; :func:`describe_nonfinite` says which step and which quantity.
+    """
+    check_positive_int("num_steps", num_steps)
+    if xs.ndim not in (3, 4):
+        raise ValueError(f"xs must be (N, T, D) or (N, B, T, D), got shape {tuple(xs.shape)}")
+    if targets.shape[0] != xs.shape[0]:
+        raise ValueError(f"targets must have the same leading N as xs ({xs.shape[0]}), "
+                         f"got shape {tuple(targets.shape)}")
+    make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)  # validate eagerly
+    check_choice("method", method, ("bptt", "autograd"))
+    return _train(params, xs, targets, learning_rate, clip_norm, h0, loss=loss, num_steps=num_steps,
+                  optimizer=optimizer, activation=activation, method=method,
+                  carry_state=carry_state)
+
+
+def first_nonfinite_step(history: TrainHistory) -> jax.Array:
+    """Index of the first step whose values were not finite, or -1 (works on vmapped histories)."""
+    bad = ~history.finite
+    return jnp.where(bad.any(-1), jnp.argmax(bad, axis=-1), -1)
+
+
+def describe_nonfinite(history: TrainHistory) -> str | None:
+    """For one run: None when every step was finite, else which step went non-finite and in what."""
+    step = int(first_nonfinite_step(history))
+    if step < 0:
+        return None
+    fields = [f for f in TrainHistory._fields if f != "finite"]
+    bad = [f for f in fields if not bool(jnp.isfinite(getattr(history, f)[step]))]
+    what = ", ".join(bad) if bad else "an earlier quantity"
+    return (f"training went non-finite at step {step} of {history.finite.shape[-1]} "
+            f"(non-finite: {what}); parameters were kept from step {step - 1}")
