@@ -27,6 +27,11 @@ class Loss(NamedTuple):
     grad: Callable
     target_shape: Callable  # (outputs shape) -> expected targets shape, for validation
     integer_targets: bool
+    value_and_grad: Callable | None = None  # both at once, sharing the work; None: value and grad apart
+
+    def both(self, o, y):
+        """``(value(o, y), grad(o, y))``, through ``value_and_grad`` when the loss has one."""
+        return (self.value(o, y), self.grad(o, y)) if self.value_and_grad is None else self.value_and_grad(o, y)
 
 
 def _mse_last(o, y):
@@ -54,10 +59,16 @@ def _xent_grad(o, y):
     return jax.nn.softmax(o, axis=-1) - jax.nn.one_hot(y, o.shape[-1], dtype=o.dtype)  # softmax(o_t) - e_{y_t}
 
 
+def _xent_value_and_grad(o, y):
+    log_p = jax.nn.log_softmax(o, axis=-1)  # log softmax(o_t)
+    e_y = jax.nn.one_hot(y, o.shape[-1], dtype=o.dtype)
+    return -jnp.sum(e_y * log_p, axis=(-2, -1)), jnp.exp(log_p) - e_y  # sum_t -log softmax(o_t)[y_t]; softmax - e_y
+
+
 LOSSES: dict[str, Loss] = {
     "mse_last": Loss(_mse_last, _mse_last_grad, lambda s: s[:-2] + s[-1:], False),
     "mse": Loss(_mse, _mse_grad, lambda s: s, False),
-    "xent": Loss(_xent, _xent_grad, lambda s: s[:-1], True),
+    "xent": Loss(_xent, _xent_grad, lambda s: s[:-1], True, _xent_value_and_grad),
 }
 
 

@@ -15,8 +15,11 @@ import optax
 from jax import lax
 
 from rnnjax._checks import check_choice, check_positive, check_positive_int
-from rnnjax.bptt import loss_and_grad_with_state
+from rnnjax.activations import get_activation
+from rnnjax.bptt import METHODS, bptt_loss_and_grad_fm, loss_and_grad_with_state
 from rnnjax.cells import RNNParams
+from rnnjax.forward import check_inputs, initial_state, to_feature_major
+from rnnjax.losses import check_targets
 
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 
@@ -56,18 +59,22 @@ def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps
            activation, method, carry_state):
     opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
     n_data = xs.shape[0]
-    batched = xs.ndim == 4
-    H = params.W_hh.shape[0]
-    h_start = jnp.zeros(((xs.shape[1],) if batched else ()) + (H,), params.W_hh.dtype)
-    if h0 is not None:
-        h_start = jnp.broadcast_to(h0, h_start.shape).astype(h_start.dtype)
+    batch_shape = xs.shape[1:-2]  # (B,) for (N, B, T, D) items, () for (N, T, D)
+    h_start = initial_state(params, batch_shape, h0)  # (*batch, H)
+    if method == "bptt":  # the hand BPTT works feature-major: transpose the data once, not every step
+        xs = jax.vmap(to_feature_major)(xs)  # (N, T, D, *batch)
+        h_start = jnp.moveaxis(h_start, -1, 0)  # (H, *batch)
+
+    def loss_and_grad_at(params, x, y, h):
+        if method == "bptt":
+            return bptt_loss_and_grad_fm(params, x, y, h, loss=loss, activation=activation)
+        return loss_and_grad_with_state(params, x, y, loss=loss, activation=activation, h0=h, method=method)
 
     def step(carry, s):
         params, opt_state, h, alive = carry
         x, y = xs[s % n_data], targets[s % n_data]  # step s trains on item s mod N
-        value, grads, h_last = loss_and_grad_with_state(params, x, y, loss=loss, activation=activation,
-                                                        h0=h, method=method)
-        gnorm = optax.global_norm(grads)
+        value, grads, h_last = loss_and_grad_at(params, x, y, h)
+        gnorm = optax.tree.norm(grads)  # ||g|| = sqrt(sum of squares over every parameter)
         finite = alive & jnp.isfinite(value) & jnp.isfinite(gnorm)
         updates, new_state = opt.update(grads, opt_state, params)
         keep = lambda new, old: jnp.where(finite, new, old)  # a non-finite step halts training
@@ -124,7 +131,11 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
         raise ValueError(f"targets must have the same leading N as xs ({xs.shape[0]}), "
                          f"got shape {tuple(targets.shape)}")
     make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)  # validate eagerly
-    check_choice("method", method, ("bptt", "autograd"))
+    check_choice("method", method, METHODS)
+    get_activation(activation)
+    batched = xs.ndim == 4
+    check_inputs(params, xs[0], h0, batched=batched)  # every item has the shape of xs[0]
+    check_targets(loss, xs.shape[1:-1] + (params.W_ho.shape[1],), targets[0])
     return _train(params, xs, targets, learning_rate, clip_norm, h0, loss=loss, num_steps=num_steps,
                   optimizer=optimizer, activation=activation, method=method,
                   carry_state=carry_state)

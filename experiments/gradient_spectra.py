@@ -1,0 +1,214 @@
+"""What the report's §4.1 only sketches: lag profiles, Jacobian-product spectra, Lyapunov exponents
+and a rho phase diagram, for Experiment 2's network at initialisation.
+
+    python -m experiments.gradient_spectra [--rhos 0.9 0.99 1.2] [--seeds 4] [--grid 64] [--out DIR]
+
+* Lag profiles (``fig4_lag_profile.png``, ``lag_profile.csv``): for each rho, the geometric mean
+  over seeds and ``--segments`` text segments of ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| (L_T the last
+  step's cross-entropy, state reset per segment) for k = 0..49, beside the report's bound
+  (gamma ||W_hh||_2)^k, the largest singular value of J_T ... J_{T-k+1}, and e^{lambda_1 k}.
+* Spectra (``fig5_jacobian_spectra.png``, ``spectra.csv``, ``lyapunov.csv``): all 50 singular
+  values of the products against k, and the full Lyapunov spectrum (QR method, ``--lyap-length``
+  characters after a warm-up of a tenth of them).
+* Phase diagram (``fig6_phase_diagram.png``, ``phase.csv``): ``--grid`` values of rho in
+  [``--rho-min``, ``--rho-max``] x seeds x ``--lengths``, for tanh and ReLU: the top Lyapunov
+  exponent and the lag-profile slope (nats/step) beside log(gamma ||W_hh||_2) and the log spectral
+  radius; the zero crossings say where vanishing turns into exploding. Each (activation, length)
+  is one vmapped program sharded over every host device.
+
+Network as Experiment 2: 27 one-hot characters, H = 50, W_hh = rho W (W ~ N(0, 1/sqrt(H)) std,
+or ``--recurrent-init spectral``), LeCun-normal input/output weights. ``metrics.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnjax.devices import use_host_devices
+
+REPORT_RHOS = (0.90, 0.99, 1.20)
+QUICK = dict(seeds=2, segments=2, grid=8, lengths=[20, 50], lyap_length=200, hidden=16)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.gradient_spectra", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rhos", type=float, nargs="+", default=list(REPORT_RHOS),
+                   help="rhos for the lag profiles and spectra (default: the report's 0.9 0.99 1.2)")
+    p.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "linear"), default="relu",
+                   help="cell of the lag profiles and spectra (default: relu, as Experiment 2)")
+    p.add_argument("--seeds", type=int, default=4, help="initialisations per rho (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    p.add_argument("--segments", type=int, default=16, help="text segments averaged per seed (default: 16)")
+    p.add_argument("--segment-length", type=int, default=50, help="default: 50")
+    p.add_argument("--hidden", type=int, default=50, help="hidden units (default: 50)")
+    p.add_argument("--recurrent-init", choices=("gaussian", "spectral"), default="gaussian")
+    p.add_argument("--lyap-length", type=int, default=2000, help="characters for the Lyapunov spectra (default: 2000)")
+    p.add_argument("--grid", type=int, default=64, help="rho values in the phase diagram (default: 64)")
+    p.add_argument("--rho-min", type=float, default=0.5, help="default: 0.5")
+    p.add_argument("--rho-max", type=float, default=2.0, help="default: 2.0")
+    p.add_argument("--lengths", type=int, nargs="+", default=[20, 50, 200],
+                   help="sequence lengths of the phase diagram (default: 20 50 200)")
+    p.add_argument("--devices", type=int, default=None, help="host CPU devices (default: one per core)")
+    p.add_argument("--out", type=Path, default=Path("runs/gradient_spectra"), help="output folder")
+    p.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    use_host_devices(args.devices)  # before JAX starts its backend: one CPU device per core
+    import jax
+
+    from rnnjax.activations import get_activation
+    from rnnjax.data.text import fox_segments
+    from rnnjax.io import write_csv, write_json
+    from rnnjax.plots.gradients import plot_jacobian_spectra, plot_lag_profiles, plot_phase_diagram
+    from rnnjax.sweeps import check_rhos, lag_spectra_sweep, lyapunov_sweep, stability_sweep, zero_crossing
+
+    t0 = time.perf_counter()
+    say = lambda msg: print(f"[gradient_spectra {time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
+    if args.quick:
+        for k, v in QUICK.items():
+            setattr(args, k, v)
+    rhos = check_rhos(args.rhos)
+    for name in ("seeds", "segments", "grid", "lyap_length", "hidden"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 < args.rho_min < args.rho_max:
+        raise ValueError(f"need 0 < --rho-min < --rho-max, got {args.rho_min} and {args.rho_max}")
+    seeds = np.arange(args.seed, args.seed + args.seeds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = fox_segments(200, args.segment_length)
+    V = len(data.vocab)
+    chars_x = data.inputs.reshape(-1, V)  # the text as one long sequence (T_total, V)
+    chars_y = data.targets.reshape(-1)
+    if max(args.lengths + [args.lyap_length]) > len(chars_y) or min(args.lengths) < 2:
+        raise ValueError(f"--lengths and --lyap-length must lie in [2, {len(chars_y)}]")
+    if args.segments > data.inputs.shape[0]:
+        raise ValueError(f"--segments must be at most {data.inputs.shape[0]}")
+    net = dict(hidden_size=args.hidden, output_size=V, recurrent_init=args.recurrent_init, fast_compile=args.quick)
+    gamma = get_activation(args.activation).gamma
+    say(f"{len(jax.devices())} device(s); rhos {rhos.tolist()}, {len(seeds)} seeds, H = {args.hidden}")
+
+    # 1. lag profiles and product spectra at the chosen rhos
+    seg_idx = np.linspace(0, data.inputs.shape[0] - 1, args.segments).astype(int)  # spread over the text
+    lag = lag_spectra_sweep(rhos, seeds, data.inputs[seg_idx], data.targets[seg_idx], activation=args.activation,
+                            **net)
+    lyap = lyapunov_sweep(rhos, seeds, chars_x[: args.lyap_length], activation=args.activation,
+                          warmup=args.lyap_length // 10, **net)  # (R, S, H)
+    lyap_med = np.median(lyap, axis=1)
+    say(f"lag profiles over {len(seg_idx)} segments x {len(seeds)} seeds; Lyapunov spectra over "
+        f"{args.lyap_length} steps")
+    T = args.segment_length
+    k = np.arange(T)
+    lag_rows, spec_rows, lyap_rows, per_rho = [], [], [], []
+    for i, rho in enumerate(rhos):
+        ls = lag["log_sigma"][i]  # (T, H): row k-1 = lag k
+        lag_rows.append(pd.DataFrame({
+            "rho": rho, "k": k, "log10_profile": lag["log_profile"][i] / np.log(10),
+            "log10_bound": lag["log_bound"][i] / np.log(10),
+            "log10_sigma_max": np.concatenate([[0.0], ls[:-1, 0]]) / np.log(10),  # P_0 = I
+            "log10_lyapunov_line": lyap_med[i, 0] * k / np.log(10)}))
+        kk, ii = np.meshgrid(np.arange(1, T + 1), np.arange(1, args.hidden + 1), indexing="ij")
+        spec_rows.append(pd.DataFrame({"rho": rho, "k": kk.ravel(), "i": ii.ravel(),
+                                       "log10_sigma": ls.ravel() / np.log(10)}))
+        for j, seed in enumerate(seeds):
+            lyap_rows.append(pd.DataFrame({"rho": rho, "seed": int(seed), "i": np.arange(1, args.hidden + 1),
+                                           "exponent": lyap[i, j]}))
+        prof = lag["log_profile"][i]
+        per_rho.append({
+            "rho": float(rho),
+            "lyapunov_top_median": float(lyap_med[i, 0]),
+            "lyapunov_top_per_seed": lyap[i, :, 0].tolist(),
+            "lyapunov_positive_count_median": float(np.median((lyap[i] > 0).sum(-1))),
+            "lag_profile_slope": float(np.polyfit(k, prof, 1)[0]),  # nats per step back
+            "log10_grad_ratio_at_max_lag": float(prof[-1] / np.log(10)),
+            "bound_rate_log": float(lag["log_bound"][i][1]),  # log(gamma ||W_hh||_2), geometric mean
+            "log10_bound_at_max_lag": float(lag["log_bound"][i][-1] / np.log(10)),
+            "bound_over_measured_decades_at_max_lag": float((lag["log_bound"][i][-1] - prof[-1]) / np.log(10)),
+            "bound_holds": bool(np.all(prof <= lag["log_bound"][i] + 1e-4)),
+            "verdict": "vanishing" if lyap_med[i, 0] < 0 else "exploding",
+        })
+        say(f"rho {rho:g}: lambda_1 = {lyap_med[i, 0]:+.3f} nats/step ({per_rho[-1]['verdict']}); gradient ratio "
+            f"at lag {T - 1}: 10^{per_rho[-1]['log10_grad_ratio_at_max_lag']:.1f}; report bound "
+            f"(gamma||W||_2)^{T - 1} = 10^{per_rho[-1]['log10_bound_at_max_lag']:.1f}")
+    write_csv(out / "lag_profile.csv", pd.concat(lag_rows, ignore_index=True))
+    write_csv(out / "spectra.csv", pd.concat(spec_rows, ignore_index=True))
+    write_csv(out / "lyapunov.csv", pd.concat(lyap_rows, ignore_index=True))
+
+    # 2. phase diagram: rho grid x seeds x lengths, tanh and ReLU
+    grid_rhos = np.linspace(args.rho_min, args.rho_max, args.grid)
+    phase_rows, panels, crossings = [], [], {}
+    for act in ("tanh", "relu"):
+        g = get_activation(act).gamma
+        panel = {"activation": act, "rho": grid_rhos, "lengths": {}}
+        crossings[act] = {}
+        st = stability_sweep(grid_rhos, seeds, chars_x[: max(args.lengths)], chars_y[: max(args.lengths)],
+                             activation=act, lengths=args.lengths, **net)  # every length in one program
+        panel["log_gamma_norm"] = np.log(g) + np.median(st["log_norm"], 1)
+        panel["log_radius"] = np.median(st["log_radius"], 1)
+        for n, L in enumerate(args.lengths):
+            lyap_L, slope_L = st["lyap_top"][..., n], st["lag_slope"][..., n]
+            finite = np.isfinite(lyap_L) & np.isfinite(slope_L)  # (G, S); overflowed states are left out
+            lyap_m = np.array([np.median(v[f]) if f.any() else np.nan for v, f in zip(lyap_L, finite, strict=True)])
+            slope_m = np.array([np.median(v[f]) if f.any() else np.nan for v, f in zip(slope_L, finite, strict=True)])
+            panel["lengths"][L] = {"lyap": lyap_m, "slope": slope_m}
+            frame = pd.DataFrame({"activation": act, "length": L, "rho": np.repeat(grid_rhos, len(seeds)),
+                                  "seed": np.tile(seeds, len(grid_rhos)), "lyap_top": lyap_L.ravel(),
+                                  "lag_slope": slope_L.ravel(), "log_gamma_norm": np.log(g) + st["log_norm"].ravel(),
+                                  "log_radius": st["log_radius"].ravel()})
+            phase_rows.append(frame[finite.ravel()])
+            crossings[act][str(L)] = {
+                "rho_lyapunov_zero": zero_crossing(grid_rhos, lyap_m),
+                "rho_lag_slope_zero": zero_crossing(grid_rhos, slope_m),
+                "nonfinite_runs": int((~finite).sum()),
+                "nonfinite_rhos": sorted({float(r) for r in frame["rho"][~finite.ravel()]}),
+            }
+            say(f"phase {act} T={L}: lambda_1 = 0 at rho ~ {crossings[act][str(L)]['rho_lyapunov_zero']}, "
+                f"lag slope = 0 at rho ~ {crossings[act][str(L)]['rho_lag_slope_zero']}"
+                + (f"; {int((~finite).sum())} runs non-finite (state overflow), left out" if (~finite).any() else ""))
+        crossings[act]["rho_bound_rate_one"] = zero_crossing(grid_rhos, panel["log_gamma_norm"])
+        crossings[act]["rho_spectral_radius_one"] = zero_crossing(grid_rhos, panel["log_radius"])
+        panels.append(panel)
+    write_csv(out / "phase.csv", pd.concat(phase_rows, ignore_index=True))
+
+    # 3. figures, then metrics.json last
+    figs = [
+        plot_lag_profiles(out / "fig4_lag_profile.png", [
+            {"rho": float(r), "k": k, "log_profile": lag["log_profile"][i], "log_bound": lag["log_bound"][i],
+             "log_sigma_max": np.concatenate([[0.0], lag["log_sigma"][i][:-1, 0]]), "lyap": float(lyap_med[i, 0]),
+             "label": f"{args.activation}, rho = {r:g}: gradient vs lag"} for i, r in enumerate(rhos)]),
+        plot_jacobian_spectra(out / "fig5_jacobian_spectra.png", [
+            {"rho": float(r), "k": np.arange(1, T + 1), "log_sigma": lag["log_sigma"][i],
+             "log_bound": np.arange(1, T + 1) * lag["log_bound"][i][1]} for i, r in enumerate(rhos)],
+            {float(r): lyap_med[i] for i, r in enumerate(rhos)}),
+        plot_phase_diagram(out / "fig6_phase_diagram.png", panels),
+    ]
+    metrics = {
+        "experiment": "gradient_spectra",
+        "config": {"rhos": rhos.tolist(), "activation": args.activation, "gamma": gamma,
+                   "seeds": seeds.tolist(), "segments": int(len(seg_idx)), "segment_length": T,
+                   "hidden": args.hidden, "recurrent_init": args.recurrent_init, "lyap_length": args.lyap_length,
+                   "grid": args.grid, "rho_range": [args.rho_min, args.rho_max], "lengths": args.lengths,
+                   "quick": args.quick, "devices": len(jax.devices())},
+        "per_rho": per_rho,
+        "phase_crossings": crossings,
+        "wall_s": time.perf_counter() - t0,
+        "figures": [f.name for f in figs],
+    }
+    write_json(out / "metrics.json", metrics)
+    say(f"wrote {out}: lag_profile.csv, spectra.csv, lyapunov.csv, phase.csv, {', '.join(metrics['figures'])}, "
+        f"metrics.json")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Experiment 2 (report §5): ||dL/dW_hh|| during training for W_hh = rho W, and the report's Figure 3.
+
+    python -m experiments.gradient_stability [--rhos 0.9 0.99 1.2] [--seeds 5] [--norm spec] [--out DIR]
+
+Defaults are the report's run as SPEC §5 reads it: "the quick brown fox jumps over the lazy dog" x
+200 (joined by spaces), one-hot characters (27 symbols), non-overlapping segments of 50 with
+next-character targets; a vanilla RNN with 50 ReLU units, W_hh ~ N(0, std 1/sqrt(50)) times rho
+(``--recurrent-init spectral`` rescales W to spectral radius exactly rho), W_xh ~ N(0, 1/sqrt(27)),
+W_ho ~ N(0, 1/sqrt(50)) (std), zero biases; cross-entropy summed over the 50 steps; plain SGD,
+lr 1e-4, 200 updates, update s on segment s mod 175, hidden state reset to 0 per segment
+(``--carry-state`` carries it over). Every (rho, seed) trains in ONE jitted, vmapped program.
+
+Writes ``history.csv`` (rho, seed, step, loss, grad_whh_fro, grad_whh_spec; a run that went
+non-finite stops at its last finite step), ``claims.csv`` (the report's claim beside the
+measurement, per rho), ``fig3_grad_norm.png`` and, last, ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnjax.devices import use_host_devices
+
+NORMS = {"spec": "grad_whh_spec", "fro": "grad_whh_fro"}
+QUICK = dict(steps=12, seeds=2, repeats=12, hidden=16)
+
+
+def _median(values) -> float | None:
+    """Median of the finite entries, or None when there are none (NaN is never saved)."""
+    v = np.asarray(values, float).ravel()
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.gradient_stability", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rhos", type=float, nargs="+", default=[0.90, 0.99, 1.20], help="default: 0.9 0.99 1.2")
+    p.add_argument("--seeds", type=int, default=5, help="initialisations per rho (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed..seed+N-1 (default: 0)")
+    p.add_argument("--steps", type=int, default=200, help="SGD updates (default: 200)")
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default: 1e-4)")
+    p.add_argument("--hidden", type=int, default=50, help="hidden units (default: 50)")
+    p.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "linear"), default="relu")
+    p.add_argument("--recurrent-init", choices=("gaussian", "spectral"), default="gaussian",
+                   help="gaussian: N(0, 1/sqrt(H)) x rho (SPEC's reading); spectral: radius exactly rho")
+    p.add_argument("--segment-length", type=int, default=50, help="characters per segment (default: 50)")
+    p.add_argument("--repeats", type=int, default=200, help="copies of the sentence (default: 200)")
+    p.add_argument("--carry-state", action="store_true", help="carry h across segments (default: reset)")
+    p.add_argument("--norm", default="spec",
+                   help="norm plotted and judged: spec (||.||_2, the report's notation) or fro (default: spec)")
+    p.add_argument("--devices", type=int, default=None, help="host CPU devices (default: one per core)")
+    p.add_argument("--out", type=Path, default=Path("runs/gradient_stability"), help="output folder")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke test: {QUICK['steps']} steps, {QUICK['seeds']} seeds, H={QUICK['hidden']}, "
+                        f"{QUICK['repeats']} sentence copies")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    if args.norm not in NORMS:
+        raise ValueError(f"unknown norm {args.norm!r}; expected one of {sorted(NORMS)}")
+    use_host_devices(args.devices)  # before JAX starts its backend: one CPU device per core
+    import jax  # noqa: F401  (the backend starts below, with the host devices set)
+
+    from rnnjax.data.text import fox_segments
+    from rnnjax.io import write_csv, write_json
+    from rnnjax.plots.gradients import plot_grad_norm_history
+    from rnnjax.sweeps import REPORT_CLAIMS, check_rhos, curve_summary, judge_claim, stability_sweep, train_sweep
+    from rnnjax.train import first_nonfinite_step
+
+    t0 = time.perf_counter()
+    say = lambda msg: print(f"[gradient_stability {time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
+    if args.quick:
+        args.steps, args.seeds, args.repeats, args.hidden = (min(getattr(args, k), v) for k, v in QUICK.items())
+    rhos = check_rhos(args.rhos)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    seeds = np.arange(args.seed, args.seed + args.seeds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = fox_segments(args.repeats, args.segment_length)
+    say(f"data: {data.inputs.shape[0]} segments of {args.segment_length}, vocabulary {len(data.vocab)}; "
+        f"{len(jax.devices())} device(s)")
+    config = dict(hidden_size=args.hidden, loss="xent", num_steps=args.steps, learning_rate=args.lr,
+                  activation=args.activation, recurrent_init=args.recurrent_init, carry_state=args.carry_state)
+    _, hist = train_sweep(rhos, seeds, data.inputs, data.targets, fast_compile=args.quick, **config)
+    hist = jax.tree.map(np.asarray, hist)
+    say(f"trained {len(rhos)} rho x {len(seeds)} seeds x {args.steps} steps in one vmapped program")
+
+    # history.csv: every finite step of every run (a diverged run stops at its last finite step)
+    bad = np.asarray(first_nonfinite_step(hist))  # (R, S), -1 = finite throughout
+    rows = []
+    for i, rho in enumerate(rhos):
+        for j, seed in enumerate(seeds):
+            n = args.steps if bad[i, j] < 0 else int(bad[i, j])
+            rows.append(pd.DataFrame({"rho": rho, "seed": int(seed), "step": np.arange(n),
+                                      "loss": hist.loss[i, j, :n], "grad_whh_fro": hist.grad_whh_fro[i, j, :n],
+                                      "grad_whh_spec": hist.grad_whh_spec[i, j, :n]}))
+    write_csv(out / "history.csv", pd.concat(rows, ignore_index=True))
+
+    # per rho: the plotted norm's median curve, its summary, non-finite runs, and the report's claim
+    n_lyap = 200 if args.quick else 1000  # characters for the stability measures at initialisation
+    stab = stability_sweep(rhos, seeds, data.inputs.reshape(-1, data.inputs.shape[-1])[:n_lyap],
+                           data.targets.reshape(-1)[:n_lyap], hidden_size=args.hidden, output_size=len(data.vocab),
+                           activation=args.activation, recurrent_init=args.recurrent_init, fast_compile=args.quick)
+    gamma = {"relu": 1.0, "tanh": 1.0, "sigmoid": 0.25, "linear": 1.0}[args.activation]
+    per_rho, curves, claims = [], {}, []
+    for i, rho in enumerate(rhos):
+        values = getattr(hist, NORMS[args.norm])[i]
+        s = curve_summary(values, hist.finite[i])
+        diverged = [{"seed": int(seeds[j]), "first_nonfinite_step": int(bad[i, j])}
+                    for j in range(len(seeds)) if bad[i, j] >= 0]
+        note = None
+        if diverged:
+            note = (f"{len(diverged)}/{len(seeds)} seeds non-finite from step "
+                    f"{min(d['first_nonfinite_step'] for d in diverged)}")
+            say(f"rho {rho:g}: training went non-finite: "
+                + ", ".join(f"seed {d['seed']} at step {d['first_nonfinite_step']}" for d in diverged))
+        curves[float(rho)] = {"steps": s["steps"], "median": s["median"], "low": s["low"], "high": s["high"],
+                              "seeds": len(seeds), "diverged": note}
+        init = {k: _median(v[i]) for k, v in stab.items()}  # medians over seeds (one length), None if none finite
+        last = [hist.loss[i, j, (args.steps if bad[i, j] < 0 else int(bad[i, j])) - 1]
+                for j in range(len(seeds)) if bad[i, j] != 0]
+        exp = lambda v: None if v is None else float(np.exp(v))
+        entry = {"rho": float(rho), "status": "finite" if not diverged else "non-finite runs", "diverged": diverged,
+                 "norm": args.norm, **{k: s[k] for k in ("start", "end", "min", "max", "decades", "trend")},
+                 "loss_start_median": _median(hist.loss[i, :, 0]),
+                 "loss_last_finite_median": _median(last),
+                 "init_W_hh_norm2_median": exp(init["log_norm"]),
+                 "init_spectral_radius_median": exp(init["log_radius"]),
+                 "init_gamma_norm2_median": None if init["log_norm"] is None else gamma * exp(init["log_norm"]),
+                 "init_top_lyapunov_median": init["lyap_top"],
+                 "init_lag_slope_median": init["lag_slope"]}
+        per_rho.append(entry)
+        if any(abs(rho - r) < 1e-9 for r in REPORT_CLAIMS):
+            claims.append(judge_claim(float(rho), s))
+    for c in claims:
+        say(f"rho {c['rho']:.2f}  REPORT: {c['claim']}\n{'':>24}MEASURED: {c['measured']}\n"
+            f"{'':>24}=> {c['verdict'].upper()} ({c['test']})")
+    if claims:
+        write_csv(out / "claims.csv", pd.DataFrame(claims))
+
+    fig = plot_grad_norm_history(out / "fig3_grad_norm.png", curves, norm=args.norm,
+                                 title=f"||dL/dW_hh|| per SGD step, {args.activation} H={args.hidden}, "
+                                       f"{args.recurrent_init} init (median, min-max band)")
+    metrics = {
+        "experiment": "gradient_stability",
+        "config": {**{k: v for k, v in config.items()}, "rhos": [float(r) for r in rhos],
+                   "seeds": [int(s) for s in seeds], "segment_length": args.segment_length,
+                   "segments": int(data.inputs.shape[0]), "vocabulary": "".join(data.vocab),
+                   "repeats": args.repeats, "norm": args.norm, "quick": args.quick,
+                   "devices": len(jax.devices())},
+        "per_rho": per_rho,
+        "claims": claims,
+        "claims_agree": sum(c["verdict"] == "agrees" for c in claims),
+        "claims_total": len(claims),
+        "wall_s": time.perf_counter() - t0,
+        "figures": [fig.name],
+    }
+    write_json(out / "metrics.json", metrics)
+    say(f"wrote {out}/history.csv, claims.csv, {fig.name}, metrics.json; "
+        f"{metrics['claims_agree']}/{metrics['claims_total']} report claims agree")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

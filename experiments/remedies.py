@@ -1,0 +1,333 @@
+"""The remedies of report §4, measured: gradient clipping, gated cells (LSTM, GRU), IRNN/orthogonal inits.
+
+    python -m experiments.remedies [--out DIR] [--quick] [--seed 0] [--adding-T 100] [--adding-steps 1000]
+
+Three parts, each writing CSV/JSON beside its figure:
+
+1. Clipping (``fig7_clipping.png``): Experiment 2's vanilla RNN (text, hidden 50, ReLU, W_hh = rho W,
+   segments of 50, SGD, 200 steps) at rho = 1.2, at the report's learning rate and larger ones,
+   each with and without ``clip_by_global_norm(tau)``: loss and gradient norm per step, the
+   fraction of clipped steps, and whether (and when) each run went non-finite.
+2. Adding problem (``fig9_adding_problem.png``): T = 100, vanilla tanh RNN, IRNN, LSTM, GRU with
+   the same budget (Adam, clipping, same steps, batch and fresh data), several seeds, one vmapped
+   program per cell; plus the vanilla variants of part 3 (one seed each). The MSE curve is the
+   loss of each step's fresh batch before its update (unseen data, so an estimate of the test
+   MSE), smoothed; final test MSE on a held-out set; steps to MSE < 0.01; baseline 1/6.
+3. Lag profiles (``fig8_lag_profiles_by_cell.png``): ||dL_T/dh_{T-k}|| vs k on adding-problem
+   sequences for RNN(tanh), RNN(ReLU, rho 0.9 / 0.99 / 1.2), IRNN, orthogonal, LSTM (also through
+   the cell state c), GRU, at initialisation and after part 2's training (seed 0).
+"""
+
+from __future__ import annotations
+
+import time
+
+_T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from rnnjax import gated  # noqa: E402
+from rnnjax.cells import init_rnn  # noqa: E402
+from rnnjax.data import tasks  # noqa: E402
+from rnnjax.data.text import fox_segments  # noqa: E402
+from rnnjax.io import write_csv, write_json  # noqa: E402
+from rnnjax.train import first_nonfinite_step, train  # noqa: E402
+
+# name -> (cell, activation, init options); the first four are the adding problem's headline models
+MODELS = {
+    "rnn_tanh": ("rnn", "tanh", {"recurrent_init": "gaussian", "rho": 1.0}),
+    "irnn": ("rnn", "relu", {"recurrent_init": "identity", "rho": 1.0, "input_std": 1e-3, "output_std": 1e-3}),
+    "lstm": ("lstm", "tanh", {"forget_bias": 1.0}),
+    "gru": ("gru", "tanh", {}),
+    "rnn_relu_rho0.9": ("rnn", "relu", {"recurrent_init": "gaussian", "rho": 0.9}),
+    "rnn_relu_rho0.99": ("rnn", "relu", {"recurrent_init": "gaussian", "rho": 0.99}),
+    "rnn_relu_rho1.2": ("rnn", "relu", {"recurrent_init": "gaussian", "rho": 1.2}),
+    "rnn_orthogonal": ("rnn", "tanh", {"recurrent_init": "orthogonal", "rho": 1.0}),
+}
+HEADLINE = ("rnn_tanh", "irnn", "lstm", "gru")
+THRESHOLD = 0.01  # "solved": MSE below 0.01
+SMOOTH = 50  # steps in the running mean of the fresh-batch MSE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.remedies", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/remedies"), help="output folder (default: runs/remedies)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes)")
+    p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default: 0)")
+    c = p.add_argument_group("1. clipping (Experiment 2's setup)")
+    c.add_argument("--clip-rho", type=float, default=1.2, help="rho of W_hh = rho W (default: 1.2)")
+    c.add_argument("--clip-lrs", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2],
+                   help="SGD learning rates, each run with and without clipping (default: 1e-4 1e-3 1e-2)")
+    c.add_argument("--clip-tau", type=float, default=50.0, help="clip_by_global_norm threshold (default: 50)")
+    c.add_argument("--clip-steps", type=int, default=200, help="updates (default: 200, the report's)")
+    a = p.add_argument_group("2. adding problem")
+    a.add_argument("--adding-T", type=int, default=100, help="sequence length (default: 100)")
+    a.add_argument("--adding-steps", type=int, default=1000, help="Adam updates, a fresh batch each (default: 1000)")
+    a.add_argument("--adding-seeds", type=int, default=4, help="seeds per headline model (default: 4)")
+    a.add_argument("--batch", type=int, default=32, help="sequences per update (default: 32)")
+    a.add_argument("--hidden", type=int, default=32, help="hidden units of every model (default: 32)")
+    a.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate, every model (default: 1e-2)")
+    a.add_argument("--clip", type=float, default=1.0, help="global-norm clipping, every model (default: 1)")
+    a.add_argument("--test-size", type=int, default=2000, help="held-out sequences (default: 2000)")
+    a.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                   help="models to train and profile (default: all)")
+    a.add_argument("--no-variants", dest="variants", action="store_false",
+                   help="only the headline models (tanh RNN, IRNN, LSTM, GRU); by default the ReLU RNN at "
+                        "rho 0.9/0.99/1.2 and the orthogonal tanh RNN are trained too (one seed each)")
+    a.add_argument("--profile-seqs", type=int, default=32, help="sequences averaged per lag profile (default: 32)")
+    return p
+
+
+def _quick(cfg):
+    cfg.clip_lrs, cfg.clip_steps = [1e-4, 1e-2], 40
+    cfg.adding_T, cfg.adding_steps, cfg.adding_seeds, cfg.batch, cfg.hidden = 20, 60, 2, 8, 8
+    cfg.test_size, cfg.profile_seqs, cfg.variants = 64, 4, False
+    return cfg
+
+
+def _stage(msg: str) -> None:
+    print(f"[remedies {time.perf_counter() - _T_START:6.1f}s] {msg}", flush=True)
+
+
+@partial(jax.jit, static_argnames=("program",))
+def _compiled(*args, program):
+    """``program(*args)`` as one jitted program; ``program`` is a hashable configuration (a NamedTuple)."""
+    return program(*args)
+
+
+# --------------------------------------------------------------------------------------- 1. clipping
+
+class _Clipping(NamedTuple):
+    """One compiled program: Experiment 2's initial RNN trained at every learning rate, unclipped and clipped."""
+
+    rho: float
+    tau: float
+    steps: int
+    hidden: int
+
+    def __call__(self, key, xs, ys, lrs):
+        V = xs.shape[-1]
+        params = init_rnn(key, V, self.hidden, V, rho=self.rho)  # W_hh = rho W, W ~ N(0, 1/H) (report §5)
+        run = lambda tau: jax.vmap(lambda lr: train(params, xs, ys, loss="xent", num_steps=self.steps,
+                                                    learning_rate=lr, activation="relu", clip_norm=tau)[1])(lrs)
+        return run(None), run(self.tau)
+
+
+def run_clipping(cfg, out: Path) -> dict:
+    seg = fox_segments(repeats=20 if cfg.quick else 200)
+    xs, ys = jnp.asarray(seg.inputs), jnp.asarray(seg.targets)
+    program = _Clipping(float(cfg.clip_rho), float(cfg.clip_tau), cfg.clip_steps, 50)
+    histories = _compiled(jax.random.PRNGKey(cfg.seed), xs, ys, jnp.asarray(cfg.clip_lrs, jnp.float32),
+                          program=program)
+    rows, runs = [], []
+    for tau, hist in zip((None, cfg.clip_tau), histories, strict=True):
+        bad = np.asarray(first_nonfinite_step(hist))
+        for i, lr in enumerate(cfg.clip_lrs):
+            n = cfg.clip_steps if bad[i] < 0 else int(bad[i])  # keep only the finite steps
+            gn = np.asarray(hist.grad_norm[i, :n])
+            rows.append(pd.DataFrame({"lr": lr, "clipped": tau is not None, "step": np.arange(n),
+                                      "loss": np.asarray(hist.loss[i, :n]), "grad_norm": gn,
+                                      "grad_norm_clipped": np.asarray(hist.grad_norm_clipped[i, :n])}))
+            runs.append({"lr": lr, "clip_norm": tau, "finite": bool(bad[i] < 0),
+                         "first_nonfinite_step": None if bad[i] < 0 else int(bad[i]),
+                         "fraction_clipped": float(np.mean(gn > tau)) if tau is not None and n else 0.0,
+                         "initial_loss": float(hist.loss[i, 0]),
+                         "final_loss": float(hist.loss[i, n - 1]) if n else None,
+                         "max_grad_norm": float(gn.max()) if n else None,
+                         "median_grad_norm": float(np.median(gn)) if n else None})
+    write_csv(out / "clipping.csv", pd.concat(rows, ignore_index=True))
+    summary = {"rho": cfg.clip_rho, "tau": cfg.clip_tau, "steps": cfg.clip_steps, "hidden": 50, "activation": "relu",
+               "optimizer": "sgd", "loss": "xent summed over a 50-step segment", "runs": runs}
+    write_json(out / "clipping.json", summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------------- 2. adding problem
+
+class _Group(NamedTuple):
+    """One compiled program per (cell, activation): initialise every run, lag profiles at init (seed 0 of
+    each model), train all runs (vmapped), test MSE, lag profiles after training."""
+
+    cell: str
+    activation: str
+    members: tuple  # ((model name, number of seeds), ...)
+    hidden: int
+    steps: int
+    lr: float
+    clip: float
+
+    def __call__(self, k_init, xs, ys, test_x, test_y, prof_x, prof_y):
+        stacks = []
+        for name, n in self.members:
+            keys = jax.random.split(jax.random.fold_in(k_init, list(MODELS).index(name)), n)  # stable per model
+            init = lambda k, name=name: gated.init_cell(self.cell, k, 2, self.hidden, 1, **MODELS[name][2])
+            stacks.append(jax.vmap(init)(keys))
+        params0 = jax.tree.map(lambda *a: jnp.concatenate(a), *stacks)
+        first = np.cumsum([0] + [n for _, n in self.members[:-1]])  # the seed-0 run of each model
+        pick = lambda tree: jax.tree.map(lambda a: a[first], tree)
+        params, hist = gated.train_cell_sweep(params0, xs, ys, loss="mse_last", num_steps=self.steps,
+                                              learning_rate=self.lr, optimizer="adam", clip_norm=self.clip,
+                                              activation=self.activation)
+        test = gated.mse_last_seeds(params, test_x, test_y, activation=self.activation)
+        profiles = {stage: gated.mean_lag_profiles(pick(p), prof_x, prof_y, activation=self.activation)
+                    for stage, p in (("init", params0), ("trained", params))}
+        return hist, test, profiles
+
+
+def _groups(cfg) -> list[_Group]:
+    """Headline models get every seed, the other vanilla variants one; one group per (cell, activation)."""
+    members: dict = {}
+    for name, (cell, act, _) in MODELS.items():
+        if name not in cfg.models or (name not in HEADLINE and not cfg.variants):
+            continue
+        members.setdefault((cell, act), []).append((name, cfg.adding_seeds if name in HEADLINE else 1))
+    return [_Group(cell, act, tuple(m), cfg.hidden, cfg.adding_steps, float(cfg.lr), float(cfg.clip))
+            for (cell, act), m in members.items()]
+
+
+def _seed_record(s, bad, test_mse, solved):
+    return {"seed": s, "finite": bool(bad < 0), "first_nonfinite_step": None if bad < 0 else int(bad),
+            "test_mse": float(test_mse) if np.isfinite(test_mse) else None,
+            "steps_to_mse_0.01": None if solved < 0 else int(solved) + 1}
+
+
+def _model_summary(r: dict) -> dict:
+    te = [s["test_mse"] for s in r["seeds"] if s["test_mse"] is not None]
+    st = [s["steps_to_mse_0.01"] for s in r["seeds"] if s["steps_to_mse_0.01"] is not None]
+    return {**r, "test_mse_mean": float(np.mean(te)) if te else None, "test_mse_min": float(np.min(te)) if te else None,
+            "test_mse_max": float(np.max(te)) if te else None, "solved_seeds": len(st), "num_seeds": len(r["seeds"]),
+            "median_steps_to_mse_0.01": float(np.median(st)) if st else None}
+
+
+def _profile_rows(name, stage, profiles, j, lags):
+    logs = {part: np.asarray(v[j]) / np.log(10.0) for part, v in profiles.items()}  # mean ln -> log10
+    start = {"c": 1}  # the LSTM's c-part is exactly 0 at lag 0 (L_T sees c_T only through h_T): omitted
+    rows = [pd.DataFrame({"model": name, "stage": stage, "part": part, "lag": lags[start.get(part, 0):],
+                          "log10_norm": v[start.get(part, 0):]}) for part, v in logs.items()]
+    gains = {"log10_gain_state": float(logs["state"][-1] - logs["state"][0]),  # log10 ||dL/ds_1|| / ||dL/ds_T||
+             "log10_gain_h": float(logs["h"][-1] - logs["h"][0])}
+    if "c" in logs:
+        gains["log10_gain_c_vs_state_lag0"] = float(logs["c"][-1] - logs["state"][0])
+    return rows, gains
+
+
+def run_adding_and_profiles(cfg, out: Path):
+    T, B = cfg.adding_T, cfg.batch
+    k_data, k_init = jax.random.split(jax.random.PRNGKey(cfg.seed + 1))
+    n_train = cfg.adding_steps * B
+    all_x, all_y = tasks.adding_problem(k_data, n_train + cfg.test_size + cfg.profile_seqs, T)  # one draw, split:
+    xs, ys = all_x[:n_train].reshape(cfg.adding_steps, B, T, 2), all_y[:n_train].reshape(cfg.adding_steps, B, 1)
+    test_x, test_y = all_x[n_train:n_train + cfg.test_size], all_y[n_train:n_train + cfg.test_size]
+    prof_x, prof_y = all_x[n_train + cfg.test_size:], all_y[n_train + cfg.test_size:]
+    curves, results, profile_rows, gains, timings = [], {}, [], {}, {}
+    lags = np.arange(T)
+    for group in _groups(cfg):
+        t0 = time.perf_counter()
+        hist, test_mse, profiles = jax.block_until_ready(
+            _compiled(k_init, xs, ys, test_x, test_y, prof_x, prof_y, program=group))
+        key = f"{group.cell}_{group.activation}"
+        timings[key] = time.perf_counter() - t0
+        runs = sum(n for _, n in group.members)
+        _stage(f"  {group.cell}/{group.activation}: {runs} runs x {cfg.adding_steps} steps in {timings[key]:.1f}s")
+        mse = 2.0 * np.asarray(hist.loss)  # mse_last is 0.5 (y_T - y)^2 with O = 1: MSE = 2 loss
+        smooth = tasks.running_mean(mse, SMOOTH)
+        solved = tasks.first_step_below(smooth, THRESHOLD)
+        bad = np.asarray(first_nonfinite_step(hist))
+        test_mse = np.asarray(test_mse)
+        i = 0
+        for j, (name, n) in enumerate(group.members):
+            r = results.setdefault(name, {"cell": group.cell, "activation": group.activation,
+                                          "init": MODELS[name][2], "seeds": []})
+            for s in range(n):
+                stop = cfg.adding_steps if bad[i] < 0 else int(bad[i])  # only finite steps are saved
+                curves.append(pd.DataFrame({"model": name, "seed": s, "step": np.arange(stop), "mse": mse[i, :stop],
+                                            "mse_smooth": smooth[i, :stop]}))
+                r["seeds"].append(_seed_record(s, bad[i], test_mse[i], solved[i]))
+                i += 1
+            for stage in ("init", "trained"):
+                rows, g = _profile_rows(name, stage, profiles[stage], j, lags)
+                profile_rows += rows
+                gains.setdefault(name, {})[stage] = g
+    results = {name: _model_summary(results[name]) for name in MODELS if name in results}
+    write_csv(out / "adding_curves.csv", pd.concat(curves, ignore_index=True))
+    adding = {"T": T, "batch": B, "hidden": cfg.hidden, "steps": cfg.adding_steps, "optimizer": "adam", "lr": cfg.lr,
+              "clip_norm": cfg.clip, "seeds_headline": cfg.adding_seeds, "threshold": THRESHOLD,
+              "smoothing_window": SMOOTH, "baseline_mse": tasks.ADDING_BASELINE_MSE,
+              "baseline_mse_on_test_set": float(tasks.constant_predictor_mse(test_y)), "test_size": cfg.test_size,
+              "headline": list(HEADLINE),
+              "curve": f"MSE of each step's fresh batch before its update (unseen data), running mean over {SMOOTH}",
+              "models": results, "seconds_per_program": timings}
+    write_json(out / "adding.json", adding)
+    write_csv(out / "lag_profiles.csv", pd.concat(profile_rows, ignore_index=True))
+    lag = {"T": T, "sequences": cfg.profile_seqs, "loss": "mse_last on the adding problem (L_T)",
+           "average": "mean over sequences of log10 norms (a geometric mean)", "trained": "seed 0 after part 2",
+           "gains": "log10 of ||dL_T/d(.)_1|| / ||dL_T/d(.)_T||, the change over the whole sequence (lag T-1)",
+           "parts": {"state": "||dL_T/ds_{T-k}||, s the whole recurrent state (h, or (h, c) for the LSTM)",
+                     "h": "||dL_T/dh_{T-k}||",
+                     "c": "||dL_T/dc_{T-k}||, the LSTM's cell state, from lag 1 (exactly 0 at lag 0)"},
+           "models": gains}
+    write_json(out / "lag_profiles.json", lag)
+    return adding, lag
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = build_parser().parse_args(argv)
+    if cfg.quick:
+        cfg = _quick(cfg)
+    for name in ("clip_steps", "adding_T", "adding_steps", "adding_seeds", "batch", "hidden", "test_size",
+                 "profile_seqs"):
+        if getattr(cfg, name) < (2 if name == "adding_T" else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    from rnnjax.plots import remedies as plots
+
+    timings = {}
+    t = time.perf_counter()
+    _stage("1/3 clipping")
+    clipping = run_clipping(cfg, out)
+    timings["clipping"] = time.perf_counter() - t
+    for r in clipping["runs"]:
+        state = "finite" if r["finite"] else f"NON-FINITE at step {r['first_nonfinite_step']}"
+        print(f"  lr={r['lr']:g} clip={r['clip_norm']}: {state}, last finite loss {r['final_loss']:.2f}, "
+              f"clipped {100 * r['fraction_clipped']:.0f}% of steps")
+    t = time.perf_counter()
+    _stage("2/3 adding problem and 3/3 lag profiles (one program per cell)")
+    adding, lag = run_adding_and_profiles(cfg, out)
+    timings["adding_and_lag_profiles"] = time.perf_counter() - t
+    for name, r in adding["models"].items():
+        mean, low = (f"{v:.4f}" if v is not None else "n/a" for v in (r["test_mse_mean"], r["test_mse_min"]))
+        print(f"  {name:18s} test MSE mean {mean} (min {low}), "
+              f"MSE < {THRESHOLD} within the budget: {r['solved_seeds']}/{r['num_seeds']} seeds, "
+              f"median step {r['median_steps_to_mse_0.01']}")
+    t = time.perf_counter()
+    figures = [
+        plots.plot_clipping(pd.read_csv(out / "clipping.csv"), clipping, out / "fig7_clipping.png").name,
+        plots.plot_lag_profiles(pd.read_csv(out / "lag_profiles.csv"), out / "fig8_lag_profiles_by_cell.png").name,
+        plots.plot_adding(pd.read_csv(out / "adding_curves.csv"), adding, out / "fig9_adding_problem.png").name,
+    ]
+    timings["figures"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - _T_START
+    metrics = {"quick": cfg.quick, "seed": cfg.seed, "clipping": clipping, "adding": adding, "lag_profiles": lag,
+               "timings_s": timings, "figures": figures,
+               "files": ["clipping.csv", "clipping.json", "adding_curves.csv", "adding.json", "lag_profiles.csv",
+                         "lag_profiles.json"]}
+    write_json(out / "metrics.json", metrics)
+    _stage(f"done: {out / 'metrics.json'}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

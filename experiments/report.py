@@ -1,0 +1,79 @@
+"""The results page: ``OUT/report.md`` built from the JSON files the experiments wrote.
+
+Every number on the page is read from a JSON file under OUT through :meth:`Page.num`, which also
+records where it came from in ``OUT/report_sources.json`` (file, key path, format); the tests
+re-derive every recorded number from its JSON and check the page says exactly that. The report's
+own published numbers are quoted from ``OUT/reference.json``, written here from :data:`REPORT`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rnnjax.io import atomic_write_text, write_json
+
+# What the report (SPEC.md §3, §5) published: quoted, not measured.
+REPORT = {
+    "experiment1": {"rmse": 136.39, "mae": 135.67, "price_range_low": 220, "price_range_high": 540},
+    "experiment2": {
+        "0.9": "the norm falls below 1 and keeps falling (vanishing)",
+        "0.99": "hovers near 10^1 (near stable)",
+        "1.2": "grows past about 2x10^1 (exploding)",
+    },
+}
+
+
+def lookup(obj, path):
+    """``obj[path[0]][path[1]]...`` (list indices as ints)."""
+    for key in path:
+        obj = obj[int(key)] if isinstance(obj, list) else obj[key]
+    return obj
+
+
+class Page:
+    """Markdown lines plus the provenance of every number written through :meth:`num`."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.lines: list[str] = []
+        self.sources: list[dict] = []
+        self._cache: dict[str, dict] = {}
+
+    def json(self, file: str) -> dict:
+        if file not in self._cache:
+            self._cache[file] = json.loads((self.out / file).read_text())
+        return self._cache[file]
+
+    def has(self, file: str) -> bool:
+        return (self.out / file).is_file()
+
+    def num(self, file: str, *path, fmt: str = "{:.2f}") -> str:
+        """The value at ``path`` in JSON ``file`` (relative to OUT), formatted, with its source recorded."""
+        text = fmt.format(lookup(self.json(file), path))
+        self.sources.append({"text": text, "file": file, "path": list(path), "format": fmt})
+        return text
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def figure(self, folder: str, name: str, caption: str) -> None:
+        """An image link (relative to the page) and its two-line reading."""
+        self.add(f"![{name}]({folder}/{name})", "", caption, "")
+
+
+def write_report(out: Path, *, quick: bool = False) -> Path:
+    """Build ``out/report.md`` (and ``report_sources.json``) from the JSON under ``out``."""
+    out = Path(out)
+    write_json(out / "reference.json", REPORT)
+    page = Page(out)
+    page.add("# rnnjax: the report reproduced, and what it did not show", "")
+    if quick:
+        page.add("> **Quick mode**: reduced sizes for a smoke test; the numbers below are not the full run's.", "")
+    from experiments import report_sections
+
+    for section in report_sections.SECTIONS:
+        section(page)
+    atomic_write_text(out / "report.md", "\n".join(page.lines).rstrip() + "\n")
+    write_json(out / "report_sources.json", page.sources)
+    return out / "report.md"

@@ -1,0 +1,345 @@
+"""Experiment 1 (report §3): next-day closing price with a vanilla RNN, beside the persistence baseline.
+
+    python -m experiments.stock_forecast [--seeds 4] [--target returns] [--loss many-to-many]
+                                         [--optimizer adam] [--ticker aapl.us | --csv FILE] [--out DIR]
+
+Defaults are the report's run: 80/20 temporal split, min-max scaling fitted on train, windows of
+20 closes -> the next close, RNN with 16 tanh units and a linear output, loss 0.5 (o_T - y)^2 on
+the last step, hand BPTT over the full batch, SGD lr 0.01, 300 epochs, global-norm clipping at 5.
+Data: the embedded ``msft.us`` (1986-2017) unless ``--ticker`` (Stooq; needs an API key, from
+``--apikey`` or ``$STOOQ_APIKEY``) or ``--csv`` is given. ``--seeds N`` trains N initialisations
+in one vmapped program. Writes ``history.csv``, ``predictions.csv``, ``train_tail.csv``,
+``fig1_training.png``, ``fig2_forecast.png`` and, last, ``metrics.json`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import time
+
+_T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from rnnjax import forecast  # noqa: E402
+from rnnjax.data.prices import DEFAULT_SOURCE, load_price_data, make_forecast_data, values_to_prices  # noqa: E402
+from rnnjax.io import write_csv, write_json  # noqa: E402
+from rnnjax.train import describe_nonfinite, first_nonfinite_step  # noqa: E402
+
+_IMPORT_S = time.perf_counter() - _T_START
+
+LOSS_MODES = {"many-to-one": "mse_last", "mse_last": "mse_last", "many-to-many": "mse", "mse": "mse"}
+CELLS = ("rnn",)  # "lstm", "gru" plug into fit_model when rnnjax.gated lands
+QUICK_EPOCHS = 20
+TAIL_DAYS = 500  # train days drawn before the test range in Figure 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.stock_forecast", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("data source (default: the embedded msft.us)")
+    one = src.add_mutually_exclusive_group()
+    one.add_argument("--ticker", help="Stooq ticker, e.g. aapl.us (fetched and cached)")
+    one.add_argument("--csv", type=Path, help="local CSV with a date and a close column")
+    src.add_argument("--apikey", help="Stooq API key (default: $STOOQ_APIKEY); never logged or saved")
+    src.add_argument("--cache-dir", type=Path, help="Stooq cache (default: $RNNJAX_CACHE or ~/.cache/rnnjax)")
+    src.add_argument("--stooq-url", default=None, help="Stooq server root (default: https://stooq.com)")
+    src.add_argument("--drop-invalid", action="store_true",
+                     help="drop rows with bad dates or missing/non-positive closes instead of failing")
+    m = p.add_argument_group("model and training (defaults: the report)")
+    m.add_argument("--cell", choices=CELLS, default="rnn", help="recurrent cell (default: rnn)")
+    m.add_argument("--target", choices=("price", "returns"), default="price",
+                   help="predict the next close, or the next log-return and rebuild the close (default: price)")
+    m.add_argument("--loss", choices=sorted(LOSS_MODES), default="many-to-one",
+                   help="many-to-one = mse_last, 0.5 (o_T - y)^2; many-to-many = mse at every step "
+                        "(default: many-to-one)")
+    m.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default: sgd (full batch)")
+    m.add_argument("--lookback", type=int, default=20, help="window length (default: 20)")
+    m.add_argument("--train-fraction", type=float, default=0.8, help="temporal split (default: 0.8)")
+    m.add_argument("--hidden", type=int, default=16, help="hidden units (default: 16)")
+    m.add_argument("--activation", choices=("tanh", "sigmoid", "relu", "linear"), default="tanh")
+    m.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
+    m.add_argument("--epochs", type=int, default=300, help="full-batch epochs (default: 300)")
+    m.add_argument("--clip", type=float, default=5.0, help="global-norm clipping tau, 0 = none (default: 5)")
+    m.add_argument("--method", choices=("bptt", "autograd"), default="bptt",
+                   help="gradients by the hand BPTT or jax.grad (default: bptt)")
+    m.add_argument("--seeds", type=int, default=1, help="initialisations trained together (default: 1)")
+    m.add_argument("--seed", type=int, default=0, help="base PRNG seed; seed s uses fold_in(PRNGKey(seed), s)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/stock_forecast/<source>/)")
+    p.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs, for a smoke test")
+    return p
+
+
+@partial(jax.jit, static_argnames=("n_seeds", "options"))
+def _rnn_program(seed, xs, ys, lr, windows, *, n_seeds: int, options: tuple):
+    """Init n_seeds RNNs (keys fold_in(PRNGKey(seed), s)), train them, forecast ``windows``: one program."""
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s))(jnp.arange(n_seeds))
+    opts = dict(options)
+    params, history = forecast.fit_rnn_seeds(keys, xs, ys, lr, **opts)
+    scaled = forecast.predict_next_seeds(params, windows, activation=opts["activation"])[..., 0]
+    return history, first_nonfinite_step(history), scaled
+
+
+def fit_model(cfg: argparse.Namespace, data) -> tuple[dict, dict]:
+    """The one place the cell is chosen: train ``cfg.seeds`` models and forecast every window.
+
+    Initialisation (seed s from ``fold_in(PRNGKey(cfg.seed), s)``), training and the forecasts of
+    all train and test windows form one compiled program, timed as compile + train. Returns
+    ``(results, timings)``; ``results`` holds NumPy arrays: ``history`` (a TrainHistory, (S, E)
+    each), ``first_nonfinite`` (S,), and ``forecast_scaled`` (S, M_train + M_test).
+    """
+    if cfg.cell != "rnn":
+        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {list(CELLS)}")
+    options = (("hidden_size", cfg.hidden), ("loss", LOSS_MODES[cfg.loss]), ("num_steps", cfg.epochs),
+               ("optimizer", cfg.optimizer), ("clip_norm", cfg.clip or None), ("activation", cfg.activation),
+               ("method", cfg.method))
+    args = (np.int32(cfg.seed), data.x_train[None], data.y_train[None], np.float32(cfg.lr),  # one full batch
+            np.concatenate([data.x_train, data.x_test]))
+    t0 = time.perf_counter()
+    compiled = _rnn_program.lower(*args, n_seeds=cfg.seeds, options=options).compile()
+    t1 = time.perf_counter()
+    history, first_bad, scaled = jax.tree.map(np.asarray, jax.block_until_ready(compiled(*args)))
+    results = {"history": history, "first_nonfinite": first_bad, "forecast_scaled": scaled}
+    return results, {"compile": t1 - t0, "train": time.perf_counter() - t1}
+
+
+def _seed_status(history, first_bad) -> list[dict]:
+    status = []
+    for s, step in enumerate(first_bad):
+        message = None if step < 0 else describe_nonfinite(jax.tree.map(lambda a, s=s: a[s], history))
+        status.append({"seed": s, "status": "ok" if step < 0 else "nonfinite",
+                       "first_nonfinite_step": None if step < 0 else int(step), "message": message})
+    return status
+
+
+def _history_frame(history, status) -> pd.DataFrame:
+    """Per-epoch rows of every seed, cut at a diverged seed's first non-finite step."""
+    frames = []
+    for st in status:
+        s, stop = st["seed"], st["first_nonfinite_step"]
+        n = history.loss.shape[1] if stop is None else stop
+        frames.append(pd.DataFrame({
+            "seed": s, "epoch": np.arange(1, n + 1),
+            "loss": history.loss[s, :n], "grad_norm": history.grad_norm[s, :n],
+            "grad_norm_clipped": history.grad_norm_clipped[s, :n], "grad_whh_spec": history.grad_whh_spec[s, :n]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def draw_figures(out: Path, history: pd.DataFrame, predictions: pd.DataFrame, tail: pd.DataFrame,
+                 metrics: dict) -> list[str]:
+    """Figures 1 and 2 from the saved tables (so :func:`redraw` needs no retraining)."""
+    from rnnjax.plots.stock import plot_forecast, plot_training
+
+    cfg = metrics["config"]
+    title = (f"{metrics['data']['source']}: {cfg['cell'].upper()} H={cfg['hidden']}, {cfg['loss']}, target "
+             f"{cfg['target']}, {cfg['optimizer']} lr {cfg['lr']:g}, {cfg['epochs']} epochs")
+    seeds = [g for _, g in history.groupby("seed", sort=True)]
+    plot_training([g["loss"].to_numpy() for g in seeds], [g["grad_norm"].to_numpy() for g in seeds],
+                  [g["grad_norm_clipped"].to_numpy() for g in seeds], clip_norm=cfg["clip"] or None,
+                  path=out / "fig1_training.png", title=title,
+                  loss_label="batch-mean loss (scaled " + ("log-return" if cfg["target"] == "returns" else "price")
+                  + " units)")
+    seed_cols = [c for c in predictions.columns if c.startswith("rnn_seed")]
+    dates = pd.to_datetime(predictions["date"])
+    plot_forecast(pd.to_datetime(tail["date"]), tail["close"], dates, predictions["actual"],
+                  predictions[seed_cols].to_numpy().T, predictions["persistence"], path=out / "fig2_forecast.png",
+                  title=title, rmse=metrics["rmse"], persistence_rmse=metrics["persistence_rmse"],
+                  train_max=metrics["data"]["train_close_max"],
+                  currency="USD" if metrics["data"]["source"].endswith(".us") else "price units")
+    return ["fig1_training.png", "fig2_forecast.png"]
+
+
+def redraw(out) -> list[str]:
+    """Redraw both figures of a finished run from its CSV and JSON files."""
+    import json
+
+    out = Path(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return draw_figures(out, pd.read_csv(out / "history.csv"), pd.read_csv(out / "predictions.csv"),
+                        pd.read_csv(out / "train_tail.csv"), metrics)
+
+
+def _source_name(cfg) -> str:
+    return cfg.ticker.lower() if cfg.ticker else (cfg.csv.stem if cfg.csv else DEFAULT_SOURCE)
+
+
+def _stat_fields(prefix: str, summary: dict) -> dict:
+    return {prefix: summary["mean"], f"{prefix}_min": summary["min"], f"{prefix}_max": summary["max"],
+            f"{prefix}_std": summary["std"], f"{prefix}_per_seed": summary["per_seed"]}
+
+
+def run(cfg: argparse.Namespace) -> dict:
+    """Load, window, train, evaluate, save tables and figures, then metrics.json; returns the metrics."""
+    t_start = time.perf_counter()
+    timings = {"imports": _IMPORT_S}
+    out = cfg.out or Path("runs") / "stock_forecast" / _source_name(cfg)
+    if cfg.seeds < 1 or cfg.epochs < 1 or cfg.hidden < 1:
+        raise ValueError(f"--seeds, --epochs and --hidden must be >= 1, got {cfg.seeds}, {cfg.epochs}, {cfg.hidden}")
+    if not (cfg.lr > 0 and cfg.clip >= 0):
+        raise ValueError(f"--lr must be > 0 and --clip >= 0 (0 = no clipping), got {cfg.lr} and {cfg.clip}")
+    if cfg.quick:
+        cfg.epochs = min(cfg.epochs, QUICK_EPOCHS)
+    stooq = {k: v for k, v in (("cache_dir", cfg.cache_dir), ("base_url", cfg.stooq_url)) if v} if cfg.ticker else {}
+    loaded = load_price_data(csv=cfg.csv, ticker=cfg.ticker, apikey=cfg.apikey, drop_invalid=cfg.drop_invalid,
+                             **stooq)
+    closes = loaded.closes
+    prices, dates = closes.to_numpy(), closes.index
+    data = make_forecast_data(prices, lookback=cfg.lookback, train_fraction=cfg.train_fraction, target=cfg.target,
+                              many_to_many=LOSS_MODES[cfg.loss] == "mse")
+    timings["load"] = time.perf_counter() - t_start
+    print(f"[stock_forecast] {loaded.source}: {len(prices)} rows {dates[0].date()}..{dates[-1].date()}, "
+          f"{len(data.train_days)} train / {len(data.test_days)} test windows; training {cfg.seeds} seed(s) "
+          f"x {cfg.epochs} epochs ({cfg.cell}, {cfg.loss}, target {cfg.target}, {cfg.optimizer})", flush=True)
+
+    # matplotlib takes ~0.7 s to import: do it on the idle core while XLA compiles and trains (GIL released)
+    plots_import = threading.Thread(target=importlib.import_module, args=("rnnjax.plots.stock",), daemon=True)
+    plots_import.start()
+    fit, fit_times = fit_model(cfg, data)
+    history = fit["history"]
+    timings |= fit_times
+    print(f"[stock_forecast] compiled in {fit_times['compile']:.2f} s, trained in {fit_times['train']:.2f} s",
+          flush=True)
+
+    t0 = time.perf_counter()
+    status = _seed_status(history, fit["first_nonfinite"])
+    days = np.concatenate([data.train_days, data.test_days])
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged seed's forecasts may overflow: flagged below
+        pred_all = values_to_prices(data, prices, days, fit["forecast_scaled"])  # (S, M_train + M_test) prices
+    pred_train, pred_test = pred_all[:, : len(data.train_days)], pred_all[:, len(data.train_days):]
+    actual_test, actual_train = prices[data.test_days], prices[data.train_days]
+    persist_test = forecast.persistence_forecast(prices, data.test_days)
+    persist_train = forecast.persistence_forecast(prices, data.train_days)
+    ok = np.array([st["status"] == "ok" for st in status]) & np.isfinite(pred_test).all(1) & np.isfinite(
+        pred_train).all(1)
+    for st, good in zip(status, ok, strict=True):
+        if st["status"] == "ok" and not good:
+            st["status"], st["message"] = "nonfinite_prediction", "training finite but forecasts are not"
+    def per_seed(metric, pred, *args):  # a metric of each finite seed, NaN for the others (reported as None)
+        values = np.full(len(pred), np.nan)
+        if ok.any():
+            values[ok] = metric(pred[ok], *args)
+        return values
+
+    test_rmse_s, test_mae_s = per_seed(forecast.rmse, pred_test, actual_test), per_seed(forecast.mae, pred_test,
+                                                                                        actual_test)
+    test_rmse, test_mae = forecast.seed_summary(test_rmse_s, ok), forecast.seed_summary(test_mae_s, ok)
+    p_rmse, p_mae = float(forecast.rmse(persist_test, actual_test)), float(forecast.mae(persist_test, actual_test))
+    dm_stat = per_seed(lambda p: forecast.diebold_mariano(p, persist_test, actual_test)[0], pred_test)
+    dm_p = per_seed(lambda p: forecast.diebold_mariano(p, persist_test, actual_test)[1], pred_test)
+    timings["predict"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    hist_df = _history_frame(history, status)
+    pred_df = pd.DataFrame({"date": dates[data.test_days].strftime("%Y-%m-%d"), "actual": actual_test,
+                            "persistence": persist_test})
+    if ok.any():
+        pred_df["rnn_mean"] = pred_test[ok].mean(0)
+    for s in np.flatnonzero(ok):  # seeds that went non-finite are in metrics.json's status, not here
+        pred_df[f"rnn_seed{s}"] = pred_test[s]
+    tail_days = np.arange(max(0, data.n_train_rows - TAIL_DAYS), data.n_train_rows)
+    tail_df = pd.DataFrame({"date": dates[tail_days].strftime("%Y-%m-%d"), "close": prices[tail_days]})
+    write_csv(out / "history.csv", hist_df)
+    write_csv(out / "predictions.csv", pred_df)
+    write_csv(out / "train_tail.csv", tail_df)
+    timings["write"] = time.perf_counter() - t0
+
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items() if k not in ("apikey", "out")}
+    config |= {"apikey_given": bool(cfg.apikey), "loss_fn": LOSS_MODES[cfg.loss], "out": str(out)}
+    train_part, test_part = prices[: data.n_train_rows], prices[data.n_train_rows:]
+    metrics = {
+        "experiment": "stock_forecast",
+        **_stat_fields("rmse", test_rmse), **_stat_fields("mae", test_mae),
+        "persistence_rmse": p_rmse, "persistence_mae": p_mae,
+        "beats_persistence": None if test_rmse["mean"] is None else bool(test_rmse["mean"] < p_rmse),
+        "seeds_beating_persistence": int(np.sum(test_rmse_s[ok] < p_rmse)),
+        "dm_vs_persistence": {  # Diebold-Mariano on squared errors: stat < 0 = RNN more accurate
+            "stat_per_seed": [float(v) if k else None for v, k in zip(dm_stat, ok, strict=True)],
+            "pvalue_per_seed": [float(v) if k else None for v, k in zip(dm_p, ok, strict=True)],
+            "seeds_significantly_better": int(np.sum(ok & (dm_stat < 0) & (dm_p < 0.05))),
+            "seeds_significantly_worse": int(np.sum(ok & (dm_stat > 0) & (dm_p < 0.05)))},
+        "verdict_vs_persistence": _verdict(ok, dm_stat, dm_p),
+        **_stat_fields("train_rmse", forecast.seed_summary(per_seed(forecast.rmse, pred_train, actual_train), ok)),
+        **_stat_fields("train_mae", forecast.seed_summary(per_seed(forecast.mae, pred_train, actual_train), ok)),
+        "train_persistence_rmse": float(forecast.rmse(persist_train, actual_train)),
+        "train_persistence_mae": float(forecast.mae(persist_train, actual_train)),
+        "final_loss_per_seed": [float(history.loss[st["seed"], (st["first_nonfinite_step"] or cfg.epochs) - 1])
+                                if st["first_nonfinite_step"] != 0 else None for st in status],
+        "seeds": {"count": cfg.seeds, "ok": int(ok.sum()), "status": status},
+        "config": config,
+        "data": {
+            "source": loaded.source, "notes": list(loaded.notes),
+            "first_date": str(dates[0].date()), "last_date": str(dates[-1].date()),
+            "n_rows": len(prices), "n_train_rows": data.n_train_rows, "n_test_rows": len(test_part),
+            "n_train_windows": len(data.train_days), "n_test_windows": len(data.test_days),
+            "train_range": [str(dates[0].date()), str(dates[data.n_train_rows - 1].date())],
+            "test_range": [str(dates[data.n_train_rows].date()), str(dates[-1].date())],
+            "train_close_min": float(train_part.min()), "train_close_max": float(train_part.max()),
+            "test_close_min": float(test_part.min()), "test_close_max": float(test_part.max()),
+            "scaler": {"lo": data.scaler.lo, "hi": data.scaler.hi, "of": cfg.target},
+        },
+        "files": ["history.csv", "predictions.csv", "train_tail.csv"],
+    }
+    t0 = time.perf_counter()
+    plots_import.join()
+    metrics["figures"] = draw_figures(out, hist_df, pred_df, tail_df, metrics)
+    timings["figures"] = time.perf_counter() - t0
+    timings["total"] = timings["imports"] + time.perf_counter() - t_start
+    metrics["timings_s"] = timings
+    write_json(out / "metrics.json", metrics)
+    _print_summary(metrics, out)
+    return metrics
+
+
+def _verdict(ok, dm_stat, dm_p, level: float = 0.05) -> str:
+    """'better' / 'worse' when every finite seed differs from persistence significantly (Diebold-Mariano)."""
+    n, better, worse = int(ok.sum()), int(np.sum(ok & (dm_stat < 0) & (dm_p < level))), int(
+        np.sum(ok & (dm_stat > 0) & (dm_p < level)))
+    if n == 0:
+        return "no finite seed"
+    if better == n or worse == n:
+        return "better" if better == n else "worse"
+    return "indistinguishable" if better == worse == 0 else "mixed"
+
+
+def _fmt(x) -> str:
+    return "   n/a" if x is None else f"{x:8.3f}"
+
+
+def _print_summary(m: dict, out: Path) -> None:
+    n_ok = m["seeds"]["ok"]
+    label = f"RNN ({n_ok} seed{'s' if n_ok != 1 else ''}{', mean' if n_ok > 1 else ''})"
+    spread = (f"   RMSE {m['rmse_min']:.3f}..{m['rmse_max']:.3f}" if n_ok > 1 else "")
+    print(f"\n{'test days ' + m['data']['test_range'][0] + '..' + m['data']['test_range'][1]:34s}"
+          f"{'RMSE':>8s} {'MAE':>8s}")
+    print(f"{label:34s}{_fmt(m['rmse'])} {_fmt(m['mae'])}{spread}")
+    print(f"{'persistence (close of day before)':34s}{_fmt(m['persistence_rmse'])} {_fmt(m['persistence_mae'])}")
+    for st in m["seeds"]["status"]:
+        if st["status"] != "ok":
+            print(f"seed {st['seed']}: {st['status']}: {st['message']}")
+    verdict = {True: "beats", False: "does NOT beat", None: "cannot be compared with"}[m["beats_persistence"]]
+    dm = m["dm_vs_persistence"]
+    t = m["timings_s"]
+    print(f"The RNN's mean RMSE {verdict} persistence ({m['seeds_beating_persistence']}/{m['seeds']['count']} seeds "
+          f"lower; Diebold-Mariano at 5%: {dm['seeds_significantly_better']} significantly better, "
+          f"{dm['seeds_significantly_worse']} significantly worse: {m['verdict_vs_persistence']}). "
+          f"Timings: imports {t['imports']:.2f} s, compile {t['compile']:.2f} s, train {t['train']:.2f} s, "
+          f"figures {t['figures']:.2f} s, total {t['total']:.2f} s. Results in {out}/", flush=True)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse ``argv`` (default: sys.argv), run, and return the metrics saved to metrics.json."""
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,124 @@
+"""Figures of the gradient analysis: Figure 3 (||dL/dW_hh|| per training step), lag profiles,
+Jacobian-product spectra, and the rho phase diagram. Inputs are plain NumPy arrays / DataFrames,
+so every figure can be redrawn from the CSV files the experiments save."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnjax.plots.common import new_figure, save_png
+
+REPORT_RHOS = (0.90, 0.99, 1.20)
+NORM_LABELS = {"spec": r"$\|\partial L/\partial W_{hh}\|_2$ (spectral)",
+               "fro": r"$\|\partial L/\partial W_{hh}\|_F$ (Frobenius)"}
+LN10 = np.log(10.0)
+
+
+def _colors(n):
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
+
+
+def plot_grad_norm_history(path, curves: dict, *, norm: str = "spec", title: str | None = None):
+    """Figure 3: per rho the median over seeds of the gradient norm per step, with a min-max band.
+
+    ``curves`` maps rho -> dict(steps (K,), median (K,), low (K,), high (K,), seeds int, diverged str|None).
+    """
+    fig, ax = new_figure(width=7.0, height=4.2)
+    for color, (rho, c) in zip(_colors(len(curves)), sorted(curves.items()), strict=True):
+        label = f"rho = {rho:g} ({c['seeds']} seeds)"
+        if c.get("diverged"):
+            label += f"; {c['diverged']}"
+        if len(c["steps"]):
+            ax.plot(c["steps"], c["median"], color=color, lw=1.6, label=label)
+            ax.fill_between(c["steps"], c["low"], c["high"], color=color, alpha=0.2, lw=0)
+        else:
+            ax.plot([], [], color=color, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step (SGD update)")
+    ax.set_ylabel(NORM_LABELS[norm] + ", log scale")
+    ax.set_title(title or "Figure 3 reproduced: median over seeds, band = min..max")
+    ax.legend(fontsize=8)
+    return save_png(fig, path)
+
+
+def plot_lag_profiles(path, panels: list[dict]):
+    """Figure 4: per rho, ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| against the lag k (geometric means).
+
+    Each panel dict: rho, k (K,), log_profile (K,) natural log of the ratio, log_bound (K,) for
+    (gamma ||W_hh||_2)^k, log_sigma_max (K,) of the Jacobian products, lyap (top exponent), label.
+    """
+    fig, axes = new_figure(1, len(panels), width=4.2 * len(panels), height=3.8, squeeze=False)
+    for ax, p in zip(axes[0], panels, strict=True):
+        ax.plot(p["k"], np.exp(p["log_profile"]), lw=2, label=r"measured $\|\partial L_T/\partial h_{T-k}\|$ ratio")
+        ax.plot(p["k"], np.exp(p["log_sigma_max"]), lw=1, ls="-.", label=r"$\sigma_{max}(J_T\cdots J_{T-k+1})$")
+        ax.plot(p["k"], np.exp(p["log_bound"]), "k--", lw=1, label=r"report bound $(\gamma\|W_{hh}\|_2)^k$")
+        ax.plot(p["k"], np.exp(p["lyap"] * p["k"]), ":", color="C3", lw=1.5,
+                label=rf"$e^{{\lambda_1 k}}$, $\lambda_1$ = {p['lyap']:.3f}")
+        ax.set_yscale("log")
+        ax.set_xlabel("lag k (steps back from T)")
+        ax.set_ylabel("gradient norm ratio (log scale)")
+        ax.set_title(p.get("label", f"rho = {p['rho']:g}"))
+        ax.legend(fontsize=7)
+    return save_png(fig, path)
+
+
+def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict):
+    """Figure 5: all singular values of the products P_k against k per rho, and the Lyapunov spectra.
+
+    Each panel dict: rho, k (K,), log_sigma (K, S) natural logs (geometric means), log_bound (K,).
+    ``lyapunov`` maps rho -> exponents (S,) in nats per step (median over seeds).
+    """
+    n = len(panels) + 1
+    fig, axes = new_figure(1, n, width=4.0 * n, height=3.8, squeeze=False)
+    for ax, p in zip(axes[0][:-1], panels, strict=True):
+        S = p["log_sigma"].shape[1]
+        for i, color in zip(range(S), _colors(S), strict=True):
+            ax.plot(p["k"], p["log_sigma"][:, i] / LN10, color=color, lw=0.7)
+        ax.plot(p["k"], p["log_bound"] / LN10, "k--", lw=1.2, label=r"bound $k\log_{10}(\gamma\|W_{hh}\|_2)$")
+        ax.set_xlabel("lag k")
+        ax.set_ylabel(r"$\log_{10}\sigma_i(J_T\cdots J_{T-k+1})$")
+        ax.set_title(f"rho = {p['rho']:g}: all {S} singular values", fontsize=9)
+        ax.text(0.02, 0.02, "values far below the top are round-off of exact zeros\n"
+                "(a ReLU Jacobian has rank = active units)", transform=ax.transAxes, fontsize=6.5)
+        ax.set_ylim(max(ax.get_ylim()[0], -40), None)
+        ax.legend(fontsize=7)
+    ax = axes[0][-1]
+    for color, (rho, ex) in zip(_colors(len(lyapunov)), sorted(lyapunov.items()), strict=True):
+        ax.plot(np.arange(1, len(ex) + 1), ex, "o-", ms=2, color=color, label=f"rho = {rho:g}")
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xlabel("exponent index i")
+    ax.set_ylabel(r"Lyapunov exponent $\lambda_i$ (nats/step)")
+    ax.set_title("Lyapunov spectra (QR method)", fontsize=9)
+    ax.text(0.02, 0.02, "exponents off the bottom: collapsed\ndirections (-inf, shown as log(tiny))",
+            transform=ax.transAxes, fontsize=6.5)
+    ax.set_ylim(max(ax.get_ylim()[0], -6), None)
+    ax.legend(fontsize=7)
+    return save_png(fig, path)
+
+
+def plot_phase_diagram(path, panels: list[dict], *, marks=REPORT_RHOS):
+    """Figure 6: per activation, top Lyapunov exponent and lag-profile slope against rho, per length.
+
+    Each panel dict: activation, rho (R,), lengths {T: dict(lyap (R,), slope (R,))} (NaN = not
+    finite, left out), log_gamma_norm (R,) = log(gamma ||W_hh||_2), log_radius (R,).
+    """
+    fig, axes = new_figure(1, len(panels), width=5.6 * len(panels), height=4.2, squeeze=False)
+    for ax, p in zip(axes[0], panels, strict=True):
+        rho = p["rho"]
+        for color, (T, v) in zip(_colors(len(p["lengths"])), sorted(p["lengths"].items()), strict=True):
+            ax.plot(rho, v["lyap"], "-", color=color, lw=1.6, label=rf"$\lambda_1$, T = {T}")
+            ax.plot(rho, v["slope"], "--", color=color, lw=1.0, label=f"lag-profile slope, T = {T}")
+        ax.plot(rho, p["log_gamma_norm"], color="0.4", lw=1, label=r"$\log(\gamma\|W_{hh}\|_2)$ (report's rate)")
+        ax.plot(rho, p["log_radius"], ":", color="0.4", lw=1, label=r"$\log$ spectral radius")
+        ax.axhline(0.0, color="k", lw=0.8)
+        for m in marks:
+            ax.axvline(m, color="C3", lw=0.8, alpha=0.6)
+        ax.text(marks[-1], ax.get_ylim()[1], " report's rho", color="C3", fontsize=7, va="top")
+        ax.set_xlabel(r"$\rho$ (W_hh = $\rho$ W, W ~ N(0, 1/H))")
+        ax.set_ylabel("growth rate (nats/step): < 0 vanishing, > 0 exploding")
+        ax.set_title(f"{p['activation']}: where vanishing turns into exploding")
+        ax.legend(fontsize=6.5)
+    return save_png(fig, path)

@@ -1,0 +1,197 @@
+"""Step Jacobians, Jacobian products, lag profiles, the report's bound and Lyapunov exponents."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnjax.activations import get_activation
+from rnnjax.analysis import (
+    jacobians_of,
+    lag_profile,
+    lag_profile_of,
+    lag_slope,
+    last_step_state_grad,
+    log_lag_profile_of,
+    lyapunov_of,
+    lyapunov_spectrum,
+    product_log_singular_values,
+    report_bound,
+    rnn_step,
+    step_jacobians,
+)
+from rnnjax.cells import RNNParams, init_rnn
+from rnnjax.forward import rnn_states
+
+D, H, O, T = 3, 5, 4, 7
+
+
+def _params(rho=1.0, seed=0, dtype=jnp.float64):
+    p = init_rnn(jax.random.PRNGKey(seed), D, H, O, rho=rho, dtype=dtype)
+    return p._replace(b_h=0.1 * jax.random.normal(jax.random.PRNGKey(seed + 100), (H,), dtype))
+
+
+def _xs(seed=1, t=T, dtype=jnp.float64):
+    return jax.random.normal(jax.random.PRNGKey(seed), (t, D), dtype)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "linear"])
+def test_jacfwd_jacobians_equal_the_closed_form(x64, activation):
+    p, xs = _params(rho=1.3), _xs()
+    h0 = 0.5 * jax.random.normal(jax.random.PRNGKey(7), (H,), jnp.float64)
+    Js = step_jacobians(p, xs, activation=activation, h0=h0)
+    _, as_ = rnn_states(p, xs, h0, activation=activation)
+    dphi = np.asarray(get_activation(activation).dphi(as_))  # (T, H)
+    closed = dphi[:, :, None] * np.asarray(p.W_hh).T[None]  # J_t = diag(phi'(a_t)) W_hh^T (report §4.1)
+    assert Js.shape == (T, H, H)
+    np.testing.assert_allclose(np.asarray(Js), closed, rtol=0, atol=1e-12)
+    if activation == "relu":
+        assert 0 < (dphi == 0).sum() < dphi.size  # both branches of the kink were exercised
+
+
+def test_product_of_k_jacobians_equals_jacfwd_of_the_k_step_map(x64):
+    p, xs = _params(rho=1.1), _xs()
+    h0 = 0.3 * jnp.ones((H,), jnp.float64)
+    step = rnn_step(p, activation="tanh")
+    Js = np.asarray(jacobians_of(step, h0, xs))
+
+    def k_step_map(h, k):
+        for t in range(k):
+            h = step(h, xs[t])
+        return h
+
+    for k in (1, 3, T):
+        direct = np.asarray(jax.jacfwd(k_step_map)(h0, k))  # d h_k / d h_0
+        product = np.linalg.multi_dot([Js[t] for t in reversed(range(k))]) if k > 1 else Js[0]  # J_k ... J_1
+        np.testing.assert_allclose(product, direct, rtol=1e-12, atol=1e-14)
+
+
+def test_product_singular_values_match_explicit_backward_products(x64):
+    p, xs = _params(rho=1.5), _xs()
+    Js = step_jacobians(p, xs, activation="tanh")
+    logs = np.asarray(product_log_singular_values(Js))
+    assert logs.shape == (T, H)
+    P = np.eye(H)
+    for k in range(1, T + 1):
+        P = P @ np.asarray(Js[T - k])  # P_k = J_T ... J_{T-k+1} = d h_T / d h_{T-k}
+        sv = np.linalg.svd(P, compute_uv=False)
+        np.testing.assert_allclose(np.exp(logs[k - 1]), sv, rtol=1e-9, atol=1e-13 * sv[0])
+
+
+def test_lag_profile_equals_autodiff_of_the_last_loss_wrt_earlier_states(x64):
+    p, xs = _params(rho=1.2), _xs()
+    targets = jnp.arange(T) % O
+    step = rnn_step(p, activation="tanh")
+
+    def last_loss(eps):  # l_T with h_t = step(h_{t-1}, x_t) + eps_t, so d l_T / d eps_t = d l_T / d h_t
+        h = jnp.zeros(H)
+        for t in range(T):
+            h = step(h, xs[t]) + eps[t]
+        o = h @ p.W_ho + p.b_o
+        return jax.nn.logsumexp(o) - o[targets[-1]]  # xent at the last step
+
+    ref = np.linalg.norm(np.asarray(jax.jit(jax.grad(last_loss))(jnp.zeros((T, H)))), axis=1)[::-1]  # lag k = T-1-t
+    profile = np.asarray(lag_profile(p, xs, targets, loss="xent", activation="tanh"))
+    assert profile.shape == (T,)
+    np.testing.assert_allclose(profile, ref, rtol=1e-10)
+    g_T = last_step_state_grad(p, xs, targets, loss="xent", activation="tanh")
+    np.testing.assert_allclose(profile[0], np.linalg.norm(np.asarray(g_T)), rtol=1e-12)
+    generic = lag_profile_of(step, jnp.zeros(H), xs, g_T)
+    np.testing.assert_allclose(np.asarray(generic), profile, rtol=1e-12)
+
+
+def test_report_bound_holds_at_every_lag(x64):
+    for activation, rho in [("tanh", 0.7), ("tanh", 2.5), ("relu", 1.4), ("sigmoid", 3.0)]:
+        for seed in range(3):
+            p, xs = _params(rho=rho, seed=seed), _xs(seed + 10, t=12)
+            Js = step_jacobians(p, xs, activation=activation)
+            k = np.arange(1, 13)
+            log_bound = np.asarray(report_bound(p.W_hh, k, activation=activation, log=True))
+            top = np.asarray(product_log_singular_values(Js))[:, 0]
+            assert np.all(top <= log_bound + 1e-10)  # sigma_max(P_k) <= (gamma ||W_hh||_2)^k (report §4.1)
+            targets = jnp.arange(12) % O
+            prof = np.asarray(lag_profile(p, xs, targets, activation=activation, log=True))
+            assert np.all(prof[1:] <= log_bound[:-1] + prof[0] + 1e-10)  # ||dL_T/dh_{T-k}|| <= bound ||g_T||
+        if activation == "sigmoid":  # gamma = 1/4 makes the bound strictly loose
+            assert top[0] < log_bound[0] - 0.5
+
+
+def test_report_bound_is_attained_without_saturation(x64):
+    """Diagonal W_hh, ReLU with every pre-activation positive: J_t = W_hh^T exactly, so equality."""
+    w = jnp.array([0.5, -1.7, 1.2, 0.9, 0.3])
+    p = RNNParams(W_xh=jnp.ones((D, H)), W_hh=jnp.diag(jnp.abs(w)), b_h=jnp.full((H,), 5.0),
+                  W_ho=jnp.ones((H, O)), b_o=jnp.zeros(O))
+    xs = jnp.abs(_xs())
+    Js = step_jacobians(p, xs, activation="relu")
+    top = np.asarray(product_log_singular_values(Js))[:, 0]
+    bound = np.asarray(report_bound(p.W_hh, np.arange(1, T + 1), activation="relu", log=True))
+    np.testing.assert_allclose(top, bound, rtol=1e-12)  # equality at every lag, the single lag included
+    np.testing.assert_allclose(np.exp(top[0]), 1.7, rtol=1e-12)
+    lin = p._replace(W_hh=jnp.diag(w))  # linear cell, signed diagonal: a single lag attains gamma ||W||_2
+    np.testing.assert_allclose(np.asarray(step_jacobians(lin, xs, activation="linear"))[0], np.diag(w), atol=0)
+    np.testing.assert_allclose(float(report_bound(lin.W_hh, 1, activation="linear")), 1.7, rtol=1e-12)
+
+
+def test_lyapunov_of_linear_rnn_is_log_abs_eigenvalues(x64):
+    n = 6
+    W = jax.random.normal(jax.random.PRNGKey(3), (n, n), jnp.float64) / np.sqrt(n) * 1.3
+    p = RNNParams(W_xh=jnp.zeros((1, n)), W_hh=W, b_h=jnp.zeros(n), W_ho=jnp.zeros((n, 1)), b_o=jnp.zeros(1))
+    xs = jnp.zeros((10_000, 1))
+    lyap = np.asarray(lyapunov_spectrum(p, xs, activation="linear", h0=jnp.ones(n), warmup=100))
+    expected = np.sort(np.log(np.abs(np.linalg.eigvals(np.asarray(W)))))[::-1]
+    np.testing.assert_allclose(lyap, expected, atol=1e-3)
+    top2 = np.asarray(lyapunov_spectrum(p, xs, activation="linear", warmup=100, num=2, reorth_every=3))
+    np.testing.assert_allclose(top2, expected[:2], atol=1e-3)
+
+
+def test_lyapunov_of_scaled_orthogonal_is_log_rho_without_overflow_at_long_T():
+    n, rho = 8, 3.0
+    p = init_rnn(jax.random.PRNGKey(0), 1, n, 1, rho=rho, recurrent_init="orthogonal")
+    xs = jnp.zeros((10_000, 1), jnp.float32)
+    lyap = np.asarray(lyapunov_spectrum(p, xs, activation="linear"))  # the state stays 0; J_t = 3 Q^T
+    assert lyap.dtype == np.float32 and np.all(np.isfinite(lyap))  # 3^10000 never formed
+    np.testing.assert_allclose(lyap, np.log(rho), atol=2e-5)
+    bounded = np.asarray(lyapunov_spectrum(p, xs + 0.5, activation="tanh", num=2))  # tanh state, rho = 3
+    assert np.all(np.isfinite(bounded)) and bounded[0] <= np.log(rho)
+    # and the lag profile of the same exploding system stays finite in log form
+    logs = np.asarray(log_lag_profile_of(rnn_step(p, activation="linear"), jnp.zeros(n), xs, jnp.ones(n)))
+    assert np.all(np.isfinite(logs))
+    np.testing.assert_allclose(lag_slope(logs), np.log(rho), rtol=1e-4)
+
+
+def test_lyapunov_generic_step_with_dead_relu_units_stays_finite():
+    step = lambda h, x: jax.nn.relu(jnp.array([2.0, -1.0, 0.5]) * h + x)  # unit 1 dies, unit 0 grows
+    lyap = np.asarray(lyapunov_of(step, jnp.ones(3), jnp.zeros((50, 3)), num=3))
+    assert np.all(np.isfinite(lyap))
+    np.testing.assert_allclose(lyap[:2], [np.log(2.0), np.log(0.5)], rtol=1e-5)
+    assert lyap[2] < -50  # the dead direction: log(tiny), not -inf
+
+
+def test_overflowing_state_gives_nan_not_a_fake_collapse():
+    step = lambda h, x: jax.nn.relu(1e10 * h + x)  # the state overflows to inf after a few steps
+    xs = jnp.ones((12, 3))
+    assert np.all(np.isnan(np.asarray(lyapunov_of(step, jnp.ones(3), xs, num=2))))
+    assert np.all(np.isnan(np.asarray(log_lag_profile_of(step, jnp.ones(3), xs, jnp.ones(3)))))
+    Js = jacobians_of(step, jnp.ones(3), xs).at[5, 0, 0].set(jnp.nan)
+    assert np.all(np.isnan(np.asarray(product_log_singular_values(Js))))  # and LAPACK never sees the NaN
+    finite = lyapunov_of(step, jnp.ones(3), xs[:2], num=2)  # before the overflow: log 1e10 per step
+    np.testing.assert_allclose(np.asarray(finite), np.log(1e10), rtol=1e-5)
+
+
+def test_bad_inputs_raise_clear_errors():
+    p = init_rnn(jax.random.PRNGKey(0), D, H, O)
+    xs = jnp.zeros((T, D))
+    with pytest.raises(ValueError, match="num must be at most"):
+        lyapunov_spectrum(p, xs, num=H + 1)
+    with pytest.raises(ValueError, match="warmup"):
+        lyapunov_spectrum(p, xs, warmup=T)
+    with pytest.raises(ValueError, match="activation"):
+        step_jacobians(p, xs, activation="swish")
+    with pytest.raises(ValueError, match="input width mismatch"):
+        step_jacobians(p, jnp.zeros((T, D + 1)))
+    with pytest.raises(ValueError, match="Js must have shape"):
+        product_log_singular_values(jnp.zeros((T, H, H + 1)))
+    with pytest.raises(ValueError, match="g_T"):
+        lag_profile_of(rnn_step(p), jnp.zeros(H), xs, jnp.zeros(H + 1))
+    with pytest.raises(ValueError, match="reorth_every"):
+        lyapunov_spectrum(p, xs, reorth_every=0)

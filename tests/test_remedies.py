@@ -1,0 +1,96 @@
+"""End-to-end: ``python -m experiments.remedies --quick`` writes consistent numbers, tables and figures."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import experiments.remedies as exp
+from rnnjax.plots import remedies as plots
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("remedies")
+    return out, exp.main(["--quick", "--models", "rnn_tanh", "lstm", "--out", str(out)])
+
+
+def test_quick_run_writes_everything(quick_run):
+    out, m = quick_run
+    assert m["figures"] == ["fig7_clipping.png", "fig8_lag_profiles_by_cell.png", "fig9_adding_problem.png"]
+    for name in m["figures"] + m["files"] + ["metrics.json"]:
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "metrics.json").read_text())["adding"]["models"].keys() == {"rnn_tanh", "lstm"}
+    assert set(m) >= {"clipping", "adding", "lag_profiles", "timings_s", "figures", "files", "quick", "seed"}
+
+
+def test_clipping_numbers_agree_with_the_table(quick_run):
+    out, m = quick_run
+    frame = pd.read_csv(out / "clipping.csv")
+    tau = m["clipping"]["tau"]
+    assert len(m["clipping"]["runs"]) == 4  # two learning rates, each without and with clipping
+    for r in m["clipping"]["runs"]:
+        rows = frame[(frame["lr"] == r["lr"]) & (frame["clipped"] == (r["clip_norm"] is not None))]
+        assert len(rows) == (m["clipping"]["steps"] if r["finite"] else r["first_nonfinite_step"])
+        if r["clip_norm"] is not None:
+            assert r["finite"]
+            np.testing.assert_allclose(rows["grad_norm_clipped"], np.minimum(rows["grad_norm"], tau), rtol=1e-6)
+            assert r["fraction_clipped"] == pytest.approx(float((rows["grad_norm"] > tau).mean()))
+        else:
+            assert r["fraction_clipped"] == 0.0
+            np.testing.assert_allclose(rows["grad_norm_clipped"], rows["grad_norm"])
+        assert r["final_loss"] == pytest.approx(float(rows["loss"].iloc[-1]), rel=1e-6)
+
+
+def test_adding_summary_agrees_with_curves(quick_run):
+    out, m = quick_run
+    a = m["adding"]
+    curves = pd.read_csv(out / "adding_curves.csv")
+    assert a["baseline_mse"] == pytest.approx(1 / 6)
+    assert abs(a["baseline_mse_on_test_set"] - 1 / 6) < 0.06  # 64 test sequences in --quick
+    for name, r in a["models"].items():
+        c = curves[curves["model"] == name]
+        assert sorted(c["seed"].unique()) == list(range(r["num_seeds"]))
+        for s in r["seeds"]:
+            cs = c[c["seed"] == s["seed"]].sort_values("step")
+            np.testing.assert_allclose(cs["mse_smooth"].iloc[: a["smoothing_window"]],
+                                       np.cumsum(cs["mse"].iloc[: a["smoothing_window"]]) /
+                                       np.arange(1, min(len(cs), a["smoothing_window"]) + 1), rtol=1e-5)
+            below = np.flatnonzero(cs["mse_smooth"].to_numpy() < a["threshold"])
+            assert s["steps_to_mse_0.01"] == (int(below[0]) + 1 if below.size else None)
+            assert s["test_mse"] is not None and s["test_mse"] > 0
+
+
+def test_lag_profiles_table(quick_run):
+    out, m = quick_run
+    lag = pd.read_csv(out / "lag_profiles.csv")
+    T = m["adding"]["T"]
+    lstm = lag[(lag["model"] == "lstm") & (lag["stage"] == "init")]
+    assert set(lstm["part"]) == {"state", "h", "c"} and len(lstm) == 3 * T - 1  # c from lag 1
+    rnn = lag[(lag["model"] == "rnn_tanh") & (lag["stage"] == "trained")]
+    assert set(rnn["part"]) == {"state", "h"}
+    # at lag 0 the loss sees only h_T, so the LSTM's whole-state norm equals its h-part
+    at0 = lstm[lstm["lag"] == 0].set_index("part")["log10_norm"]
+    assert at0["state"] == pytest.approx(at0["h"], abs=1e-4)
+    g = m["lag_profiles"]["models"]["lstm"]["init"]
+    s = lstm[lstm["part"] == "state"].sort_values("lag")["log10_norm"].to_numpy()
+    assert g["log10_gain_state"] == pytest.approx(s[-1] - s[0], abs=1e-5)
+
+
+def test_figures_redraw_from_saved_files(quick_run, tmp_path):
+    out, m = quick_run
+    plots.plot_clipping(pd.read_csv(out / "clipping.csv"), json.loads((out / "clipping.json").read_text()),
+                        tmp_path / "a.png")
+    plots.plot_lag_profiles(pd.read_csv(out / "lag_profiles.csv"), tmp_path / "b.png")
+    plots.plot_adding(pd.read_csv(out / "adding_curves.csv"), json.loads((out / "adding.json").read_text()),
+                      tmp_path / "c.png")
+    assert all((tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in ("a.png", "b.png", "c.png"))
+
+
+def test_help_and_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        exp.main(["--help"])
+    assert "--adding-T" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="adding-steps"):
+        exp.main(["--adding-steps", "0"])

@@ -1,0 +1,69 @@
+"""The adding problem: data checks, the 1/6 baseline, and a short seeded run where an LSTM beats it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnjax import gated
+from rnnjax.data import tasks
+
+
+def test_adding_problem_data():
+    xs, ys = tasks.adding_problem(jax.random.PRNGKey(0), 500, 30)
+    xs, ys = np.asarray(xs), np.asarray(ys)
+    assert xs.shape == (500, 30, 2) and ys.shape == (500, 1) and xs.dtype == np.float32
+    values, markers = xs[..., 0], xs[..., 1]
+    assert set(np.unique(markers)) == {0.0, 1.0}
+    np.testing.assert_array_equal(markers.sum(1), 2)  # exactly two markers per sequence
+    np.testing.assert_array_equal(markers[:, :15].sum(1), 1)  # one in the first half,
+    np.testing.assert_array_equal(markers[:, 15:].sum(1), 1)  # one in the second
+    assert values.min() >= 0.0 and values.max() < 1.0
+    first, second = markers[:, :15].argmax(1), 15 + markers[:, 15:].argmax(1)
+    rows = np.arange(500)
+    np.testing.assert_allclose(ys[:, 0], values[rows, first] + values[rows, second], rtol=1e-6)
+    # every position can be marked, and the data are a pure function of the key
+    assert len(np.unique(first)) == 15 and len(np.unique(second)) == 15
+    again, _ = tasks.adding_problem(jax.random.PRNGKey(0), 500, 30)
+    other, _ = tasks.adding_problem(jax.random.PRNGKey(1), 500, 30)
+    np.testing.assert_array_equal(again, xs)
+    assert not np.array_equal(other, xs)
+    bx, by = tasks.adding_problem_batches(jax.random.PRNGKey(0), 4, 5, 30)
+    assert bx.shape == (4, 5, 30, 2) and by.shape == (4, 5, 1)
+    with pytest.raises(ValueError, match="length"):
+        tasks.adding_problem(jax.random.PRNGKey(0), 3, 1)
+    with pytest.raises(ValueError, match="num_sequences"):
+        tasks.adding_problem(jax.random.PRNGKey(0), 0, 10)
+
+
+def test_constant_predictor_scores_one_sixth():
+    _, ys = tasks.adding_problem(jax.random.PRNGKey(7), 100_000, 10)
+    # y - 1 is triangular on [-1, 1]: E[(y-1)^2] = 1/6, Var[(y-1)^2] = E[(y-1)^4] - 1/36 = 1/15 - 1/36 = 7/180,
+    # so the sample mean has standard error sqrt(7/180 / 1e5) ~ 6.2e-4; allow 4 of them.
+    mse = float(tasks.constant_predictor_mse(ys))
+    assert abs(mse - tasks.ADDING_BASELINE_MSE) < 4 * np.sqrt(7 / 180 / 100_000)
+    assert float(jnp.mean(ys)) == pytest.approx(1.0, abs=4 * np.sqrt(1 / 6 / 100_000))
+
+
+def test_running_mean_and_first_step_below():
+    np.testing.assert_allclose(tasks.running_mean(np.arange(6.0), 3), [0, 0.5, 1, 2, 3, 4])
+    np.testing.assert_allclose(tasks.running_mean(np.ones((2, 4)), 10), np.ones((2, 4)))
+    np.testing.assert_array_equal(tasks.first_step_below(np.array([[3, 2, 1.0], [5, 5, 5]]), 1.5), [2, -1])
+
+
+def test_short_adding_run_lstm_beats_the_baseline():
+    """T = 20, hidden 16, batch 32, Adam 1e-2 with clipping at 1, 300 fresh batches, seed 0.
+
+    Stated margin: the LSTM's held-out MSE ends below 0.02, under an eighth of the 1/6 baseline
+    (measured: 0.0037 here; seeds 1 and 2 of the same setup give 0.0061 and 0.0049)."""
+    T, steps = 20, 300
+    data_x, data_y = tasks.adding_problem(jax.random.PRNGKey(0), steps * 32 + 512, T)
+    xs, ys = data_x[:-512].reshape(steps, 32, T, 2), data_y[:-512].reshape(steps, 32, 1)
+    params = gated.init_lstm(jax.random.PRNGKey(1), 2, 16, 1)
+    trained, hist = gated.train_cell(params, xs, ys, loss="mse_last", num_steps=steps, learning_rate=1e-2,
+                                     optimizer="adam", clip_norm=1.0)
+    before = float(gated.cell_mse(params, data_x[-512:], data_y[-512:]))
+    after = float(gated.cell_mse(trained, data_x[-512:], data_y[-512:]))
+    assert bool(hist.finite.all())
+    assert before > tasks.ADDING_BASELINE_MSE  # an untrained LSTM does worse than predicting 1
+    assert after < 0.02

@@ -1,0 +1,176 @@
+"""train(): its history against a hand-run of optax steps (SGD + clipping on batches, Adam on single
+sequences with the state carried across segments), the hand BPTT and jax.grad giving the same run,
+global-norm clipping, a diverging run halted and reported, vmap over parameter sets, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rnnjax import (
+    RNNParams,
+    describe_nonfinite,
+    first_nonfinite_step,
+    loss_and_grad_with_state,
+    make_optimizer,
+    spectral_norm,
+    train,
+)
+
+
+def random_params(rng, D, H, O) -> RNNParams:
+    return RNNParams(W_xh=jnp.asarray(rng.normal(size=(D, H))), W_hh=jnp.asarray(rng.normal(size=(H, H)) / np.sqrt(H)),
+                     b_h=jnp.asarray(0.1 * rng.normal(size=H)), W_ho=jnp.asarray(rng.normal(size=(H, O))),
+                     b_o=jnp.asarray(0.1 * rng.normal(size=O)))
+
+
+def hand_run(params, xs, targets, *, loss, num_steps, learning_rate, optimizer, clip_norm, activation, h0,
+             carry_state):
+    """What train() promises, written as a plain Python loop over optax steps (one jitted step)."""
+    opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
+
+    @jax.jit
+    def step(params, opt_state, x, y, h):
+        value, grads, h_last = loss_and_grad_with_state(params, x, y, loss=loss, activation=activation, h0=h)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value, grads, h_last
+
+    opt_state, h, rows = opt.init(params), h0, []
+    for s in range(num_steps):
+        params, opt_state, value, grads, h_last = step(params, opt_state, xs[s % len(xs)], targets[s % len(xs)], h)
+        G = np.asarray(grads.W_hh)
+        norm = float(np.sqrt(sum(np.sum(np.asarray(g) ** 2) for g in grads)))
+        rows.append((float(value), norm, norm if clip_norm is None else min(norm, clip_norm),
+                     float(np.linalg.norm(G)), float(np.linalg.norm(G, 2))))
+        if carry_state:
+            h = h_last
+    return params, np.array(rows)
+
+
+def assert_history_matches(history, rows):
+    for i, field in enumerate(("loss", "grad_norm", "grad_norm_clipped", "grad_whh_fro", "grad_whh_spec")):
+        np.testing.assert_allclose(np.asarray(getattr(history, field)), rows[:, i], rtol=1e-10, err_msg=field)
+    assert bool(history.finite.all())
+
+
+def test_sgd_with_clipping_on_batches_equals_a_hand_run_and_autograd(x64):
+    rng = np.random.default_rng(0)
+    p = random_params(rng, 2, 4, 1)
+    xs = jnp.asarray(rng.normal(size=(3, 5, 4, 2)))  # N = 3 batches of B = 5 sequences, T = 4
+    ys = jnp.asarray(rng.normal(size=(3, 5, 1)))
+    kw = dict(loss="mse_last", num_steps=7, learning_rate=0.3, optimizer="sgd", clip_norm=0.9, activation="tanh")
+    params, history = train(p, xs, ys, **kw)
+    want_params, rows = hand_run(p, xs, ys, h0=None, carry_state=False, **kw)
+    assert_history_matches(history, rows)
+    assert (rows[:, 1] > 0.9).any() and (rows[:, 1] < 0.9).any()  # clipping was both active and idle
+    for a, b in zip(params, want_params, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-14)
+    params_auto, history_auto = train(p, xs, ys, method="autograd", **kw)
+    for field in history._fields[:-1]:
+        np.testing.assert_allclose(np.asarray(getattr(history_auto, field)), np.asarray(getattr(history, field)),
+                                   rtol=1e-10)
+
+
+def test_adam_with_the_state_carried_across_segments_equals_a_hand_run(x64):
+    rng = np.random.default_rng(1)
+    p = random_params(rng, 3, 4, 3)
+    xs = jnp.asarray(rng.normal(size=(4, 6, 3)))  # N = 4 single sequences (segments), T = 6
+    ys = jnp.asarray(rng.integers(0, 3, size=(4, 6)))
+    h0 = jnp.asarray(rng.normal(size=4))
+    kw = dict(loss="xent", num_steps=6, learning_rate=0.05, optimizer="adam", clip_norm=None, activation="relu")
+    params, history = train(p, xs, ys, h0=h0, carry_state=True, **kw)
+    want_params, rows = hand_run(p, xs, ys, h0=h0, carry_state=True, **kw)
+    assert_history_matches(history, rows)
+    np.testing.assert_allclose(np.asarray(params.W_hh), np.asarray(want_params.W_hh), rtol=1e-10)
+    _, rows_reset = hand_run(p, xs, ys, h0=h0, carry_state=False, **kw)
+    assert not np.allclose(rows_reset[1:, 0], rows[1:, 0])  # carrying the state is not a no-op
+
+
+def test_global_norm_clipping():
+    """||clip(g)|| = tau above tau, g untouched below it, and clipping twice equals clipping once."""
+    g = RNNParams(jnp.full((2, 3), 3.0), jnp.full((3, 3), -2.0), jnp.ones(3), jnp.full((3, 1), 4.0), jnp.ones(1))
+
+    @jax.jit
+    def clip(grads, tau):  # SGD with learning rate 1 updates by -clip(g)
+        opt = make_optimizer(1.0, clip_norm=tau)
+        return jax.tree.map(jnp.negative, opt.update(grads, opt.init(grads))[0])
+
+    norm = float(jax.jit(optax.tree.norm)(g))
+    assert norm == pytest.approx(np.sqrt(6 * 9 + 9 * 4 + 3 + 3 * 16 + 1))
+    clipped = clip(g, 5.0)
+    assert float(jax.jit(optax.tree.norm)(clipped)) == pytest.approx(5.0, rel=1e-6)
+    for a, b in zip(clipped, g, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b) * 5.0 / norm, rtol=1e-6)  # same direction
+    for a, b in zip(clip(g, 2 * norm), g, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # below the threshold: untouched
+    for a, b in zip(clip(clipped, 5.0), clipped, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)  # idempotent
+
+
+def test_a_diverging_run_is_halted_and_reported(x64):
+    rng = np.random.default_rng(2)
+    p = random_params(rng, 2, 3, 1)
+    xs = jnp.asarray(rng.normal(size=(1, 4, 5, 2)))
+    ys = jnp.asarray(rng.normal(size=(1, 4, 5, 1)))
+    kw = dict(loss="mse", learning_rate=1e8, activation="linear")
+    params, history = train(p, xs, ys, num_steps=12, **kw)
+    k = int(first_nonfinite_step(history))
+    assert 0 < k < 12
+    assert bool(history.finite[:k].all()) and not bool(history.finite[k:].any())
+    assert all(bool(jnp.isfinite(a).all()) for a in params)  # never a NaN handed back
+    kept, _ = train(p, xs, ys, num_steps=k, **kw)  # the parameters reached by the last finite step
+    for a, b in zip(params, kept, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    message = describe_nonfinite(history)
+    assert message.startswith(f"training went non-finite at step {k} of 12")
+    assert "grad_norm" in message or "loss" in message
+    stacked = jax.tree.map(lambda h: jnp.stack([h, h.at[:].set(True) if h.dtype == bool else h]), history)
+    np.testing.assert_array_equal(np.asarray(first_nonfinite_step(stacked)), [k, -1])  # works on vmapped histories
+
+
+def test_vmap_over_parameter_sets_equals_separate_runs():
+    rng = np.random.default_rng(3)
+    sets = [jax.tree.map(lambda a: a.astype(jnp.float32), random_params(rng, 2, 3, 2)) for _ in range(2)]
+    xs = jnp.asarray(rng.normal(size=(3, 4, 2)), jnp.float32)
+    ys = jnp.asarray(rng.integers(0, 2, size=(3, 4)))
+    run = lambda p: train(p, xs, ys, loss="xent", num_steps=5, learning_rate=0.1, activation="relu")
+    params, history = jax.vmap(run)(jax.tree.map(lambda *a: jnp.stack(a), *sets))
+    for i, p in enumerate(sets):
+        params_i, history_i = run(p)
+        np.testing.assert_allclose(np.asarray(history.grad_whh_spec[i]), np.asarray(history_i.grad_whh_spec),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(params.W_hh[i]), np.asarray(params_i.W_hh), rtol=1e-5, atol=1e-7)
+    assert describe_nonfinite(history_i) is None
+
+
+def test_spectral_norm_is_the_largest_singular_value():
+    A = np.random.default_rng(4).normal(size=(5, 3))
+    assert float(spectral_norm(jnp.asarray(A, jnp.float32))) == pytest.approx(np.linalg.norm(A, 2), rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+P = random_params(np.random.default_rng(5), 2, 3, 1)
+XS, YS = jnp.zeros((2, 4, 2)), jnp.zeros((2, 1))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(clip_norm=0.0), r"clip_norm must be > 0, got 0.0"),
+    (dict(clip_norm=-1.0), r"clip_norm must be > 0, got -1.0"),
+    (dict(learning_rate=0.0), r"learning_rate must be > 0, got 0.0"),
+    (dict(optimizer="rmsprop"), r"unknown optimizer 'rmsprop'; expected one of \['adam', 'sgd'\]"),
+    (dict(method="numeric"), r"unknown method 'numeric'; expected one of \['autograd', 'bptt'\]"),
+    (dict(activation="swish"), r"unknown activation 'swish'"),
+    (dict(loss="huber"), r"unknown loss 'huber'"),
+    (dict(num_steps=0), r"num_steps must be a positive integer, got 0"),
+    (dict(xs=jnp.zeros((4, 2))), r"xs must be \(N, T, D\) or \(N, B, T, D\), got shape \(4, 2\)"),
+    (dict(xs=jnp.zeros((2, 4, 3))), r"input width mismatch: xs has D=3 features per step but W_xh expects D=2"),
+    (dict(targets=jnp.zeros((3, 1))), r"targets must have the same leading N as xs \(2\), got shape \(3, 1\)"),
+    (dict(targets=jnp.zeros((2, 4, 1))), r"targets for loss 'mse_last' must have shape \(1,\)"),
+    (dict(h0=jnp.zeros(4)), r"h0 must have shape \(3,\), got \(4,\)"),
+])
+def test_bad_inputs_raise(kwargs, message):
+    args = dict(xs=XS, targets=YS, loss="mse_last", num_steps=3, learning_rate=0.1) | kwargs
+    with pytest.raises(ValueError, match=message):
+        train(P, args.pop("xs"), args.pop("targets"), **args)
