@@ -5,7 +5,8 @@ tanh, ``mse_last``, full batch) and Experiment 2's (T = 50 characters one-hot ov
 ReLU, ``xent``, one segment per step):
 
 * one jitted gradient evaluation, ``method="bptt"`` vs ``"autograd"`` vs the NumPy min-char-rnn
-  BPTT of ``benchmarks/_numpy_rnn.py`` (medians of interleaved rounds) and the compile times;
+  BPTTs of ``benchmarks/_numpy_rnn.py`` (medians of interleaved rounds; the faster of its two
+  NumPy versions is the one quoted) and the compile times;
 * whole training runs -- 300 full-batch epochs (lr 0.01, clip 5) and 200 SGD steps (lr 1e-4) --
   by :func:`rnnjax.train` (one jitted ``lax.scan``) vs a NumPy loop doing the same work;
 * ``jax.vmap(train)`` over 64 initialisations of Experiment 2 (the rho sweep);
@@ -16,7 +17,8 @@ OPENBLAS_NUM_THREADS is set: on this shared 2-core machine OpenBLAS's threads ma
 times slower, and the point is to beat the stronger baseline. Timings drift with the machine's load
 (printed); the ratios, measured back to back, are the robust numbers.
 
-Usage: ``python benchmarks/bench_core.py [--quick]`` (about 1-2 minutes; ``--quick`` a few seconds).
+Usage: ``python benchmarks/bench_core.py [--quick]`` (about 80 s; ``--quick``, small sizes, about 30 s,
+mostly compiling).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _numpy_rnn import numpy_loss_and_grad, numpy_train  # noqa: E402
+from _numpy_rnn import numpy_loss_and_grad, numpy_loss_and_grad_lean, numpy_train  # noqa: E402
 
 import rnnjax  # noqa: E402
 
@@ -148,11 +150,16 @@ def time_gradient(c: dict, rounds: int) -> dict:
         "bptt": lambda: jitted["bptt"](c["p"], c["x"], c["y"]),
         "autograd": lambda: jitted["autograd"](c["p"], c["x"], c["y"]),
         "numpy": lambda: numpy_loss_and_grad(p_np, x_np, y_np, loss=c["loss"], activation=c["activation"]),
+        "numpy_lean": lambda: numpy_loss_and_grad_lean(p_np, x_np, y_np, loss=c["loss"],
+                                                       activation=c["activation"]),
     }, rounds=rounds, inner=c["inner"])
-    return {"grad": ({k: v[0] for k, v in med.items()}, {k: v[1] for k, v in med.items()}), "compile": compile_s}
+    lean = med["numpy_lean"][0] < med["numpy"][0]  # quote the faster NumPy (by wall time)
+    med["numpy_natural"], med["numpy"] = med["numpy"], med["numpy_lean"] if lean else med["numpy"]
+    return {"grad": ({k: v[0] for k, v in med.items()}, {k: v[1] for k, v in med.items()}), "compile": compile_s,
+            "numpy_grad": numpy_loss_and_grad_lean if lean else numpy_loss_and_grad}
 
 
-def time_training(r: dict) -> dict:
+def time_training(r: dict, numpy_grad) -> dict:
     """(wall, CPU) seconds of a whole training run by train() (bptt, autograd), a NumPy loop and PyTorch."""
     xs, ys = jnp.asarray(r["xs"]), jnp.asarray(r["ys"])
     run = {m: (lambda m=m: rnnjax.train(r["p"], xs, ys, loss=r["loss"], num_steps=r["steps"], learning_rate=r["lr"],
@@ -162,7 +169,8 @@ def time_training(r: dict) -> dict:
     jax_s = {m: timed(f, repeats=3) for m, f in run.items()}
     p_np = jax.tree.map(np.asarray, r["p"])
     numpy_s = timed(lambda: numpy_train(p_np, r["xs"], r["ys"], loss=r["loss"], num_steps=r["steps"],
-                                        learning_rate=r["lr"], clip_norm=r["clip"], activation=r["activation"]))
+                                        learning_rate=r["lr"], clip_norm=r["clip"], activation=r["activation"],
+                                        grad=numpy_grad))
     torch_s = torch_timings(r["p"], r["xs"], r["ys"], activation=r["activation"], loss=r["loss"], steps=r["steps"],
                             lr=r["lr"], clip=r["clip"])
     return {"bptt": jax_s["bptt"], "autograd": jax_s["autograd"], "first_call": first, "numpy": numpy_s,
@@ -196,7 +204,8 @@ def main(argv=None) -> dict:
         results[name] = time_gradient(c, rounds)
         (w, cpu), comp = results[name]["grad"], results[name]["compile"]
         print(f"{name} gradient (wall / CPU ms): bptt {ms(w['bptt'], cpu['bptt'])}, autograd "
-              f"{ms(w['autograd'], cpu['autograd'])}, NumPy {ms(w['numpy'], cpu['numpy'])}; compile (wall / CPU s) "
+              f"{ms(w['autograd'], cpu['autograd'])}, NumPy {ms(w['numpy_natural'], cpu['numpy_natural'])} "
+              f"(lean {ms(w['numpy_lean'], cpu['numpy_lean'])}); compile (wall / CPU s) "
               f"bptt {comp['bptt'][0]:.2f} / {comp['bptt'][1]:.2f}, autograd {comp['autograd'][0]:.2f} / "
               f"{comp['autograd'][1]:.2f}")
 
@@ -207,7 +216,7 @@ def main(argv=None) -> dict:
         "exp2": dict(p=p2, xs=x2, ys=y2, loss="xent", activation="relu", steps=steps, lr=1e-4, clip=None),
     }
     for name, r in runs.items():
-        results[name]["train"] = tr = time_training(r)
+        results[name]["train"] = tr = time_training(r, results[name]["numpy_grad"])
         torch_text = "torch not installed" if tr["torch"] is None else f"PyTorch nn.RNN {secs(*tr['torch'])}"
         print(f"{name} training, {r['steps']} steps (wall / CPU s): train() bptt {secs(*tr['bptt'])} (first call "
               f"{tr['first_call'][0]:.2f} with compile), autograd {secs(*tr['autograd'])}, NumPy loop "

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
 from rnnjax import RNNParams, bptt, get_loss, loss_and_grad, loss_and_grad_with_state, rnn_forward
+from rnnjax.bptt import block_size, bptt_loss_and_grad_fm
+from rnnjax.forward import to_feature_major
 
 ACTIVATIONS = ["tanh", "sigmoid", "relu", "linear"]
 LOSSES = ["mse_last", "mse", "xent"]
@@ -174,6 +176,31 @@ def test_hand_bptt_equals_the_numpy_reference_of_the_benchmarks(x64):
     assert value_np == pytest.approx(float(value), rel=1e-12)
     for name, g in grads._asdict().items():
         np.testing.assert_allclose(grads_np[name], np.asarray(g), rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def test_a_batch_cut_into_blocks_gives_the_same_gradients(x64):
+    """Large batches run in cache-sized blocks (the last padded and masked); B = 7 in blocks of 3
+    (two sequences of padding) and B = 6 in blocks of 3 must equal jax.grad on the whole batch."""
+    cases = [random_case(11, 4, 3, 4, 2, B, "xent", True) for B in (7, 6)]
+
+    @jax.jit
+    def blocked_and_auto(cases):
+        out = []
+        for p, xs, y, h0 in cases:
+            value, grads, h_last = bptt_loss_and_grad_fm(p, to_feature_major(xs), y, h0.T, loss="xent",
+                                                         activation="tanh", block=3)
+            out.append(((value, grads, h_last.T), _both(p, xs, y, h0, loss="xent", activation="tanh")[1]))
+        return out
+
+    for hand, auto in blocked_and_auto(cases):
+        assert_close(hand, auto)
+
+
+def test_block_size_arithmetic():
+    # Experiment 1: 20 * (1 + 1 + 48 + 1) * 4 bytes a sequence, 6,000 of them -> 6 blocks of 1,000
+    assert block_size(20, 1, 16, 1, 6000, 4) == 1000
+    assert block_size(20, 1, 16, 1, 6366, 4) == 910  # 7 equal blocks, 4 sequences of padding
+    assert block_size(50, 27, 50, 27, 32, 4) == 32  # small batches are one block
 
 
 def test_float32_in_float32_out():

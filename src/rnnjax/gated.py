@@ -41,7 +41,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax import lax
 
 from rnnjax._checks import check_choice, check_positive_int
@@ -49,7 +48,7 @@ from rnnjax.analysis import log_lag_profile_of, states_of
 from rnnjax.cells import RECURRENT_INITS, RNNParams, init_recurrent, init_rnn, rnn_cell
 from rnnjax.forward import rnn_states
 from rnnjax.losses import check_targets, get_loss
-from rnnjax.train import TrainHistory, make_optimizer, spectral_norm
+from rnnjax.train import make_optimizer, optimize
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -508,8 +507,6 @@ def _cell_loss_and_grad(params, xs, targets, carry0, *, loss, activation):
 @partial(jax.jit, static_argnames=("loss", "num_steps", "optimizer", "activation", "carry_state"))
 def _train_cell(params, xs, targets, learning_rate, clip_norm, carry0, *, loss, num_steps, optimizer,
                 activation, carry_state):
-    opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
-    n_data = xs.shape[0]
     B = (xs.shape[1],) if xs.ndim == 4 else ()
     if cell_name(params) == "lstm":
         c = lstm_initial_carry(params, carry0)
@@ -518,32 +515,10 @@ def _train_cell(params, xs, targets, learning_rate, clip_norm, carry0, *, loss, 
         h = _initial_h(params, carry0)
         start = jnp.broadcast_to(h, B + h.shape[-1:])
 
-    def step(state, s):
-        params, opt_state, carry, alive = state
-        x, y = xs[s % n_data], targets[s % n_data]  # step s trains on item s mod N
-        value, grads, final = _loss_and_grad_with_carry(params, x, y, loss=loss, activation=activation,
-                                                        carry0=carry)
-        gnorm = optax.tree.norm(grads)  # ||g|| = sqrt(sum of squares over every parameter)
-        finite = alive & jnp.isfinite(value) & jnp.isfinite(gnorm)
-        updates, new_state = opt.update(grads, opt_state, params)
-        keep = lambda new, old: jnp.where(finite, new, old)  # a non-finite step halts training
-        params = jax.tree.map(keep, optax.apply_updates(params, updates), params)
-        opt_state = jax.tree.map(keep, new_state, opt_state)
-        if carry_state:  # truncated BPTT: the carry crosses segments, the gradient does not
-            carry = jax.tree.map(keep, lax.stop_gradient(final), carry)
-        record = TrainHistory(
-            loss=value,
-            grad_norm=gnorm,
-            grad_norm_clipped=gnorm if clip_norm is None else jnp.minimum(gnorm, clip_norm),
-            grad_whh_fro=jnp.linalg.norm(grads.W_hh),
-            grad_whh_spec=spectral_norm(grads.W_hh),
-            finite=finite,
-        )
-        return (params, opt_state, carry, finite), record
-
-    init = (params, opt.init(params), start, jnp.asarray(True))
-    (params, _, _, _), history = lax.scan(step, init, jnp.arange(num_steps))
-    return params, history
+    loss_and_grad_at = lambda p, x, y, c: _loss_and_grad_with_carry(p, x, y, loss=loss, activation=activation,
+                                                                     carry0=c)
+    return optimize(loss_and_grad_at, params, xs, targets, start, learning_rate, clip_norm, num_steps=num_steps,
+                    optimizer=optimizer, carry_state=carry_state)
 
 
 def train_cell(params, xs: jax.Array, targets: jax.Array, *, loss: str, num_steps: int, learning_rate,

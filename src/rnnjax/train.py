@@ -49,7 +49,13 @@ class TrainHistory(NamedTuple):
 
 
 def spectral_norm(A: jax.Array) -> jax.Array:
-    """||A||_2 = sigma_max(A), the largest singular value."""
+    """||A||_2 = sigma_max(A), the largest singular value of a matrix (m, n), exactly (LAPACK SVD).
+
+    Its cost, measured for dL/dW_hh at H = 50: ~0.12 ms a step, about 40% of an Experiment 2
+    training step. Cheaper exact forms were not cheaper here: sqrt(eigvalsh(A^T A)[-1]) was 2x
+    slower, Householder tridiagonalisation plus bisection for the top eigenvalue 1.6x faster per
+    call but +0.5 s of compile time per program, more than a 200-step run saves.
+    """
     return jnp.linalg.svd(A, compute_uv=False)[0]
 
 
@@ -57,8 +63,6 @@ def spectral_norm(A: jax.Array) -> jax.Array:
                                    "carry_state"))
 def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps, optimizer,
            activation, method, carry_state):
-    opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
-    n_data = xs.shape[0]
     batch_shape = xs.shape[1:-2]  # (B,) for (N, B, T, D) items, () for (N, T, D)
     h_start = initial_state(params, batch_shape, h0)  # (*batch, H)
     if method == "bptt":  # the hand BPTT works feature-major: transpose the data once, not every step
@@ -70,29 +74,47 @@ def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps
             return bptt_loss_and_grad_fm(params, x, y, h, loss=loss, activation=activation)
         return loss_and_grad_with_state(params, x, y, loss=loss, activation=activation, h0=h, method=method)
 
-    def step(carry, s):
-        params, opt_state, h, alive = carry
+    return optimize(loss_and_grad_at, params, xs, targets, h_start, learning_rate, clip_norm,
+                    num_steps=num_steps, optimizer=optimizer, carry_state=carry_state)
+
+
+def optimize(loss_and_grad_at, params, xs, targets, carry0, learning_rate, clip_norm, *, num_steps: int,
+             optimizer: str, carry_state: bool):
+    """The training loop every cell shares: ``num_steps`` optax updates inside one ``lax.scan``.
+
+    ``loss_and_grad_at(params, x, y, carry) -> (loss, grads, final_carry)`` gives one item's
+    batch-mean loss and gradients (``grads`` has a ``W_hh`` field); step s trains on item s mod N
+    of ``xs``/``targets``. With ``carry_state`` the final carry of an item starts the next one
+    (its gradient stopped: truncated BPTT), else every item starts from ``carry0``. The first
+    non-finite step halts training: parameters, optimiser state and carry keep their last finite
+    values. Pure and traceable, so callers jit and vmap it. Returns ``(params, TrainHistory)``.
+    """
+    opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
+    n_data = xs.shape[0]
+
+    def step(state, s):
+        params, opt_state, carry, alive = state
         x, y = xs[s % n_data], targets[s % n_data]  # step s trains on item s mod N
-        value, grads, h_last = loss_and_grad_at(params, x, y, h)
+        value, grads, final = loss_and_grad_at(params, x, y, carry)
         gnorm = optax.tree.norm(grads)  # ||g|| = sqrt(sum of squares over every parameter)
         finite = alive & jnp.isfinite(value) & jnp.isfinite(gnorm)
         updates, new_state = opt.update(grads, opt_state, params)
         keep = lambda new, old: jnp.where(finite, new, old)  # a non-finite step halts training
         params = jax.tree.map(keep, optax.apply_updates(params, updates), params)
         opt_state = jax.tree.map(keep, new_state, opt_state)
-        if carry_state:
-            h = keep(lax.stop_gradient(h_last), h)  # truncated BPTT: the state crosses segments
+        if carry_state:  # truncated BPTT: the state crosses items, the gradient does not
+            carry = jax.tree.map(keep, lax.stop_gradient(final), carry)
         record = TrainHistory(
             loss=value,
             grad_norm=gnorm,
-            grad_norm_clipped=gnorm if clip_norm is None else jnp.minimum(gnorm, clip_norm),
+            grad_norm_clipped=gnorm if clip_norm is None else jnp.minimum(gnorm, clip_norm),  # optax clip rule
             grad_whh_fro=jnp.linalg.norm(grads.W_hh),
             grad_whh_spec=spectral_norm(grads.W_hh),
             finite=finite,
         )
-        return (params, opt_state, h, finite), record
+        return (params, opt_state, carry, finite), record
 
-    init = (params, opt.init(params), h_start, jnp.asarray(True))
+    init = (params, opt.init(params), carry0, jnp.asarray(True))
     (params, _, _, _), history = lax.scan(step, init, jnp.arange(num_steps))
     return params, history
 

@@ -1,0 +1,68 @@
+"""Check a results page against the run that wrote it (used by CI after ``reproduce --quick``).
+
+    python -m experiments.check_report runs/
+
+Fails (exit 1, one line per problem) unless every figure the page links to exists, every number
+recorded in ``report_sources.json`` re-derives from its JSON file to exactly the text on the
+page, and every decimal number on the page is one of those recorded numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from experiments.report import lookup
+
+DECIMAL = re.compile(r"(?<![\w.§])-?\d+\.\d+(?:e[+-]\d+)?(?![\w.])")
+
+
+def check(out: Path) -> list[str]:
+    """Problems found in ``out/report.md`` (empty when the page is true to its JSON)."""
+    out = Path(out)
+    page = (out / "report.md").read_text()
+    sources = json.loads((out / "report_sources.json").read_text())
+    problems = []
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page):
+        if not (out / link).is_file():
+            problems.append(f"missing figure {link}")
+    cache: dict[str, dict] = {}
+    for src in sources:
+        path = out / src["file"]
+        if src["file"] not in cache:
+            cache[src["file"]] = json.loads(path.read_text()) if path.is_file() else None
+        if cache[src["file"]] is None:
+            problems.append(f"{src['file']} is missing")
+            continue
+        try:
+            text = src["format"].format(lookup(cache[src["file"]], src["path"]))
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            problems.append(f"{src['file']}:{'/'.join(map(str, src['path']))} cannot be read: {err!r}")
+            continue
+        if text != src["text"]:
+            problems.append(f"{src['file']}:{'/'.join(map(str, src['path']))} is {text}, the page says {src['text']}")
+        elif text not in page:
+            problems.append(f"{text} ({src['file']}:{'/'.join(map(str, src['path']))}) is not on the page")
+    recorded = set()
+    for src in sources:
+        recorded.update(DECIMAL.findall(src["text"]))
+    for number in DECIMAL.findall(page):
+        if number not in recorded:
+            problems.append(f"the page says {number}, which comes from no JSON")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0] if args else "runs")
+    problems = check(out)
+    for p in problems:
+        print(f"check_report: {p}")
+    print(f"check_report: {out / 'report.md'}: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
