@@ -150,7 +150,7 @@ def test_lyapunov_of_scaled_orthogonal_is_log_rho_without_overflow_at_long_T():
     xs = jnp.zeros((10_000, 1), jnp.float32)
     lyap = np.asarray(lyapunov_spectrum(p, xs, activation="linear"))  # the state stays 0; J_t = 3 Q^T
     assert lyap.dtype == np.float32 and np.all(np.isfinite(lyap))  # 3^10000 never formed
-    np.testing.assert_allclose(lyap, np.log(rho), atol=2e-5)
+    np.testing.assert_allclose(lyap, np.log(rho), atol=1e-4)  # float32 QR over 10,000 steps (GPU: 5e-5)
     bounded = np.asarray(lyapunov_spectrum(p, xs + 0.5, activation="tanh", num=2))  # tanh state, rho = 3
     assert np.all(np.isfinite(bounded)) and bounded[0] <= np.log(rho)
     # and the lag profile of the same exploding system stays finite in log form
