@@ -30,7 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rnnjax import forecast  # noqa: E402
+from rnnjax import forecast, gated  # noqa: E402
 from rnnjax.data.prices import DEFAULT_SOURCE, load_price_data, make_forecast_data, values_to_prices  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
 from rnnjax.train import describe_nonfinite, first_nonfinite_step  # noqa: E402
@@ -38,7 +38,7 @@ from rnnjax.train import describe_nonfinite, first_nonfinite_step  # noqa: E402
 _IMPORT_S = time.perf_counter() - _T_START
 
 LOSS_MODES = {"many-to-one": "mse_last", "mse_last": "mse_last", "many-to-many": "mse", "mse": "mse"}
-CELLS = ("rnn",)  # "lstm", "gru" plug into fit_model when rnnjax.gated lands
+CELLS = ("rnn", "lstm", "gru")  # the vanilla RNN trains by hand BPTT; LSTM/GRU by jax.grad (rnnjax.gated)
 QUICK_EPOCHS = 20
 TAIL_DAYS = 500  # train days drawn before the test range in Figure 2
 
@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
     m.add_argument("--epochs", type=int, default=300, help="full-batch epochs (default: 300)")
     m.add_argument("--clip", type=float, default=5.0, help="global-norm clipping tau, 0 = none (default: 5)")
-    m.add_argument("--method", choices=("bptt", "autograd"), default="bptt",
-                   help="gradients by the hand BPTT or jax.grad (default: bptt)")
+    m.add_argument("--method", choices=("bptt", "autograd"), default=None,
+                   help="gradients by the hand BPTT or jax.grad (default: bptt for rnn, autograd for lstm/gru)")
     m.add_argument("--seeds", type=int, default=1, help="initialisations trained together (default: 1)")
     m.add_argument("--seed", type=int, default=0, help="base PRNG seed; seed s uses fold_in(PRNGKey(seed), s)")
     p.add_argument("--out", type=Path, help="output folder (default: runs/stock_forecast/<source>/)")
@@ -80,13 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @partial(jax.jit, static_argnames=("n_seeds", "options"))
-def _rnn_program(seed, xs, ys, lr, windows, *, n_seeds: int, options: tuple):
-    """Init n_seeds RNNs (keys fold_in(PRNGKey(seed), s)), train them, forecast ``windows``: one program."""
+def _program(seed, xs, ys, lr, windows, *, n_seeds: int, options: tuple):
+    """Init n_seeds models (keys fold_in(PRNGKey(seed), s)), train them, forecast ``windows``: one program.
+
+    ``options`` names the cell: the vanilla RNN trains with :func:`rnnjax.train` (hand BPTT or
+    jax.grad), an LSTM or GRU with :func:`rnnjax.gated.train_cell` (jax.grad).
+    """
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s))(jnp.arange(n_seeds))
     opts = dict(options)
-    params, history = forecast.fit_rnn_seeds(keys, xs, ys, lr, **opts)
-    scaled = forecast.predict_next_seeds(params, windows, activation=opts["activation"])[..., 0]
-    return history, first_nonfinite_step(history), scaled
+    cell, activation = opts.pop("cell"), opts["activation"]
+    if cell == "rnn":
+        params, history = forecast.fit_rnn_seeds(keys, xs, ys, lr, **opts)
+        scaled = forecast.predict_next_seeds(params, windows, activation=activation)
+    else:
+        params, history = gated.fit_cell_seeds(keys, xs, ys, lr, cell=cell, **opts)
+        scaled = gated.predict_last_seeds(params, windows, activation=activation)
+    return history, first_nonfinite_step(history), scaled[..., 0]
 
 
 def fit_model(cfg: argparse.Namespace, data) -> tuple[dict, dict]:
@@ -97,15 +106,18 @@ def fit_model(cfg: argparse.Namespace, data) -> tuple[dict, dict]:
     ``(results, timings)``; ``results`` holds NumPy arrays: ``history`` (a TrainHistory, (S, E)
     each), ``first_nonfinite`` (S,), and ``forecast_scaled`` (S, M_train + M_test).
     """
-    if cfg.cell != "rnn":
+    if cfg.cell not in CELLS:
         raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {list(CELLS)}")
+    if cfg.cell != "rnn" and cfg.method == "bptt":
+        raise ValueError(f"--method bptt is the vanilla RNN's hand BPTT; --cell {cfg.cell} trains with "
+                         "--method autograd (the default for gated cells)")
     options = (("hidden_size", cfg.hidden), ("loss", LOSS_MODES[cfg.loss]), ("num_steps", cfg.epochs),
                ("optimizer", cfg.optimizer), ("clip_norm", cfg.clip or None), ("activation", cfg.activation),
-               ("method", cfg.method))
+               ("cell", cfg.cell)) + ((("method", cfg.method),) if cfg.cell == "rnn" else ())
     args = (np.int32(cfg.seed), data.x_train[None], data.y_train[None], np.float32(cfg.lr),  # one full batch
             np.concatenate([data.x_train, data.x_test]))
     t0 = time.perf_counter()
-    compiled = _rnn_program.lower(*args, n_seeds=cfg.seeds, options=options).compile()
+    compiled = _program.lower(*args, n_seeds=cfg.seeds, options=options).compile()
     t1 = time.perf_counter()
     history, first_bad, scaled = jax.tree.map(np.asarray, jax.block_until_ready(compiled(*args)))
     results = {"history": history, "first_nonfinite": first_bad, "forecast_scaled": scaled}
@@ -338,7 +350,10 @@ def _print_summary(m: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse ``argv`` (default: sys.argv), run, and return the metrics saved to metrics.json."""
-    return run(build_parser().parse_args(argv))
+    cfg = build_parser().parse_args(argv)
+    if cfg.method is None:
+        cfg.method = "bptt" if cfg.cell == "rnn" else "autograd"
+    return run(cfg)
 
 
 if __name__ == "__main__":

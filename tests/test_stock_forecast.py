@@ -149,9 +149,12 @@ def test_too_few_rows_stops_before_training(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_unknown_cell_refused():
-    with pytest.raises(ValueError, match="unknown cell"):
-        exp.fit_model(exp.build_parser().parse_args(["--seeds", "1"]).__class__(cell="lstm"), None)
+def test_unknown_cell_refused(capsys):
+    with pytest.raises(ValueError, match="unknown cell 'transformer'"):
+        exp.fit_model(exp.build_parser().parse_args(["--seeds", "1"]).__class__(cell="transformer"), None)
+    with pytest.raises(SystemExit):  # and argparse lists the cells there are
+        exp.main(["--cell", "transformer"])
+    assert "choose from 'rnn', 'lstm', 'gru'" in capsys.readouterr().err
 
 
 def test_verdict_needs_every_seed_significant():
@@ -161,3 +164,13 @@ def test_verdict_needs_every_seed_significant():
     assert exp._verdict(ok, np.array([-0.1, 0.2]), p_big) == "indistinguishable"
     assert exp._verdict(ok, np.array([-3.0, 0.2]), np.array([0.001, 0.9])) == "mixed"
     assert exp._verdict(np.array([True, False]), np.array([-3.0, 9.0]), p_small) == "better"  # failed seed ignored
+
+
+def test_gated_cells_plug_in(tmp_path):
+    """--cell lstm trains with jax.grad in the same program shape and writes finite, complete results."""
+    m = exp.main(["--quick", "--cell", "lstm", "--epochs", "5", "--out", str(tmp_path)])
+    assert m["config"]["cell"] == "lstm" and m["config"]["method"] == "autograd"
+    assert np.isfinite(m["rmse"]) and m["rmse"] > 0 and m["seeds"]["ok"] == 1
+    assert (tmp_path / "fig2_forecast.png").is_file()
+    with pytest.raises(ValueError, match="--method bptt is the vanilla RNN's hand BPTT"):
+        exp.main(["--quick", "--cell", "gru", "--method", "bptt", "--out", str(tmp_path / "gru")])
