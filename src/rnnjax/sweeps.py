@@ -78,6 +78,13 @@ def grid(rhos, seeds) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(rhos, seeds.size), np.tile(seeds, rhos.size)
 
 
+def _sweep_grid(rhos, seeds, recurrent_init: str) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Validate a sweep's ``recurrent_init``, rhos and seeds; return the flat grid and its sizes (R, S)."""
+    check_choice("recurrent_init", recurrent_init, RECURRENT_INITS)
+    rho_flat, seed_flat = grid(rhos, seeds)
+    return rho_flat, seed_flat, len(check_rhos(rhos)), len(check_seeds(seeds))
+
+
 def _mapped_impl(*args, fn, mesh, shared):
     """vmap(fn) over the leading axis of all but the last ``shared`` args, shard_mapped over ``mesh``."""
     k = len(args) - shared
@@ -243,10 +250,8 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
       :class:`rnnjax.TrainHistory` of (R, S, num_steps) arrays. A run that goes non-finite halts
       alone (its ``history.finite`` turns False); the others are unaffected.
     """
-    check_choice("recurrent_init", recurrent_init, RECURRENT_INITS)
+    rho_flat, seed_flat, R, S = _sweep_grid(rhos, seeds, recurrent_init)
     check_positive_int("hidden_size", hidden_size)
-    rho_flat, seed_flat = grid(rhos, seeds)
-    R, S = len(check_rhos(rhos)), len(check_seeds(seeds))
     xs, targets = jnp.asarray(xs), jnp.asarray(targets)
     if xs.ndim not in (3, 4):
         raise ValueError(f"xs must be (N, T, D) or (N, B, T, D), got shape {tuple(xs.shape)}")
@@ -321,9 +326,7 @@ def stability_sweep(rhos, seeds, xs, targets, *, hidden_size: int, output_size: 
     :func:`sharded_vmap` (for small smoke-test sizes; ~10x slower to run). NumPy arrays; entries
     can be NaN where the forward state overflowed (e.g. ReLU with a large rho and a long L).
     """
-    check_choice("recurrent_init", recurrent_init, RECURRENT_INITS)
-    rho_flat, seed_flat = grid(rhos, seeds)
-    R, S = len(check_rhos(rhos)), len(check_seeds(seeds))
+    rho_flat, seed_flat, R, S = _sweep_grid(rhos, seeds, recurrent_init)
     xs, targets = jnp.asarray(xs), jnp.asarray(targets)
     if xs.ndim != 2 or targets.shape != xs.shape[:1]:
         raise ValueError(f"xs must be one sequence (T, D) and targets (T,), got {tuple(xs.shape)} and "
@@ -465,9 +468,7 @@ def lag_spectra_sweep(rhos, seeds, xs, targets, *, hidden_size: int, output_size
 
     Means of logs are geometric means. Returns NumPy arrays.
     """
-    check_choice("recurrent_init", recurrent_init, RECURRENT_INITS)
-    rho_flat, seed_flat = grid(rhos, seeds)
-    R, S = len(check_rhos(rhos)), len(check_seeds(seeds))
+    rho_flat, seed_flat, R, S = _sweep_grid(rhos, seeds, recurrent_init)
     xs, targets = jnp.asarray(xs), jnp.asarray(targets)
     if xs.ndim != 3 or targets.shape != xs.shape[:2]:
         raise ValueError(f"xs must be segments (M, T, D) and targets (M, T), got {tuple(xs.shape)} and "
@@ -499,9 +500,7 @@ def lyapunov_sweep(rhos, seeds, xs, *, hidden_size: int, output_size: int, activ
                    recurrent_init: str = "gaussian", warmup: int = 0, num: int | None = None, input_std=None,
                    output_std=None, devices: Sequence | None = None, fast_compile: bool = False) -> np.ndarray:
     """Lyapunov spectra (R, S, num) of the seeded initial RNNs driven by ``xs (T, D)``, nats per step."""
-    check_choice("recurrent_init", recurrent_init, RECURRENT_INITS)
-    rho_flat, seed_flat = grid(rhos, seeds)
-    R, S = len(check_rhos(rhos)), len(check_seeds(seeds))
+    rho_flat, seed_flat, R, S = _sweep_grid(rhos, seeds, recurrent_init)
     xs = jnp.asarray(xs)
     check_lyapunov_args(jnp.zeros((hidden_size,), xs.dtype), xs, warmup=warmup, num=num, reorth_every=1)
     init = _Init((xs.shape[-1], hidden_size, output_size), recurrent_init, _opt_float(input_std),
