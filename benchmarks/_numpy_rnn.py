@@ -62,6 +62,19 @@ def _loss_and_output_grad(loss: str, o: np.ndarray, targets: np.ndarray):
     raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
 
 
+def _prepare(params, xs, targets, h0, activation):
+    """Shared set-up of both NumPy BPTTs: params as a dict, (phi, phi' of h), time-major inputs (T, B, D),
+    targets and h0 with a batch axis (one sequence becomes a batch of one)."""
+    p = _as_dict(params)
+    phi, dphi_h = ACTIVATIONS[activation]
+    xs, targets = np.asarray(xs), np.asarray(targets)
+    if xs.ndim == 2:
+        xs, targets = xs[None], targets[None]
+        h0 = None if h0 is None else np.asarray(h0)[None]
+    xs_tm = np.ascontiguousarray(np.swapaxes(xs, 0, 1), dtype=p["W_hh"].dtype)  # (T, B, D), time-major
+    return p, phi, dphi_h, xs_tm, targets, h0
+
+
 def numpy_loss_and_grad(params, xs, targets, *, loss: str, activation: str = "tanh", h0=None):
     """Batch-mean loss and gradients of the vanilla RNN by a hand-written NumPy BPTT.
 
@@ -69,16 +82,9 @@ def numpy_loss_and_grad(params, xs, targets, *, loss: str, activation: str = "ta
     for a batch; ``h0`` (H,) or (B, H) or None (zeros). Returns ``(loss, grads)``, ``grads`` a dict
     keyed like :class:`rnnjax.RNNParams`.
     """
-    p = _as_dict(params)
-    phi, dphi_h = ACTIVATIONS[activation]
-    xs, targets = np.asarray(xs), np.asarray(targets)
-    if xs.ndim == 2:
-        xs, targets = xs[None], targets[None]
-        h0 = None if h0 is None else np.asarray(h0)[None]
-    B, T, _ = xs.shape
-    H = p["W_hh"].shape[0]
-    dtype = p["W_hh"].dtype
-    xs_tm = np.ascontiguousarray(np.swapaxes(xs, 0, 1), dtype=dtype)  # (T, B, D), time-major
+    p, phi, dphi_h, xs_tm, targets, h0 = _prepare(params, xs, targets, h0, activation)
+    T, B, _ = xs_tm.shape
+    H, dtype = p["W_hh"].shape[0], p["W_hh"].dtype
 
     # forward (§1.2): hs[t] is h_t, hs[0] = h_0
     xw = np.einsum("tbd,dh->tbh", xs_tm, p["W_xh"]) + p["b_h"]  # x_t W_xh + b_h for every t
@@ -115,16 +121,9 @@ def numpy_loss_and_grad_lean(params, xs, targets, *, loss: str, activation: str 
     that stay in cache, phi'(a_t) and the bias sums inside the loops, the output term e_t only at the
     steps that carry a loss (the last one alone for ``mse_last``, as a many-to-one BPTT is written), and
     einsum where NumPy's matmul/sum are slow on thin operands (K = 1 products, column sums)."""
-    p = _as_dict(params)
-    phi, dphi_h = ACTIVATIONS[activation]
-    xs, targets = np.asarray(xs), np.asarray(targets)
-    if xs.ndim == 2:
-        xs, targets = xs[None], targets[None]
-        h0 = None if h0 is None else np.asarray(h0)[None]
-    B, T, _ = xs.shape
-    H = p["W_hh"].shape[0]
-    dtype = p["W_hh"].dtype
-    xs_tm = np.ascontiguousarray(np.swapaxes(xs, 0, 1), dtype=dtype)  # (T, B, D)
+    p, phi, dphi_h, xs_tm, targets, h0 = _prepare(params, xs, targets, h0, activation)
+    T, B, _ = xs_tm.shape
+    H, dtype = p["W_hh"].shape[0], p["W_hh"].dtype
     xw = np.einsum("tbd,dh->tbh", xs_tm, p["W_xh"])  # x_t W_xh for every t
     hs = np.empty((T + 1, B, H), dtype)
     hs[0] = 0.0 if h0 is None else np.broadcast_to(h0, (B, H))
