@@ -54,6 +54,10 @@ class Page:
         self.sources.append({"text": text, "file": file, "path": list(path), "format": fmt})
         return text
 
+    def reader(self, file: str, *prefix):
+        """``num`` bound to one JSON file (and a key prefix): ``n = page.reader(f); n("rmse")``."""
+        return lambda *path, fmt="{:.2f}": self.num(file, *prefix, *path, fmt=fmt)
+
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
 

@@ -22,8 +22,8 @@ def experiment1(page) -> None:
     if _missing(page, S1, title):
         return
     m = page.json(S1)
-    n = lambda *p, fmt="{:.2f}": page.num(S1, *p, fmt=fmt)
-    r = lambda *p, fmt="{:.2f}": page.num("reference.json", "experiment1", *p, fmt=fmt)
+    n = page.reader(S1)
+    r = page.reader("reference.json", "experiment1")
     seeds = m["seeds"]["count"]
     page.add(
         f"## {title}", "",
@@ -66,7 +66,7 @@ def experiment2(page) -> None:
     if _missing(page, S2, title):
         return
     m = page.json(S2)
-    n = lambda *p, fmt="{:.2f}": page.num(S2, *p, fmt=fmt)
+    n = page.reader(S2)
     page.add(
         f"## {title}", "",
         f"ReLU RNN, hidden {n('config', 'hidden_size', fmt='{}')}, W_hh = rho x N(0, 1/H), SGD lr "
@@ -95,7 +95,7 @@ def gradient_spectra(page) -> None:
     if _missing(page, SP, title):
         return
     m = page.json(SP)
-    n = lambda *p, fmt="{:.2f}": page.num(SP, *p, fmt=fmt)
+    n = page.reader(SP)
     page.add(
         f"## {title}", "",
         "The report's §4.1 bound, ||dL_T/dh_{T-k}|| <= (gamma ||W_hh||_2)^k ||dL_T/dh_T||, against what the "
@@ -139,7 +139,7 @@ def remedies(page) -> None:
     if _missing(page, RM, title):
         return
     m = page.json(RM)
-    n = lambda *p, fmt="{:.2f}": page.num(RM, *p, fmt=fmt)
+    n = page.reader(RM)
     page.add(
         f"## {title}", "",
         f"**Clipping** (Experiment 2's ReLU net, rho = {n('clipping', 'rho', fmt='{}')}, "
