@@ -4,10 +4,12 @@
                                      [--sweep-steps 1000] [--no-sweep]
 
 1. Per-sequence training-step time: one Adam + clipping update on a batch (B, T, 2) of the adding
-   problem, ``--steps`` updates inside one jitted ``lax.scan`` (:func:`rnnjax.gated.train_cell`),
-   median over ``--repeats`` runs, divided by steps x B. Rows: vanilla RNN (tanh) by ``jax.grad``
-   and by the hand BPTT (:func:`rnnjax.train`), LSTM, GRU; ratios against the vanilla RNN by
-   ``jax.grad``. Compile times are printed separately.
+   problem, ``--steps`` updates inside one jitted ``lax.scan`` (:func:`rnnjax.fit` on a
+   :class:`rnnjax.Cell`), median over ``--repeats`` runs, divided by steps x B. Rows: the vanilla
+   cell (tanh) through the generic path, the same model as a hand-written ``lax.scan`` with
+   ``jax.grad`` (no cell protocol: the baseline the generic path must not be slower than), the
+   hand BPTT (:func:`rnnjax.train`), LSTM, GRU; ratios against the hand-written scan. Compile
+   times are printed separately.
 2. The adding-problem sweep of ``experiments.remedies``: 4 models (tanh RNN, IRNN, LSTM, GRU) x 4
    seeds, ``--sweep-steps`` updates each, one vmapped program per model; wall time with compile.
 3. PyTorch (only if it is already installed; never installed by this script): the same LSTM/GRU
@@ -23,9 +25,11 @@ import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
-from rnnjax import gated, init_rnn, train
+from rnnjax import cells, fit, init_model, init_rnn, make_loss, train
 from rnnjax.data import tasks
 
 
@@ -38,16 +42,32 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _hand_scan_loss(params, batch):
+    """The vanilla RNN's mse_last loss as a hand-written lax.scan (batch-mean), no cell protocol."""
+    xs, ys = batch
+
+    def one(x, y):
+        h_T, _ = jax.lax.scan(lambda h, x_t: (jnp.tanh(x_t @ params.W_xh + params.b_h + h @ params.W_hh), None),
+                              jnp.zeros(params.W_hh.shape[0]), x)
+        return 0.5 * jnp.sum((h_T @ params.W_ho + params.b_o - y) ** 2)  # L = 0.5 ||o_T - y||^2
+
+    return jnp.mean(jax.vmap(one)(xs, ys))
+
+
 def bench_steps(cfg) -> dict:
     xs, ys = tasks.adding_problem_batches(jax.random.PRNGKey(0), cfg.steps, cfg.batch, cfg.T)
     key = jax.random.PRNGKey(1)
-    opts = dict(loss="mse_last", num_steps=cfg.steps, learning_rate=1e-3, optimizer="adam", clip_norm=1.0)
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    by_fit = lambda loss_fn: (lambda p, x, y: fit(loss_fn, p, (x, y), opt, num_steps=cfg.steps))
+    cell_row = lambda cell: (init_model(cell, key, 2, cfg.hidden, 1), by_fit(make_loss(cell, "mse_last")))
     rows = {
-        "rnn_tanh (jax.grad)": (init_rnn(key, 2, cfg.hidden, 1), lambda p, x, y: gated.train_cell(p, x, y, **opts)),
+        "rnn_tanh (hand-written scan, jax.grad)": (init_rnn(key, 2, cfg.hidden, 1), by_fit(_hand_scan_loss)),
+        "rnn_tanh (cell protocol, jax.grad)": cell_row(cells.vanilla("tanh")),
         "rnn_tanh (hand BPTT)": (init_rnn(key, 2, cfg.hidden, 1),
-                                 lambda p, x, y: train(p, x, y, method="bptt", **opts)),
-        "lstm (jax.grad)": (gated.init_lstm(key, 2, cfg.hidden, 1), lambda p, x, y: gated.train_cell(p, x, y, **opts)),
-        "gru (jax.grad)": (gated.init_gru(key, 2, cfg.hidden, 1), lambda p, x, y: gated.train_cell(p, x, y, **opts)),
+                                 lambda p, x, y: train(p, x, y, loss="mse_last", num_steps=cfg.steps, optimizer=opt,
+                                                       method="bptt")),
+        "lstm (cell protocol, jax.grad)": cell_row(cells.lstm()),
+        "gru (cell protocol, jax.grad)": cell_row(cells.gru()),
     }
     out = {}
     for name, (params, fn) in rows.items():
@@ -63,18 +83,19 @@ def bench_steps(cfg) -> dict:
 def bench_sweep(cfg) -> dict:
     xs, ys = tasks.adding_problem_batches(jax.random.PRNGKey(0), cfg.sweep_steps, cfg.batch, cfg.T)
     keys = jax.random.split(jax.random.PRNGKey(2), 4)
-    models = {
-        "rnn_tanh": (lambda k: init_rnn(k, 2, cfg.hidden, 1), "tanh"),
-        "irnn": (lambda k: init_rnn(k, 2, cfg.hidden, 1, recurrent_init="identity", input_std=1e-3,
-                                    output_std=1e-3), "relu"),
-        "lstm": (lambda k: gated.init_lstm(k, 2, cfg.hidden, 1), "tanh"),
-        "gru": (lambda k: gated.init_gru(k, 2, cfg.hidden, 1), "tanh"),
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2))
+    models = {  # name -> (cell, read-out std)
+        "rnn_tanh": (cells.vanilla("tanh"), None),
+        "irnn": (cells.vanilla("relu", recurrent_init="identity", input_std=1e-3), 1e-3),
+        "lstm": (cells.lstm(), None),
+        "gru": (cells.gru(), None),
     }
     out, total = {}, time.perf_counter()
-    for name, (init, act) in models.items():
+    for name, (cell, std) in models.items():
         t = time.perf_counter()
-        _, hist = gated.train_cell_sweep(jax.vmap(init)(keys), xs, ys, loss="mse_last", num_steps=cfg.sweep_steps,
-                                         learning_rate=1e-2, optimizer="adam", clip_norm=1.0, activation=act)
+        params = jax.vmap(lambda k, cell=cell, std=std: init_model(cell, k, 2, cfg.hidden, 1, readout_std=std))(keys)
+        loss_fn = make_loss(cell, "mse_last")
+        _, hist = jax.vmap(lambda p, loss_fn=loss_fn: fit(loss_fn, p, (xs, ys), opt, num_steps=cfg.sweep_steps))(params)
         jax.block_until_ready(hist)
         out[name] = time.perf_counter() - t
     out["total"] = time.perf_counter() - total
@@ -126,11 +147,11 @@ def main(argv=None) -> dict:
     cfg = p.parse_args(argv)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; T={cfg.T} hidden={cfg.hidden} batch={cfg.batch}")
     steps = bench_steps(cfg)
-    ref = steps["rnn_tanh (jax.grad)"]["per_sequence_us"]
+    ref = steps["rnn_tanh (hand-written scan, jax.grad)"]["per_sequence_us"]
     print(f"\n1. training step (Adam + clipping), median of {cfg.repeats} x {cfg.steps} updates")
-    print(f"   {'model':24s} {'compile s':>10s} {'us / sequence':>14s} {'vs RNN (jax.grad)':>18s}")
+    print(f"   {'model':40s} {'compile s':>10s} {'us / sequence':>14s} {'vs hand-written scan':>21s}")
     for name, r in steps.items():
-        print(f"   {name:24s} {r['compile_s']:10.2f} {r['per_sequence_us']:14.1f} {r['per_sequence_us'] / ref:17.2f}x")
+        print(f"   {name:40s} {r['compile_s']:10.2f} {r['per_sequence_us']:14.1f} {r['per_sequence_us'] / ref:20.2f}x")
     result = {"config": vars(cfg), "steps": steps}
     if cfg.sweep:
         sweep = bench_sweep(cfg)
@@ -144,7 +165,7 @@ def main(argv=None) -> dict:
     else:
         print("\n3. PyTorch CPU, us / sequence (same step):")
         for name, us in torch_times.items():
-            ours = {"lstm": "lstm (jax.grad)", "gru": "gru (jax.grad)", "rnn_tanh": "rnn_tanh (jax.grad)"}[name]
+            ours = f"{name} (cell protocol, jax.grad)"
             print(f"   {name:10s} {us:10.1f}   rnnjax / torch = {steps[ours]['per_sequence_us'] / us:.2f}")
         result["torch_us_per_sequence"] = torch_times
     return result

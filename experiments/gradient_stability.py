@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
     use_host_devices(args.devices)  # before JAX starts its backend: one CPU device per core
     import jax  # noqa: F401  (the backend starts below, with the host devices set)
 
+    from experiments.claims import REPORT_CLAIMS, judge_claim
     from rnnjax.data.text import fox_segments
     from rnnjax.io import write_csv, write_json
     from rnnjax.plots.gradients import plot_grad_norm_history
-    from rnnjax.sweeps import REPORT_CLAIMS, check_rhos, curve_summary, judge_claim, stability_sweep, train_sweep
+    from rnnjax.sweeps import check_rhos, curve_summary, stability_sweep, train_sweep
     from rnnjax.train import first_nonfinite_step
 
     t0 = time.perf_counter()

@@ -35,23 +35,26 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rnnjax import gated  # noqa: E402
-from rnnjax.cells import init_rnn  # noqa: E402
+from rnnjax.analysis import log_lag_profile_of, state_grads_of, states_of  # noqa: E402
+from rnnjax.cells import get_cell, init_rnn  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
 from rnnjax.data.text import fox_segments  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
-from rnnjax.train import first_nonfinite_step, train  # noqa: E402
+from rnnjax.losses import get_loss  # noqa: E402
+from rnnjax.scan import init_model, make_loss, predict, readout  # noqa: E402
+from rnnjax.train import first_nonfinite_step, fit, make_optimizer, train  # noqa: E402
 
-# name -> (cell, activation, init options); the first four are the adding problem's headline models
+# name -> (cell, cell options, read-out std or None for 1/sqrt(H)); the first four are the adding problem's
+# headline models. Only "activation" changes a cell's step; the other options change its initialisation.
 MODELS = {
-    "rnn_tanh": ("rnn", "tanh", {"recurrent_init": "gaussian", "rho": 1.0}),
-    "irnn": ("rnn", "relu", {"recurrent_init": "identity", "rho": 1.0, "input_std": 1e-3, "output_std": 1e-3}),
-    "lstm": ("lstm", "tanh", {"forget_bias": 1.0}),
-    "gru": ("gru", "tanh", {}),
-    "rnn_relu_rho0.9": ("rnn", "relu", {"recurrent_init": "gaussian", "rho": 0.9}),
-    "rnn_relu_rho0.99": ("rnn", "relu", {"recurrent_init": "gaussian", "rho": 0.99}),
-    "rnn_relu_rho1.2": ("rnn", "relu", {"recurrent_init": "gaussian", "rho": 1.2}),
-    "rnn_orthogonal": ("rnn", "tanh", {"recurrent_init": "orthogonal", "rho": 1.0}),
+    "rnn_tanh": ("rnn", {"activation": "tanh", "recurrent_init": "gaussian", "rho": 1.0}, None),
+    "irnn": ("rnn", {"activation": "relu", "recurrent_init": "identity", "rho": 1.0, "input_std": 1e-3}, 1e-3),
+    "lstm": ("lstm", {"forget_bias": 1.0}, None),
+    "gru": ("gru", {}, None),
+    "rnn_relu_rho0.9": ("rnn", {"activation": "relu", "recurrent_init": "gaussian", "rho": 0.9}, None),
+    "rnn_relu_rho0.99": ("rnn", {"activation": "relu", "recurrent_init": "gaussian", "rho": 0.99}, None),
+    "rnn_relu_rho1.2": ("rnn", {"activation": "relu", "recurrent_init": "gaussian", "rho": 1.2}, None),
+    "rnn_orthogonal": ("rnn", {"activation": "tanh", "recurrent_init": "orthogonal", "rho": 1.0}, None),
 }
 HEADLINE = ("rnn_tanh", "irnn", "lstm", "gru")
 THRESHOLD = 0.01  # "solved": MSE below 0.01
@@ -154,12 +157,34 @@ def run_clipping(cfg, out: Path) -> dict:
 
 # ---------------------------------------------------------------------------------- 2. adding problem
 
+def lag_profiles(cell, model, xs, target) -> dict:
+    """Natural-log lag profiles of the last step's loss L_T along one sequence ``xs (T, D)`` (report §4.1).
+
+    ``"state"``: log ||dL_T/ds_{T-k}|| over the whole carry s, k = 0..T-1 (renormalised, overflow-free);
+    and one entry per field of a NamedTuple carry (an LSTM's ``"h"`` and ``"c"``), or ``"h"`` = the
+    state for an array carry. A part below the smallest normal float reads as log(tiny).
+    """
+    step, c0 = (lambda c, x: cell.step(model.cell, c, x)), cell.initial_carry(model.cell)
+    c_T = jax.tree.map(lambda a: a[-1], states_of(step, c0, xs))
+    L_T = lambda c: get_loss("mse_last").value(readout(model.readout, cell.hidden(c))[None], target)  # L_T(y_T)
+    g_T = jax.grad(L_T)(c_T)  # dL_T/dcarry_T
+    out = {"state": log_lag_profile_of(step, c0, xs, g_T)}
+    if not hasattr(c0, "_fields"):
+        return out | {"h": out["state"]}  # the carry is h
+    grads = state_grads_of(step, c0, xs, g_T)  # each field (T, H), time order
+    tiny = jnp.finfo(xs.dtype).tiny
+    for field in c0._fields:
+        norms = jnp.linalg.norm(getattr(grads, field), axis=-1)[::-1]  # lag order
+        out[field] = jnp.log(jnp.maximum(norms, tiny))
+    return out
+
+
 class _Group(NamedTuple):
     """One compiled program per (cell, activation): initialise every run, lag profiles at init (seed 0 of
     each model), train all runs (vmapped), test MSE, lag profiles after training."""
 
     cell: str
-    activation: str
+    activation: str | None
     members: tuple  # ((model name, number of seeds), ...)
     hidden: int
     steps: int
@@ -167,30 +192,35 @@ class _Group(NamedTuple):
     clip: float
 
     def __call__(self, k_init, xs, ys, test_x, test_y, prof_x, prof_y):
+        cell = get_cell(self.cell, **({} if self.activation is None else {"activation": self.activation}))
         stacks = []
         for name, n in self.members:
             keys = jax.random.split(jax.random.fold_in(k_init, list(MODELS).index(name)), n)  # stable per model
-            init = lambda k, name=name: gated.init_cell(self.cell, k, 2, self.hidden, 1, **MODELS[name][2])
+            _, options, readout_std = MODELS[name]
+            member = get_cell(self.cell, **options)  # same step as ``cell``, its own initialisation
+            init = lambda k, c=member, std=readout_std: init_model(c, k, 2, self.hidden, 1, readout_std=std)
             stacks.append(jax.vmap(init)(keys))
         params0 = jax.tree.map(lambda *a: jnp.concatenate(a), *stacks)
         first = np.cumsum([0] + [n for _, n in self.members[:-1]])  # the seed-0 run of each model
         pick = lambda tree: jax.tree.map(lambda a: a[first], tree)
-        params, hist = gated.train_cell_sweep(params0, xs, ys, loss="mse_last", num_steps=self.steps,
-                                              learning_rate=self.lr, optimizer="adam", clip_norm=self.clip,
-                                              activation=self.activation)
-        test = gated.mse_last_seeds(params, test_x, test_y, activation=self.activation)
-        profiles = {stage: gated.mean_lag_profiles(pick(p), prof_x, prof_y, activation=self.activation)
-                    for stage, p in (("init", params0), ("trained", params))}
+        loss_fn, opt = make_loss(cell, "mse_last"), make_optimizer(self.lr, clip_norm=self.clip, name="adam")
+        params, hist = jax.vmap(lambda p: fit(loss_fn, p, (xs, ys), opt, num_steps=self.steps))(params0)
+        y_T = lambda p: jax.vmap(lambda x: predict(cell, p, x)[-1])(test_x)  # (B, O)
+        test = jax.vmap(lambda p: jnp.mean((y_T(p) - test_y) ** 2))(params)  # test MSE of y_T, per run
+        mean_profiles = lambda p: jax.tree.map(lambda a: a.mean(0), jax.vmap(
+            lambda x, y: lag_profiles(cell, p, x, y))(prof_x, prof_y))  # mean over sequences of log norms
+        profiles = {stage: jax.vmap(mean_profiles)(pick(p)) for stage, p in (("init", params0), ("trained", params))}
         return hist, test, profiles
 
 
 def _groups(cfg) -> list[_Group]:
     """Headline models get every seed, the other vanilla variants one; one group per (cell, activation)."""
     members: dict = {}
-    for name, (cell, act, _) in MODELS.items():
+    for name, (cell, options, _) in MODELS.items():
         if name not in cfg.models or (name not in HEADLINE and not cfg.variants):
             continue
-        members.setdefault((cell, act), []).append((name, cfg.adding_seeds if name in HEADLINE else 1))
+        members.setdefault((cell, options.get("activation")), []).append(
+            (name, cfg.adding_seeds if name in HEADLINE else 1))
     return [_Group(cell, act, tuple(m), cfg.hidden, cfg.adding_steps, float(cfg.lr), float(cfg.clip))
             for (cell, act), m in members.items()]
 
@@ -235,10 +265,10 @@ def run_adding_and_profiles(cfg, out: Path):
         t0 = time.perf_counter()
         hist, test_mse, profiles = jax.block_until_ready(
             _compiled(k_init, xs, ys, test_x, test_y, prof_x, prof_y, program=group))
-        key = f"{group.cell}_{group.activation}"
+        key = group.cell if group.activation is None else f"{group.cell}_{group.activation}"
         timings[key] = time.perf_counter() - t0
         runs = sum(n for _, n in group.members)
-        _stage(f"  {group.cell}/{group.activation}: {runs} runs x {cfg.adding_steps} steps in {timings[key]:.1f}s")
+        _stage(f"  {key}: {runs} runs x {cfg.adding_steps} steps in {timings[key]:.1f}s")
         mse = 2.0 * np.asarray(hist.loss)  # mse_last is 0.5 (y_T - y)^2 with O = 1: MSE = 2 loss
         smooth = tasks.running_mean(mse, SMOOTH)
         solved = tasks.first_step_below(smooth, THRESHOLD)
@@ -246,8 +276,9 @@ def run_adding_and_profiles(cfg, out: Path):
         test_mse = np.asarray(test_mse)
         i = 0
         for j, (name, n) in enumerate(group.members):
+            _, options, readout_std = MODELS[name]
             r = results.setdefault(name, {"cell": group.cell, "activation": group.activation,
-                                          "init": MODELS[name][2], "seeds": []})
+                                          "init": {**options, "readout_std": readout_std}, "seeds": []})
             for s in range(n):
                 stop = cfg.adding_steps if bad[i] < 0 else int(bad[i])  # only finite steps are saved
                 curves.append(pd.DataFrame({"model": name, "seed": s, "step": np.arange(stop), "mse": mse[i, :stop],

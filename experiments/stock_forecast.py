@@ -30,15 +30,23 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rnnjax import forecast, gated  # noqa: E402
+from rnnjax import forecast  # noqa: E402
+from rnnjax.cells import CELLS, get_cell  # noqa: E402
 from rnnjax.data.prices import DEFAULT_SOURCE, load_price_data, make_forecast_data, values_to_prices  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
-from rnnjax.train import describe_nonfinite, first_nonfinite_step  # noqa: E402
+from rnnjax.scan import init_model, make_loss, predict  # noqa: E402
+from rnnjax.train import (  # noqa: E402
+    TrainHistory,
+    describe_nonfinite,
+    first_nonfinite_step,
+    fit,
+    make_optimizer,
+    spectral_norm,
+)
 
 _IMPORT_S = time.perf_counter() - _T_START
 
 LOSS_MODES = {"many-to-one": "mse_last", "mse_last": "mse_last", "many-to-many": "mse", "mse": "mse"}
-CELLS = ("rnn", "lstm", "gru")  # the vanilla RNN trains by hand BPTT; LSTM/GRU by jax.grad (rnnjax.gated)
 QUICK_EPOCHS = 20
 TAIL_DAYS = 500  # train days drawn before the test range in Figure 2
 
@@ -56,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--drop-invalid", action="store_true",
                      help="drop rows with bad dates or missing/non-positive closes instead of failing")
     m = p.add_argument_group("model and training (defaults: the report)")
-    m.add_argument("--cell", choices=CELLS, default="rnn", help="recurrent cell (default: rnn)")
+    m.add_argument("--cell", choices=list(CELLS), default="rnn", help="recurrent cell (default: rnn)")
     m.add_argument("--target", choices=("price", "returns"), default="price",
                    help="predict the next close, or the next log-return and rebuild the close (default: price)")
     m.add_argument("--loss", choices=sorted(LOSS_MODES), default="many-to-one",
@@ -66,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--lookback", type=int, default=20, help="window length (default: 20)")
     m.add_argument("--train-fraction", type=float, default=0.8, help="temporal split (default: 0.8)")
     m.add_argument("--hidden", type=int, default=16, help="hidden units (default: 16)")
-    m.add_argument("--activation", choices=("tanh", "sigmoid", "relu", "linear"), default="tanh")
+    m.add_argument("--activation", choices=("tanh", "sigmoid", "relu", "linear"), default=None,
+                   help="the vanilla cell's non-linearity (default: tanh; --cell rnn only)")
     m.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
     m.add_argument("--epochs", type=int, default=300, help="full-batch epochs (default: 300)")
     m.add_argument("--clip", type=float, default=5.0, help="global-norm clipping tau, 0 = none (default: 5)")
@@ -79,22 +88,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def fit_cell_seeds(cell, keys, xs, ys, learning_rate, *, hidden_size, loss, num_steps, optimizer, clip_norm):
+    """One model of ``cell`` per key (``rnnjax.init_model``), trained by ``rnnjax.fit`` (jax.grad), vmapped.
+
+    Records what the vanilla ``rnnjax.train`` records, so every cell fills the same
+    :class:`rnnjax.TrainHistory` (``grad_whh_*``: the gradient w.r.t. the cell's stacked W_hh).
+    """
+    D, O = xs.shape[-1], ys.shape[-1]
+    opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
+    loss_fn = make_loss(cell, loss)
+    record = lambda p, g: (jnp.linalg.norm(g.cell.W_hh), spectral_norm(g.cell.W_hh))  # ||dL/dW_hh||_F, _2
+
+    def one(key):
+        model, h = fit(loss_fn, init_model(cell, key, D, hidden_size, O), (xs, ys), opt, num_steps=num_steps,
+                       record=record)
+        clipped = h.grad_norm if clip_norm is None else jnp.minimum(h.grad_norm, clip_norm)  # optax's clip rule
+        return model, TrainHistory(h.loss, h.grad_norm, clipped, *h.extra, h.finite)
+
+    return jax.vmap(one)(keys)
+
+
 @partial(jax.jit, static_argnames=("n_seeds", "options"))
 def _program(seed, xs, ys, lr, windows, *, n_seeds: int, options: tuple):
     """Init n_seeds models (keys fold_in(PRNGKey(seed), s)), train them, forecast ``windows``: one program.
 
-    ``options`` names the cell: the vanilla RNN trains with :func:`rnnjax.train` (hand BPTT or
-    jax.grad), an LSTM or GRU with :func:`rnnjax.gated.train_cell` (jax.grad).
+    ``options`` name the cell and the gradient: ``method="bptt"`` is the vanilla cell's own hand
+    BPTT (:func:`rnnjax.train` via :func:`rnnjax.forecast.fit_rnn_seeds`), ``"autograd"`` any cell of
+    the registry through :func:`rnnjax.fit`.
     """
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s))(jnp.arange(n_seeds))
     opts = dict(options)
-    cell, activation = opts.pop("cell"), opts["activation"]
-    if cell == "rnn":
-        params, history = forecast.fit_rnn_seeds(keys, xs, ys, lr, **opts)
+    name, cell_options, method = opts.pop("cell"), dict(opts.pop("cell_options")), opts.pop("method")
+    if method == "bptt":
+        activation = cell_options.get("activation", "tanh")
+        params, history = forecast.fit_rnn_seeds(keys, xs, ys, lr, activation=activation, method=method, **opts)
         scaled = forecast.predict_next_seeds(params, windows, activation=activation)
     else:
-        params, history = gated.fit_cell_seeds(keys, xs, ys, lr, cell=cell, **opts)
-        scaled = gated.predict_last_seeds(params, windows, activation=activation)
+        cell = get_cell(name, **cell_options)
+        params, history = fit_cell_seeds(cell, keys, xs, ys, lr, **opts)
+        last = lambda m, x: predict(cell, m, x)[-1]  # y_T of one window
+        scaled = jax.vmap(lambda m: jax.vmap(lambda x: last(m, x))(windows))(params)
     return history, first_nonfinite_step(history), scaled[..., 0]
 
 
@@ -106,14 +139,14 @@ def fit_model(cfg: argparse.Namespace, data) -> tuple[dict, dict]:
     ``(results, timings)``; ``results`` holds NumPy arrays: ``history`` (a TrainHistory, (S, E)
     each), ``first_nonfinite`` (S,), and ``forecast_scaled`` (S, M_train + M_test).
     """
-    if cfg.cell not in CELLS:
-        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {list(CELLS)}")
+    cell_options = () if cfg.activation is None else (("activation", cfg.activation),)
+    get_cell(cfg.cell, **dict(cell_options))  # validate: an unknown cell or an option it does not take
     if cfg.cell != "rnn" and cfg.method == "bptt":
         raise ValueError(f"--method bptt is the vanilla RNN's hand BPTT; --cell {cfg.cell} trains with "
                          "--method autograd (the default for gated cells)")
     options = (("hidden_size", cfg.hidden), ("loss", LOSS_MODES[cfg.loss]), ("num_steps", cfg.epochs),
-               ("optimizer", cfg.optimizer), ("clip_norm", cfg.clip or None), ("activation", cfg.activation),
-               ("cell", cfg.cell)) + ((("method", cfg.method),) if cfg.cell == "rnn" else ())
+               ("optimizer", cfg.optimizer), ("clip_norm", cfg.clip or None), ("cell", cfg.cell),
+               ("cell_options", cell_options), ("method", cfg.method))
     args = (np.int32(cfg.seed), data.x_train[None], data.y_train[None], np.float32(cfg.lr),  # one full batch
             np.concatenate([data.x_train, data.x_test]))
     t0 = time.perf_counter()

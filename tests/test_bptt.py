@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
-from rnnjax import RNNParams, bptt, get_loss, loss_and_grad, loss_and_grad_with_state, rnn_forward
-from rnnjax.bptt import block_size, bptt_loss_and_grad_fm
+from rnnjax import RNNParams, bptt, loss_and_grad, rnn_forward
+from rnnjax.bptt import block_size, bptt_loss_and_grad_fm, loss_and_grad_with_state
 from rnnjax.forward import to_feature_major
+from rnnjax.losses import get_loss
 
 ACTIVATIONS = ["tanh", "sigmoid", "relu", "linear"]
 LOSSES = ["mse_last", "mse", "xent"]

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnjax import LOSSES, get_loss
-from rnnjax.losses import check_targets
+from rnnjax.losses import LOSSES, check_targets, get_loss
 
 O2 = jnp.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]])  # outputs (T=3, O=2)
 

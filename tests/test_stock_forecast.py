@@ -151,7 +151,8 @@ def test_too_few_rows_stops_before_training(tmp_path):
 
 def test_unknown_cell_refused(capsys):
     with pytest.raises(ValueError, match="unknown cell 'transformer'"):
-        exp.fit_model(exp.build_parser().parse_args(["--seeds", "1"]).__class__(cell="transformer"), None)
+        namespace = exp.build_parser().parse_args(["--seeds", "1"]).__class__
+        exp.fit_model(namespace(cell="transformer", activation=None), None)
     with pytest.raises(SystemExit):  # and argparse lists the cells there are
         exp.main(["--cell", "transformer"])
     assert "choose from 'rnn', 'lstm', 'gru'" in capsys.readouterr().err

@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.claims import judge_claim
 from rnnjax.cells import init_rnn
 from rnnjax.devices import use_host_devices
 from rnnjax.sweeps import (
     curve_summary,
     grid,
-    judge_claim,
     sharded_vmap,
     stability_sweep,
     train_sweep,

@@ -8,15 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from rnnjax import (
-    RNNParams,
-    describe_nonfinite,
-    first_nonfinite_step,
-    loss_and_grad_with_state,
-    make_optimizer,
-    spectral_norm,
-    train,
-)
+from rnnjax import RNNParams, describe_nonfinite, first_nonfinite_step, make_optimizer, train
+from rnnjax.bptt import loss_and_grad_with_state
+from rnnjax.train import spectral_norm
 
 
 def random_params(rng, D, H, O) -> RNNParams:

@@ -5,7 +5,8 @@ that pull in heavier dependencies stay behind their own import: ``rnnjax.data.pr
 ``rnnjax.data.stooq`` (requests), ``rnnjax.sweeps`` (sharding), ``rnnjax.plots`` (matplotlib).
 """
 
-from rnnjax.activations import ACTIVATIONS, Activation, get_activation
+from rnnjax import cells, interop
+from rnnjax.activations import ACTIVATIONS, get_activation
 from rnnjax.analysis import (
     jacobians_of,
     lag_profile,
@@ -18,60 +19,57 @@ from rnnjax.analysis import (
     product_log_singular_values,
     report_bound,
     rnn_step,
+    state_grads_of,
     states_of,
     step_jacobians,
 )
-from rnnjax.bptt import bptt, loss_and_grad, loss_and_grad_with_state
-from rnnjax.cells import RECURRENT_INITS, RNNParams, init_recurrent, init_rnn, rnn_cell, spectral_radius
-from rnnjax.data.tasks import ADDING_BASELINE_MSE, adding_problem
-from rnnjax.forward import rnn_forward
-from rnnjax.gated import (
+from rnnjax.bptt import bptt, loss_and_grad
+from rnnjax.cells import (
+    RECURRENT_INITS,
+    Cell,
     GRUParams,
     LSTMCarry,
     LSTMParams,
-    cell_forward,
-    cell_loss_and_grad,
-    flat_state,
-    flat_step,
+    RNNParams,
     gru_cell,
-    gru_forward,
-    gru_params_from_torch,
-    init_cell,
     init_gru,
     init_lstm,
+    init_recurrent,
+    init_rnn,
     lstm_cell,
+    rnn_cell,
+    spectral_radius,
+)
+from rnnjax.forward import rnn_forward
+from rnnjax.interop import gru_params_from_torch, lstm_params_from_torch, params_to_torch
+from rnnjax.scan import (
+    ModelParams,
+    Readout,
+    cell_loss_and_grad,
+    gru_forward,
+    init_model,
     lstm_forward,
-    lstm_params_from_torch,
-    params_to_torch,
-    train_cell,
+    make_loss,
+    predict,
+    sequence_loss,
+    unroll,
 )
-from rnnjax.losses import LOSSES, get_loss
-from rnnjax.train import (
-    OPTIMIZERS,
-    TrainHistory,
-    describe_nonfinite,
-    first_nonfinite_step,
-    make_optimizer,
-    optimize,
-    spectral_norm,
-    train,
-)
+from rnnjax.train import FitHistory, TrainHistory, describe_nonfinite, first_nonfinite_step, fit, make_optimizer, train
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "get_activation",
+    "cells", "interop",
+    "ACTIVATIONS", "get_activation",
     "jacobians_of", "lag_profile", "lag_profile_of", "lag_slope", "last_step_state_grad", "log_lag_profile_of",
-    "lyapunov_of", "lyapunov_spectrum", "product_log_singular_values", "report_bound", "rnn_step", "states_of",
-    "step_jacobians",
-    "bptt", "loss_and_grad", "loss_and_grad_with_state",
-    "RECURRENT_INITS", "RNNParams", "init_recurrent", "init_rnn", "rnn_cell", "spectral_radius",
-    "ADDING_BASELINE_MSE", "adding_problem",
+    "lyapunov_of", "lyapunov_spectrum", "product_log_singular_values", "report_bound", "rnn_step",
+    "state_grads_of", "states_of", "step_jacobians",
+    "bptt", "loss_and_grad",
+    "RECURRENT_INITS", "Cell", "GRUParams", "LSTMCarry", "LSTMParams", "RNNParams", "gru_cell", "init_gru",
+    "init_lstm", "init_recurrent", "init_rnn", "lstm_cell", "rnn_cell", "spectral_radius",
     "rnn_forward",
-    "GRUParams", "LSTMCarry", "LSTMParams", "cell_forward", "cell_loss_and_grad", "flat_state", "flat_step",
-    "gru_cell", "gru_forward", "gru_params_from_torch", "init_cell", "init_gru", "init_lstm", "lstm_cell",
-    "lstm_forward", "lstm_params_from_torch", "params_to_torch", "train_cell",
-    "LOSSES", "get_loss",
-    "OPTIMIZERS", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "make_optimizer", "optimize",
-    "spectral_norm", "train",
+    "gru_params_from_torch", "lstm_params_from_torch", "params_to_torch",
+    "ModelParams", "Readout", "cell_loss_and_grad", "gru_forward", "init_model", "lstm_forward", "make_loss",
+    "predict", "sequence_loss", "unroll",
+    "FitHistory", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "fit", "make_optimizer", "train",
 ]

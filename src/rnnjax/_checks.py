@@ -23,3 +23,9 @@ def check_positive(param: str, value) -> None:
     """Raise ``ValueError`` if ``value`` is a concrete number <= 0 (traced values pass through)."""
     if isinstance(value, Real) and not value > 0:
         raise ValueError(f"{param} must be > 0, got {value!r}")
+
+
+def check_sizes(**sizes) -> None:
+    """:func:`check_positive_int` for each keyword, e.g. ``check_sizes(input_size=D, hidden_size=H)``."""
+    for param, value in sizes.items():
+        check_positive_int(param, value)

@@ -17,19 +17,23 @@ the report's J_t = diag(phi'(a_t)) W_hh^T). The report bounds its norm by (gamma
   Jacobian products, which the lag profile approaches at long lags;
 * :func:`report_bound` -- the report's (gamma ||W_hh||_2)^k.
 
-Generic functions take a step ``step(h (S,), x (D,)) -> h_next (S,)`` over a flat state, so gated
-cells (LSTM, GRU) reuse them; ``step_jacobians``, ``lyapunov_spectrum`` and ``lag_profile`` are the
-vanilla-RNN conveniences built on :func:`rnnjax.cells.rnn_cell`.
+Generic functions take a step ``step(carry, x (D,)) -> carry`` with any pytree ``carry`` -- a flat
+state (S,), an LSTM's ``(h, c)``, ``lambda c, x: cell.step(params, c, x)`` of any :class:`rnnjax.Cell`
+-- and work on its flattening (``jax.flatten_util.ravel_pytree``, S = the total size of the
+leaves); ``step_jacobians``, ``lyapunov_spectrum`` and ``lag_profile`` are the vanilla-RNN
+conveniences built on :func:`rnnjax.cells.rnn_cell`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from rnnjax._checks import check_positive_int
 from rnnjax.activations import get_activation
@@ -37,14 +41,26 @@ from rnnjax.cells import RNNParams, rnn_cell
 from rnnjax.forward import check_inputs, initial_state, rnn_forward
 from rnnjax.losses import check_targets, get_loss
 
-Step = Callable[[jax.Array, jax.Array], jax.Array]
+Step = Callable[[Any, jax.Array], Any]  # step(carry, x_t) -> carry_t, any pytree carry
 
 
-def _check_sequence(h0, xs) -> None:
-    if jnp.ndim(h0) != 1:
-        raise ValueError(f"h0 must be a flat state of shape (S,), got shape {tuple(jnp.shape(h0))}")
+def _check_sequence(carry0, xs) -> None:
+    leaves = jax.tree.leaves(carry0)
+    if not leaves or any(jnp.ndim(a) < 1 for a in leaves):
+        raise ValueError("the initial carry must be an array (S,) or a pytree of arrays (e.g. an LSTM's (h, c)), "
+                         f"got {jax.tree.map(lambda a: tuple(jnp.shape(a)), carry0)}")
     if jnp.ndim(xs) != 2 or xs.shape[0] < 1:
         raise ValueError(f"xs must have shape (T, D) with T >= 1, got shape {tuple(jnp.shape(xs))}")
+
+
+def flatten_step(step: Step, carry0):
+    """``(flat_step, s0, unravel)``: ``step`` on the flat vector s (S,) of a pytree carry (``ravel_pytree``).
+
+    S is the total size of the carry's leaves (2H for an LSTM's (h, c)); ``unravel(s)`` rebuilds
+    the carry. A flat array carry (S,) passes through unchanged.
+    """
+    s0, unravel = ravel_pytree(carry0)
+    return (lambda s, x: ravel_pytree(step(unravel(s), x))[0]), s0, unravel
 
 
 def _safe_log(x):
@@ -53,25 +69,27 @@ def _safe_log(x):
     return jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
 
 
-def states_of(step: Step, h0: jax.Array, xs: jax.Array) -> jax.Array:
-    """The states h_1..h_T (T, S) of ``h_t = step(h_{t-1}, x_t)``, through ``lax.scan``."""
-    _check_sequence(h0, xs)
-    _, hs = lax.scan(lambda h, x: (step(h, x),) * 2, h0, xs)
-    return hs
+def states_of(step: Step, carry0, xs: jax.Array):
+    """The carries c_1..c_T of ``c_t = step(c_{t-1}, x_t)`` by ``lax.scan``: a pytree like the carry, each (T, ...)."""
+    _check_sequence(carry0, xs)
+    _, cs = lax.scan(lambda c, x: (step(c, x),) * 2, carry0, xs)
+    return cs
 
 
-def jacobians_of(step: Step, h0: jax.Array, xs: jax.Array) -> jax.Array:
+def jacobians_of(step: Step, carry0, xs: jax.Array) -> jax.Array:
     """Step Jacobians of any cell along one sequence, by ``jax.jacfwd``.
 
     Args:
-      step: ``step(h (S,), x (D,)) -> h_next (S,)``.
-      h0: initial state (S,).
+      step: ``step(carry, x (D,)) -> carry``, any pytree carry.
+      carry0: initial carry.
       xs: inputs (T, D).
 
     Returns:
-      (T, S, S), entry [t, i, j] = d h_t[i] / d h_{t-1}[j] (the report's J_t of §4.1, t = 1..T).
+      (T, S, S) over the flattened carry (:func:`flatten_step`), entry [t, i, j] = d s_t[i] / d s_{t-1}[j]
+      (the report's J_t of §4.1, t = 1..T).
     """
-    _check_sequence(h0, xs)
+    _check_sequence(carry0, xs)
+    step, h0, _ = flatten_step(step, carry0)
 
     def body(h, x):
         f = lambda h_: (step(h_, x),) * 2
@@ -82,10 +100,10 @@ def jacobians_of(step: Step, h0: jax.Array, xs: jax.Array) -> jax.Array:
     return Js
 
 
-def check_lyapunov_args(h0, xs, *, warmup, num, reorth_every) -> int:
+def check_lyapunov_args(carry0, xs, *, warmup, num, reorth_every) -> int:
     """Validate :func:`lyapunov_of`'s arguments; returns ``num`` with None resolved to S."""
-    _check_sequence(h0, xs)
-    S, T = h0.shape[0], xs.shape[0]
+    _check_sequence(carry0, xs)
+    S, T = sum(jnp.size(a) for a in jax.tree.leaves(carry0)), xs.shape[0]
     num = S if num is None else num
     check_positive_int("num", num)
     check_positive_int("reorth_every", reorth_every)
@@ -96,7 +114,7 @@ def check_lyapunov_args(h0, xs, *, warmup, num, reorth_every) -> int:
     return num
 
 
-def lyapunov_of(step: Step, h0: jax.Array, xs: jax.Array, *, warmup: int = 0, num: int | None = None,
+def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int | None = None,
                 reorth_every: int = 1) -> jax.Array:
     """Lyapunov exponents of any cell driven by ``xs``, by QR re-orthonormalisation.
 
@@ -107,8 +125,8 @@ def lyapunov_of(step: Step, h0: jax.Array, xs: jax.Array, *, warmup: int = 0, nu
     this is stable at any T (no product of Jacobians is accumulated).
 
     Args:
-      step: ``step(h (S,), x (D,)) -> h_next (S,)``.
-      h0: initial state (S,).
+      step: ``step(carry, x (D,)) -> carry``, any pytree carry (its flattening, S numbers, is the state).
+      carry0: initial carry.
       xs: inputs (T, D).
       warmup: steps run first (state and frame evolve) but not averaged, so the frame aligns
         with the growing directions before measuring; 0 <= warmup < T.
@@ -124,7 +142,8 @@ def lyapunov_of(step: Step, h0: jax.Array, xs: jax.Array, *, warmup: int = 0, nu
       (a rank-deficient Jacobian, e.g. dead ReLU units) contributes log(tiny) (~ -87 in float32)
       per re-orthonormalisation instead of -inf, so such exponents read as very negative, finite.
     """
-    num = check_lyapunov_args(h0, xs, warmup=warmup, num=num, reorth_every=reorth_every)
+    num = check_lyapunov_args(carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every)
+    step, h0, _ = flatten_step(step, carry0)
     S, T = h0.shape[0], xs.shape[0]
 
     def reorthonormalise(Q):
@@ -156,48 +175,77 @@ def lyapunov_of(step: Step, h0: jax.Array, xs: jax.Array, *, warmup: int = 0, nu
     return jnp.where(ok, -jnp.sort(-exponents), jnp.nan)  # NaN: the state overflowed, no exponent
 
 
-def log_lag_profile_of(step: Step, h0: jax.Array, xs: jax.Array, g_T: jax.Array) -> jax.Array:
-    """log ||dL_T/dh_{T-k}|| for k = 0..T-1, by vector-Jacobian products backwards (overflow-free).
+def _backward_vjps(step: Step, carry0, xs: jax.Array, g_T, *, normalise: bool):
+    """g_{t-1} = J_t^T g_t from t = T down to 1 on the flat state (report §4.1), optionally renormalised.
 
-    g_{T-k} = J_{T-k+1}^T g_{T-k+1} (report §4.1), carried as a unit vector and a log norm.
-
-    Args:
-      step: ``step(h (S,), x (D,)) -> h_next (S,)``.
-      h0: initial state (S,).
-      xs: inputs (T, D).
-      g_T: dL_T/dh_T (S,).
-
-    Returns:
-      (T,) natural logs; entry k is log ||dL_T/dh_{T-k}|| (k = 0 gives log ||g_T||). All NaN when
-      a state or g_T is not finite (overflow).
+    Returns ``(flat states (T, S), g_T flat, per-step outputs in time order)``: with ``normalise`` the
+    log norms log ||g_t|| (T,) (carried as a unit vector and a log norm, so no overflow), else the
+    vectors dL_T/ds_t (T, S) themselves.
     """
-    _check_sequence(h0, xs)
-    if g_T.shape != h0.shape:
-        raise ValueError(f"g_T must have the state's shape {tuple(h0.shape)}, got {tuple(g_T.shape)}")
-    hs = states_of(step, h0, xs)
-    h_prev = jnp.concatenate([h0[None], hs[:-1]])  # h_{t-1} for t = 1..T
-    n0 = jnp.linalg.norm(g_T)
+    _check_sequence(carry0, xs)
+    flat, s0, _ = flatten_step(step, carry0)
+    g = ravel_pytree(g_T)[0]
+    if g.shape != s0.shape or jax.tree.structure(g_T) != jax.tree.structure(carry0):
+        raise ValueError(f"g_T must have the carry's structure and shapes {jax.tree.map(jnp.shape, carry0)}, "
+                         f"got {jax.tree.map(jnp.shape, g_T)}")
+    hs = states_of(flat, s0, xs)
+    h_prev = jnp.concatenate([s0[None], hs[:-1]])  # s_{t-1} for t = 1..T
 
     def body(carry, hx):
-        u, log_n = carry  # dL_T/dh_t = exp(log_n) u, ||u|| = 1
+        u, log_n = carry  # dL_T/ds_t = exp(log_n) u
         h, x = hx
-        _, vjp = jax.vjp(lambda h_: step(h_, x), h)
+        _, vjp = jax.vjp(lambda h_: flat(h_, x), h)
         v = vjp(u)[0]  # J_t^T u: one step further back (report §4.1)
+        if not normalise:
+            return (v, log_n), u
         n = jnp.linalg.norm(v)
         return (v / jnp.where(n > 0, n, 1.0), log_n + _safe_log(n)), log_n
 
-    init = (g_T / jnp.where(n0 > 0, n0, 1.0), _safe_log(n0))
-    _, logs = lax.scan(body, init, (h_prev, xs), reverse=True)
-    ok = jnp.all(jnp.isfinite(hs)) & jnp.all(jnp.isfinite(g_T))
+    n0 = jnp.linalg.norm(g)
+    init = (g / jnp.where(n0 > 0, n0, 1.0), _safe_log(n0)) if normalise else (g, jnp.zeros((), g.dtype))
+    _, out = lax.scan(body, init, (h_prev, xs), reverse=True)
+    return hs, g, out
+
+
+def log_lag_profile_of(step: Step, carry0, xs: jax.Array, g_T) -> jax.Array:
+    """log ||dL_T/ds_{T-k}|| for k = 0..T-1, by vector-Jacobian products backwards (overflow-free).
+
+    g_{T-k} = J_{T-k+1}^T g_{T-k+1} (report §4.1), carried as a unit vector and a log norm; the
+    norm is over the whole flattened carry.
+
+    Args:
+      step: ``step(carry, x (D,)) -> carry``, any pytree carry.
+      carry0: initial carry.
+      xs: inputs (T, D).
+      g_T: dL_T/dcarry_T, a pytree like the carry.
+
+    Returns:
+      (T,) natural logs; entry k is log ||dL_T/ds_{T-k}|| (k = 0 gives log ||g_T||). All NaN when
+      a state or g_T is not finite (overflow).
+    """
+    hs, g, logs = _backward_vjps(step, carry0, xs, g_T, normalise=True)
+    ok = jnp.all(jnp.isfinite(hs)) & jnp.all(jnp.isfinite(g))
     return jnp.where(ok, logs[::-1], jnp.nan)  # flip so index k is the lag; NaN if the state overflowed
 
 
-def lag_profile_of(step: Step, h0: jax.Array, xs: jax.Array, g_T: jax.Array) -> jax.Array:
-    """||dL_T/dh_{T-k}|| for k = 0..T-1 given g_T = dL_T/dh_T (S,): ``exp`` of :func:`log_lag_profile_of`.
+def state_grads_of(step: Step, carry0, xs: jax.Array, g_T):
+    """dL_T/dcarry_t for t = 1..T given g_T = dL_T/dcarry_T: a pytree like the carry, each leaf (T, ...).
+
+    The vectors themselves (not renormalised, so a vanished part reads as 0 and an exploded one may
+    overflow), so the gradient can be split into the carry's parts -- an LSTM's ``h`` and ``c``.
+    Row t-1 of each leaf belongs to carry_t (time order, unlike the lag order of :func:`log_lag_profile_of`).
+    """
+    _, _, gs = _backward_vjps(step, carry0, xs, g_T, normalise=False)
+    _, _, unravel = flatten_step(step, carry0)
+    return jax.vmap(unravel)(gs)
+
+
+def lag_profile_of(step: Step, carry0, xs: jax.Array, g_T) -> jax.Array:
+    """||dL_T/ds_{T-k}|| for k = 0..T-1 given g_T = dL_T/dcarry_T: ``exp`` of :func:`log_lag_profile_of`.
 
     Returns (T,); k = 0 gives ||g_T||. Use the log version for long, exploding sequences.
     """
-    return jnp.exp(log_lag_profile_of(step, h0, xs, g_T))
+    return jnp.exp(log_lag_profile_of(step, carry0, xs, g_T))
 
 
 @jax.jit

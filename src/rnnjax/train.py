@@ -1,13 +1,17 @@
-"""Training: optax optimisers with global-norm clipping, and a whole training run in one ``lax.scan``.
+"""Training: one loop for every model -- ``num_steps`` optax updates inside one jitted ``lax.scan``.
 
-``train`` is a pure function of its arrays, so ``jax.vmap`` over parameters (rho, seeds) or over
+* :func:`fit` -- any loss function, any pytree of parameters, any optax transformation;
+* :func:`train` -- the report's vanilla RNN (report §2-3), hand BPTT or ``jax.grad``, recording
+  the gradient norms the experiments plot; built on the same loop, :func:`run_steps`.
+
+Both are pure functions of their arrays, so ``jax.vmap`` over parameters (rho, seeds) or over
 data turns one run into a sweep, compiled once.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +63,96 @@ def spectral_norm(A: jax.Array) -> jax.Array:
     return jnp.linalg.svd(A, compute_uv=False)[0]
 
 
+class FitHistory(NamedTuple):
+    """What :func:`fit` records at every step (each field (num_steps, ...), before that step's update)."""
+
+    loss: jax.Array  # the loss of the step's batch
+    grad_norm: jax.Array  # global L2 norm of all gradients, before any clipping
+    finite: jax.Array  # bool: this step's loss and gradients were finite and training had not halted
+    extra: Any = ()  # whatever ``record(params, grads)`` returned, stacked over steps
+
+
+def run_steps(value_and_grad, params, batches, optimizer: optax.GradientTransformation, *, num_steps: int,
+              carry0=None, carry_state: bool = False, record=None):
+    """The one training loop of rnnjax: ``num_steps`` optax updates inside one ``lax.scan``. Traceable.
+
+    ``value_and_grad(params, batch, carry) -> (loss, grads, final_carry)``; step s trains on item
+    s mod N of ``batches`` (a pytree with a leading axis N). With ``carry_state`` the final carry of
+    an item starts the next (its gradient stopped: truncated BPTT), else every item starts from
+    ``carry0``. ``record(params, grads) -> pytree`` adds per-step quantities to ``history.extra``.
+    The first non-finite step halts training: parameters, optimiser state and carry keep their last
+    finite values. Returns ``(params, FitHistory)``.
+    """
+    n_data = jax.tree.leaves(batches)[0].shape[0]
+
+    def step(state, s):
+        params, opt_state, carry, alive = state
+        batch = jax.tree.map(lambda a: a[s % n_data], batches)  # step s trains on item s mod N
+        value, grads, final = value_and_grad(params, batch, carry)
+        gnorm = optax.tree.norm(grads)  # ||g|| = sqrt(sum of squares over every parameter)
+        finite = alive & jnp.isfinite(value) & jnp.isfinite(gnorm)
+        extra = () if record is None else record(params, grads)
+        updates, new_state = optimizer.update(grads, opt_state, params)
+        keep = lambda new, old: jnp.where(finite, new, old)  # a non-finite step halts training
+        params = jax.tree.map(keep, optax.apply_updates(params, updates), params)
+        opt_state = jax.tree.map(keep, new_state, opt_state)
+        if carry_state:  # truncated BPTT: the state crosses items, the gradient does not
+            carry = jax.tree.map(keep, lax.stop_gradient(final), carry)
+        return (params, opt_state, carry, finite), FitHistory(value, gnorm, finite, extra)
+
+    init = (params, optimizer.init(params), carry0, jnp.asarray(True))
+    (params, _, _, _), history = lax.scan(step, init, jnp.arange(num_steps))
+    return params, history
+
+
+@partial(jax.jit, static_argnames=("loss_fn", "optimizer", "num_steps", "record"))
+def _fit(loss_fn, params, batches, optimizer, num_steps, record):
+    def value_and_grad(p, batch, carry):
+        value, grads = jax.value_and_grad(loss_fn)(p, batch)
+        return value, grads, carry
+
+    return run_steps(value_and_grad, params, batches, optimizer, num_steps=num_steps, record=record)
+
+
+def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, num_steps: int, record=None):
+    """Train ``params`` with any optax transformation; the whole run is one jitted ``lax.scan``.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``, e.g. :func:`rnnjax.make_loss` of a cell. Static
+        under ``jax.jit``: pass the same function object to reuse a compiled run.
+      params: the initial parameters, any pytree.
+      batches: a pytree whose leaves share a leading axis N; step s uses item s mod N
+        (``(xs, targets)`` with xs (N, B, T, D) is N mini-batches; N = 1 is full-batch training).
+      optimizer: any ``optax.GradientTransformation`` (``optax.chain(clip_by_global_norm(1.0),
+        adamw(1e-3))``, a schedule, ...).
+      num_steps: number of updates.
+      record: optional ``record(params, grads) -> pytree`` of per-step quantities (e.g. a norm of one
+        weight's gradient), stacked in ``history.extra``; static, like ``loss_fn``.
+
+    Returns:
+      ``(params, history)``: a :class:`FitHistory` with the loss, the global gradient norm (before
+      clipping) and a finite flag per step. The first non-finite step halts training: ``params``
+      keep their last finite values and :func:`describe_nonfinite` says where it happened.
+    """
+    check_positive_int("num_steps", num_steps)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
+                         f"got {type(optimizer).__name__}")
+    leaves = jax.tree.leaves(batches)
+    if not leaves or any(jnp.ndim(a) < 1 or jnp.shape(a)[0] != jnp.shape(leaves[0])[0] for a in leaves):
+        raise ValueError("batches must be a pytree of arrays sharing a leading axis N (step s uses item s mod N), "
+                         f"got leading shapes {[tuple(jnp.shape(a))[:1] for a in leaves]}")
+    return _fit(loss_fn, params, batches, optimizer, num_steps, record)
+
+
+def resolve_optimizer(optimizer, learning_rate, clip_norm) -> optax.GradientTransformation:
+    """``optimizer`` as an optax transformation: one given as such is used as it is; a name of
+    :data:`OPTIMIZERS` becomes :func:`make_optimizer` ``(learning_rate, clip_norm=clip_norm)``."""
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer
+    return make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
+
+
 @partial(jax.jit, static_argnames=("loss", "num_steps", "optimizer", "activation", "method",
                                    "carry_state"))
 def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps, optimizer,
@@ -69,58 +163,24 @@ def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps
         xs = jax.vmap(to_feature_major)(xs)  # (N, T, D, *batch)
         h_start = jnp.moveaxis(h_start, -1, 0)  # (H, *batch)
 
-    def loss_and_grad_at(params, x, y, h):
+    def value_and_grad(params, batch, h):
+        x, y = batch
         if method == "bptt":
             return bptt_loss_and_grad_fm(params, x, y, h, loss=loss, activation=activation)
         return loss_and_grad_with_state(params, x, y, loss=loss, activation=activation, h0=h, method=method)
 
-    return optimize(loss_and_grad_at, params, xs, targets, h_start, learning_rate, clip_norm,
-                    num_steps=num_steps, optimizer=optimizer, carry_state=carry_state)
+    def record(params, grads):
+        return (jnp.linalg.norm(grads.W_hh), spectral_norm(grads.W_hh))  # ||dL/dW_hh||_F, ||dL/dW_hh||_2
 
-
-def optimize(loss_and_grad_at, params, xs, targets, carry0, learning_rate, clip_norm, *, num_steps: int,
-             optimizer: str, carry_state: bool):
-    """The training loop every cell shares: ``num_steps`` optax updates inside one ``lax.scan``.
-
-    ``loss_and_grad_at(params, x, y, carry) -> (loss, grads, final_carry)`` gives one item's
-    batch-mean loss and gradients (``grads`` has a ``W_hh`` field); step s trains on item s mod N
-    of ``xs``/``targets``. With ``carry_state`` the final carry of an item starts the next one
-    (its gradient stopped: truncated BPTT), else every item starts from ``carry0``. The first
-    non-finite step halts training: parameters, optimiser state and carry keep their last finite
-    values. Pure and traceable, so callers jit and vmap it. Returns ``(params, TrainHistory)``.
-    """
-    opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
-    n_data = xs.shape[0]
-
-    def step(state, s):
-        params, opt_state, carry, alive = state
-        x, y = xs[s % n_data], targets[s % n_data]  # step s trains on item s mod N
-        value, grads, final = loss_and_grad_at(params, x, y, carry)
-        gnorm = optax.tree.norm(grads)  # ||g|| = sqrt(sum of squares over every parameter)
-        finite = alive & jnp.isfinite(value) & jnp.isfinite(gnorm)
-        updates, new_state = opt.update(grads, opt_state, params)
-        keep = lambda new, old: jnp.where(finite, new, old)  # a non-finite step halts training
-        params = jax.tree.map(keep, optax.apply_updates(params, updates), params)
-        opt_state = jax.tree.map(keep, new_state, opt_state)
-        if carry_state:  # truncated BPTT: the state crosses items, the gradient does not
-            carry = jax.tree.map(keep, lax.stop_gradient(final), carry)
-        record = TrainHistory(
-            loss=value,
-            grad_norm=gnorm,
-            grad_norm_clipped=gnorm if clip_norm is None else jnp.minimum(gnorm, clip_norm),  # optax clip rule
-            grad_whh_fro=jnp.linalg.norm(grads.W_hh),
-            grad_whh_spec=spectral_norm(grads.W_hh),
-            finite=finite,
-        )
-        return (params, opt_state, carry, finite), record
-
-    init = (params, opt.init(params), carry0, jnp.asarray(True))
-    (params, _, _, _), history = lax.scan(step, init, jnp.arange(num_steps))
-    return params, history
+    opt = resolve_optimizer(optimizer, learning_rate, clip_norm)
+    params, h = run_steps(value_and_grad, params, (xs, targets), opt, num_steps=num_steps, carry0=h_start,
+                          carry_state=carry_state, record=record)
+    clipped = h.grad_norm if clip_norm is None else jnp.minimum(h.grad_norm, clip_norm)  # optax's clip rule
+    return params, TrainHistory(h.loss, h.grad_norm, clipped, *h.extra, h.finite)
 
 
 def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, num_steps: int,
-          learning_rate, optimizer: str = "sgd", clip_norm=None, activation: str = "tanh",
+          learning_rate=None, optimizer="sgd", clip_norm=None, activation: str = "tanh",
           method: str = "bptt", h0=None, carry_state: bool = False):
     """Train a vanilla RNN for ``num_steps`` optimiser steps inside one jitted ``lax.scan``.
 
@@ -132,8 +192,10 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
       targets: targets for each item, with the same leading N (see :func:`rnnjax.loss_and_grad`).
       loss: ``"mse_last"``, ``"mse"`` or ``"xent"``.
       num_steps: number of updates.
-      learning_rate: step size (may be traced, e.g. vmapped).
-      optimizer: ``"sgd"`` or ``"adam"``.
+      learning_rate: step size (may be traced, e.g. vmapped); with an optimizer given by name.
+      optimizer: ``"sgd"`` or ``"adam"`` (with ``learning_rate`` and ``clip_norm``), or any
+        ``optax.GradientTransformation`` (then ``learning_rate`` is unused, and ``clip_norm`` only
+        sets the recorded ``grad_norm_clipped``: put the clipping in the transformation).
       clip_norm: global-norm clipping threshold tau, or None for none.
       activation: hidden non-linearity.
       method: ``"bptt"`` (hand) or ``"autograd"`` (``jax.grad``).
@@ -152,7 +214,10 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
     if targets.shape[0] != xs.shape[0]:
         raise ValueError(f"targets must have the same leading N as xs ({xs.shape[0]}), "
                          f"got shape {tuple(targets.shape)}")
-    make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)  # validate eagerly
+    if not isinstance(optimizer, optax.GradientTransformation):
+        if learning_rate is None:
+            raise ValueError(f"learning_rate is required with optimizer={optimizer!r}")
+        make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)  # validate eagerly
     check_choice("method", method, METHODS)
     get_activation(activation)
     batched = xs.ndim == 4
@@ -163,18 +228,19 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
                   carry_state=carry_state)
 
 
-def first_nonfinite_step(history: TrainHistory) -> jax.Array:
+def first_nonfinite_step(history) -> jax.Array:
     """Index of the first step whose values were not finite, or -1 (works on vmapped histories)."""
     bad = ~history.finite
     return jnp.where(bad.any(-1), jnp.argmax(bad, axis=-1), -1)
 
 
-def describe_nonfinite(history: TrainHistory) -> str | None:
-    """For one run: None when every step was finite, else which step went non-finite and in what."""
+def describe_nonfinite(history) -> str | None:
+    """For one run (a :class:`TrainHistory` or :class:`FitHistory`): None when every step was finite,
+    else which step went non-finite and in what."""
     step = int(first_nonfinite_step(history))
     if step < 0:
         return None
-    fields = [f for f in TrainHistory._fields if f != "finite"]
+    fields = [f for f in history._fields if f not in ("finite", "extra")]
     bad = [f for f in fields if not bool(jnp.isfinite(getattr(history, f)[step]))]
     what = ", ".join(bad) if bad else "an earlier quantity"
     return (f"training went non-finite at step {step} of {history.finite.shape[-1]} "

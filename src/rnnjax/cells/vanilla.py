@@ -5,7 +5,11 @@
     o_t = h_t W_ho + b_o                          (report §1.2, phi_o = identity; losses add softmax)
 
 Shapes: x_t (D,), h_t (H,), W_xh (D, H), W_hh (H, H), b_h (H,), W_ho (H, O), b_o (O,).
-A step is a ``lax.scan`` body, ``(h_{t-1}, x_t) -> (h_t, (h_t, a_t))``.
+
+Two views of the same model: :class:`RNNParams` is the report's whole model (cell and read-out,
+five fields), used by the hand BPTT of report §2.2 (:mod:`rnnjax.bptt`); :func:`vanilla` is the
+cell alone behind the :class:`rnnjax.Cell` protocol, with :class:`VanillaParams` (its step also
+accepts an :class:`RNNParams`, whose read-out fields it ignores).
 """
 
 from __future__ import annotations
@@ -15,8 +19,18 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax._checks import check_choice, check_positive, check_positive_int
+from rnnjax._checks import check_positive_int
 from rnnjax.activations import get_activation
+from rnnjax.cells.base import Cell, identity
+from rnnjax.cells.init import init_recurrent
+
+
+class VanillaParams(NamedTuple):
+    """Parameters of the vanilla cell alone (a PyTree); the read-out lives in :class:`rnnjax.Readout`."""
+
+    W_xh: jax.Array  # (D, H) input -> hidden
+    W_hh: jax.Array  # (H, H) hidden -> hidden (row convention: h_{t-1} W_hh)
+    b_h: jax.Array  # (H,)
 
 
 class RNNParams(NamedTuple):
@@ -27,44 +41,6 @@ class RNNParams(NamedTuple):
     b_h: jax.Array  # (H,)
     W_ho: jax.Array  # (H, O) hidden -> output
     b_o: jax.Array  # (O,)
-
-
-RECURRENT_INITS = ("gaussian", "spectral", "orthogonal", "identity")
-
-
-def spectral_radius(W: jax.Array) -> jax.Array:
-    """max_i |lambda_i(W)|, the spectral radius of a square matrix."""
-    return jnp.max(jnp.abs(jnp.linalg.eigvals(W)))
-
-
-def _orthogonal(key: jax.Array, n: int, dtype) -> jax.Array:
-    """A Haar-random orthogonal (n, n) matrix: QR of a Gaussian with R's diagonal signs fixed (Mezzadri 2007)."""
-    q, r = jnp.linalg.qr(jax.random.normal(key, (n, n), dtype))
-    return q * jnp.sign(jnp.diagonal(r))[None, :]
-
-
-def init_recurrent(key: jax.Array, hidden_size: int, *, rho=1.0, kind: str = "gaussian",
-                   dtype=jnp.float32) -> jax.Array:
-    """Initial W_hh (H, H) of one of :data:`RECURRENT_INITS`, scaled by ``rho``.
-
-    * ``"gaussian"``   -- entries N(0, std 1/sqrt(H)) times rho (report §5; spectral radius ~ rho
-      by the circular law, Girko 1984);
-    * ``"spectral"``   -- the Gaussian rescaled so its spectral radius is exactly rho;
-    * ``"orthogonal"`` -- rho Q with Q Haar-orthogonal, so W^T W = rho^2 I (Saxe et al. 2014);
-    * ``"identity"``   -- rho I, the IRNN of Le, Jaitly & Hinton (2015).
-    """
-    check_choice("recurrent_init", kind, RECURRENT_INITS)
-    check_positive_int("hidden_size", hidden_size)
-    check_positive("rho", rho)
-    rho = jnp.asarray(rho, dtype)
-    if kind == "identity":
-        return rho * jnp.eye(hidden_size, dtype=dtype)
-    if kind == "orthogonal":
-        return rho * _orthogonal(key, hidden_size, dtype)
-    W = jax.random.normal(key, (hidden_size, hidden_size), dtype) / jnp.sqrt(hidden_size)
-    if kind == "spectral":
-        W = W / spectral_radius(W).astype(dtype)  # now max |lambda| = 1
-    return rho * W
 
 
 def init_rnn(key: jax.Array, input_size: int, hidden_size: int, output_size: int, *, rho=1.0,
@@ -96,3 +72,28 @@ def rnn_cell(params: RNNParams, h_prev: jax.Array, x: jax.Array, *, activation: 
     """One step: returns ``(h_t, a_t)`` for ``h_prev (..., H)`` and ``x (..., D)``."""
     a = x @ params.W_xh + h_prev @ params.W_hh + params.b_h  # a_t = x_t W_xh + h_{t-1} W_hh + b_h (§1.2)
     return get_activation(activation).phi(a), a  # h_t = phi_h(a_t) (§1.2)
+
+
+def vanilla(activation: str = "tanh", *, rho=1.0, recurrent_init: str = "gaussian", input_std=None,
+            dtype=jnp.float32) -> Cell:
+    """The vanilla RNN cell of report §1.2 as a :class:`rnnjax.Cell`; carry h (H,), params :class:`VanillaParams`.
+
+    ``init`` draws W_xh ~ N(0, std ``input_std``, default 1/sqrt(D)), W_hh from
+    :func:`rnnjax.init_recurrent` (``recurrent_init``, scaled by ``rho``) and b_h = 0, exactly as
+    :func:`init_rnn` does from the same key (the key's third split is the read-out's, see
+    :func:`rnnjax.init_model`).
+    """
+    phi = get_activation(activation).phi
+
+    def init(key, input_size, hidden_size):
+        p = init_rnn(key, input_size, hidden_size, 1, rho=rho, recurrent_init=recurrent_init,
+                     input_std=input_std, dtype=dtype)
+        return VanillaParams(p.W_xh, p.W_hh, p.b_h)
+
+    def initial_carry(params):
+        return jnp.zeros(params.b_h.shape, params.W_hh.dtype)  # h_0 = 0
+
+    def step(params, h, x):
+        return phi(x @ params.W_xh + params.b_h + h @ params.W_hh)  # h_t = phi(x_t W_xh + b_h + h_{t-1} W_hh) (§1.2)
+
+    return Cell(init, initial_carry, step, identity)

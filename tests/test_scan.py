@@ -1,0 +1,282 @@
+"""The cell protocol end to end: each built-in cell against its explicit equations and the results of
+rnnjax 0.1 (stored arrays), unroll/predict/losses and their jax.grad against finite differences,
+fit against a hand loop of optax steps, train with an optax transformation, and the analysis
+tools on a pytree carry (the LSTM's (h, c)) against an independent NumPy QR."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+
+import rnnjax
+from rnnjax import cells
+
+GOLDEN = np.load(__file__.replace("test_scan.py", "data/golden_gated_v0.npz"))  # rnnjax 0.1's gated.py outputs
+
+
+def sig(v):
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+# ---------------------------------------------------------------- single steps, by hand (H = 1, D = 1)
+
+# one scalar weight per gate: (input weight, recurrent weight, bias)
+LSTM_W = {"i": (0.5, -0.4, 0.1), "f": (-0.3, 0.8, 1.0), "g": (0.9, 0.2, -0.2), "o": (0.7, -0.6, 0.05)}
+
+
+def test_lstm_step_and_forward_equal_hand_computation():
+    x, h, c = 0.8, -0.5, 0.3
+    pre = {k: wx * x + wh * h + b for k, (wx, wh, b) in LSTM_W.items()}
+    i, f, o = sig(pre["i"]), sig(pre["f"]), sig(pre["o"])
+    c_new = f * c + i * math.tanh(pre["g"])  # c_t = f_t c_{t-1} + i_t g_t
+    h_new = o * math.tanh(c_new)  # h_t = o_t tanh(c_t)
+    gates = "ifgo"  # PyTorch's order, and ours
+    params = rnnjax.LSTMParams(
+        W_xh=jnp.array([[LSTM_W[k][0] for k in gates]]), W_hh=jnp.array([[LSTM_W[k][1] for k in gates]]),
+        b_h=jnp.array([LSTM_W[k][2] for k in gates]), W_ho=jnp.array([[2.0]]), b_o=jnp.array([-1.0]))
+    cell = cells.lstm()
+    new = cell.step(params, rnnjax.LSTMCarry(jnp.array([h]), jnp.array([c])), jnp.array([x]))
+    assert float(new.h[0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
+    assert float(new.c[0]) == pytest.approx(c_new, rel=1e-6)
+    assert float(cell.hidden(new)[0]) == float(new.h[0])
+    # a 2-step sequence from (0, 0): the second step by hand from the first
+    h1c1 = cell.step(params, cell.initial_carry(params), jnp.array([x]))
+    pre2 = {k: wx * (-1.0) + wh * float(h1c1.h[0]) + b for k, (wx, wh, b) in LSTM_W.items()}
+    c2 = sig(pre2["f"]) * float(h1c1.c[0]) + sig(pre2["i"]) * math.tanh(pre2["g"])
+    h2 = sig(pre2["o"]) * math.tanh(c2)
+    hs, outs = rnnjax.lstm_forward(params, jnp.array([[x], [-1.0]]))
+    assert float(hs[1, 0]) == pytest.approx(h2, rel=1e-6)
+    assert float(outs[1, 0]) == pytest.approx(2.0 * h2 - 1.0, rel=1e-6)  # y_t = h_t W_ho + b_o
+
+
+# (input weight, input bias, recurrent weight, recurrent bias) per gate
+GRU_W = {"r": (0.6, 0.1, -0.7, 0.2), "z": (-0.4, -0.3, 0.5, 0.1), "n": (1.1, 0.05, 0.9, -0.25)}
+
+
+def test_gru_step_equals_hand_computation():
+    x, h = -0.7, 0.4
+    (rx, rbx, rh, rbh), (zx, zbx, zh, zbh), (nx, nbx, nh, nbh) = GRU_W["r"], GRU_W["z"], GRU_W["n"]
+    r = sig(rx * x + rbx + rh * h + rbh)
+    z = sig(zx * x + zbx + zh * h + zbh)
+    n = math.tanh(nx * x + nbx + r * (nh * h + nbh))  # b_hn inside the reset product
+    h_new = (1 - z) * n + z * h  # h_t = (1 - z_t) n_t + z_t h_{t-1}
+    gates = "rzn"
+    params = rnnjax.GRUParams(
+        W_xh=jnp.array([[GRU_W[k][0] for k in gates]]), W_hh=jnp.array([[GRU_W[k][2] for k in gates]]),
+        b_xh=jnp.array([GRU_W[k][1] for k in gates]), b_hh=jnp.array([GRU_W[k][3] for k in gates]),
+        W_ho=jnp.array([[1.0]]), b_o=jnp.array([0.0]))
+    h_t = cells.gru().step(params, jnp.array([h]), jnp.array([x]))
+    assert float(h_t[0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
+    hs, outs = rnnjax.gru_forward(params, jnp.array([[x]]), jnp.array([h]))
+    assert float(hs[0, 0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
+    np.testing.assert_allclose(outs, hs)
+
+
+def test_vanilla_cell_is_the_report_cell():
+    p = rnnjax.init_rnn(jax.random.PRNGKey(0), 3, 4, 2, rho=1.1)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
+    cell = cells.vanilla("relu", rho=1.1)
+    hs, h_T = rnnjax.unroll(cell, p, xs)  # the cell reads W_xh, W_hh, b_h of the whole model
+    ref, outs = rnnjax.rnn_forward(p, xs, activation="relu")
+    np.testing.assert_allclose(hs, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(h_T, hs[-1])
+    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 3, 4, 2)  # same key: init_rnn's draws exactly
+    for a, b in zip((*model.cell, *model.readout), p, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(rnnjax.predict(cell, model, xs), outs, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------- the built-ins against rnnjax 0.1's results
+
+@pytest.mark.parametrize("dtype, tol", [("f32", 1e-6), ("f64", 1e-12)])
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_builtin_cells_reproduce_rnnjax_0_1(x64, name, dtype, tol):
+    dt = {"f32": jnp.float32, "f64": jnp.float64}[dtype]
+    cell = cells.get_cell(name, dtype=dt)
+    model = rnnjax.init_model(cell, jax.random.PRNGKey(3), 2, 3, 2)
+    fields = [*model.cell._fields, *model.readout._fields]
+    for field, a in zip(fields, (*model.cell, *model.readout), strict=True):
+        np.testing.assert_allclose(a, GOLDEN[f"{name}_{dtype}_{field}"], rtol=tol)  # same draws from the same key
+    xs = jnp.asarray(GOLDEN[f"xs_{dtype}"])
+    hs, _ = rnnjax.unroll(cell, model.cell, xs)
+    np.testing.assert_allclose(hs, GOLDEN[f"{name}_{dtype}_hs"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(rnnjax.predict(cell, model, xs), GOLDEN[f"{name}_{dtype}_ys"], rtol=tol, atol=tol)
+    whole = {"lstm": rnnjax.init_lstm, "gru": rnnjax.init_gru}[name](jax.random.PRNGKey(3), 2, 3, 2, dtype=dt)
+    forward = {"lstm": rnnjax.lstm_forward, "gru": rnnjax.gru_forward}[name]
+    np.testing.assert_allclose(forward(whole, xs)[1], GOLDEN[f"{name}_{dtype}_ys"], rtol=tol, atol=tol)
+
+
+def test_lstm_init_forget_bias_orthogonal_blocks_and_registry_errors():
+    p = rnnjax.init_lstm(jax.random.PRNGKey(0), 2, 3, 1)
+    assert p.W_xh.shape == (2, 12) and p.W_hh.shape == (3, 12) and p.W_ho.shape == (3, 1)
+    np.testing.assert_array_equal(p.b_h, np.r_[np.zeros(3), np.ones(3), np.zeros(6)])  # b_f = 1, gates [i|f|g|o]
+    assert float(jnp.abs(cells.lstm(forget_bias=0.0).init(jax.random.PRNGKey(0), 2, 3).b_h).max()) == 0.0
+    for k in range(4):  # each gate's recurrent block is orthogonal by default
+        Q = p.W_hh[:, 3 * k:3 * (k + 1)]
+        np.testing.assert_allclose(Q.T @ Q, np.eye(3), atol=1e-5)
+    g = jax.eval_shape(lambda k: rnnjax.init_gru(k, 2, 5, 4), jax.random.PRNGKey(0))
+    assert g.W_xh.shape == (2, 15) and g.W_hh.shape == (5, 15) and g.b_hh.shape == (15,) and g.W_ho.shape == (5, 4)
+    with pytest.raises(ValueError, match=r"unknown cell 'transformer'"):
+        cells.get_cell("transformer")
+    with pytest.raises(ValueError, match=r"cell 'lstm' takes no option 'activation'"):
+        cells.get_cell("lstm", activation="relu")
+    with pytest.raises(ValueError, match="recurrent_init"):
+        cells.lstm(recurrent_init="random")
+
+
+def test_bad_inputs_name_the_problem():
+    cell = cells.lstm()
+    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 3, 1)
+    with pytest.raises(ValueError, match=r"xs must have shape \(T, D\)"):
+        rnnjax.unroll(cell, model.cell, jnp.zeros((2, 4, 2)))
+    with pytest.raises(ValueError, match=r"cell.step cannot take this carry and input"):
+        rnnjax.unroll(cell, model.cell, jnp.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"cell.step cannot take"):
+        rnnjax.lstm_forward(rnnjax.init_lstm(jax.random.PRNGKey(0), 2, 3, 1), jnp.zeros((4, 2)),
+                            (jnp.zeros(4), jnp.zeros(4)))
+    with pytest.raises(ValueError, match=r"must return a carry like the one it takes"):
+        rnnjax.unroll(cells.gru(), rnnjax.init_gru(jax.random.PRNGKey(0), 2, 3, 1), jnp.zeros((4, 2)),
+                      jnp.zeros(3, jnp.int32))
+    with pytest.raises(ValueError, match="targets"):
+        rnnjax.cell_loss_and_grad(cell, model, jnp.zeros((4, 2)), jnp.zeros(2), loss="mse_last")
+
+
+# ------------------------------------------------------------------- gradients vs finite differences
+
+def _central_differences(f, flat, eps=1e-6):
+    E = eps * jnp.eye(flat.size, dtype=flat.dtype)
+    return (jax.vmap(f)(flat + E) - jax.vmap(f)(flat - E)) / (2 * eps)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
+def test_cell_loss_grad_matches_central_differences_float64(x64, name):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(3))
+    cell = cells.get_cell(name, dtype=jnp.float64)
+    model = rnnjax.init_model(cell, k1, 2, 3, 2)
+    if name == "gru":  # non-zero biases so b_hn's place inside r_t * (.) is exercised
+        model = model._replace(cell=model.cell._replace(b_hh=jnp.linspace(-0.5, 0.5, 9),
+                                                        b_xh=jnp.linspace(0.3, -0.3, 9)))
+    xs = jax.random.normal(k2, (4, 5, 2), jnp.float64)  # a batch of 4
+    ys = jax.random.normal(k2, (4, 2), jnp.float64)
+    flat, unravel = ravel_pytree(model)
+    loss_fn = rnnjax.make_loss(cell, "mse_last")
+    fd = _central_differences(jax.jit(lambda v: loss_fn(unravel(v), (xs, ys))), flat)
+    value, g = rnnjax.cell_loss_and_grad(cell, model, xs, ys, loss="mse_last")
+    g = ravel_pytree(g)[0]
+    assert float(jnp.linalg.norm(g - fd) / jnp.linalg.norm(fd)) < 1e-8
+    one = [rnnjax.sequence_loss(cell, model, xs[b], ys[b], loss="mse_last") for b in range(4)]
+    assert float(value) == pytest.approx(float(np.mean(one)), rel=1e-12)  # the batch mean
+
+
+def test_vanilla_cell_grad_equals_the_hand_bptt(x64):
+    p = rnnjax.init_rnn(jax.random.PRNGKey(0), 2, 4, 3, rho=1.2, dtype=jnp.float64)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (3, 6, 2), jnp.float64)
+    ys = jax.random.randint(jax.random.PRNGKey(2), (3, 6), 0, 3)
+    v_ref, g_ref = rnnjax.loss_and_grad(p, xs, ys, loss="xent", activation="relu", method="bptt")
+    model = rnnjax.ModelParams(cells.VanillaParams(p.W_xh, p.W_hh, p.b_h), rnnjax.Readout(p.W_ho, p.b_o))
+    v, g = rnnjax.cell_loss_and_grad(cells.vanilla("relu"), model, xs, ys, loss="xent")
+    assert float(v) == pytest.approx(float(v_ref), rel=1e-12)
+    for a, b in zip((*g.cell, *g.readout), g_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------- training
+
+def _data(key, N=3, B=5, T=6, D=2):
+    k1, k2 = jax.random.split(key)
+    return jax.random.normal(k1, (N, B, T, D)), jax.random.normal(k2, (N, B, 1))
+
+
+def test_fit_with_an_optax_chain_equals_a_hand_loop_of_optax_steps():
+    cell = cells.gru()
+    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 4, 1)
+    xs, ys = _data(jax.random.PRNGKey(1))
+    opt = optax.chain(optax.clip_by_global_norm(0.3), optax.adamw(optax.linear_schedule(0.05, 0.01, 7)))
+    loss_fn = rnnjax.make_loss(cell, "mse_last")
+    params, hist = rnnjax.fit(loss_fn, model, (xs, ys), opt, num_steps=7)
+    p, state = model, opt.init(model)
+    for s in range(7):  # the reference: optax's documented update loop, one Python step at a time
+        value, g = jax.value_and_grad(loss_fn)(p, (xs[s % 3], ys[s % 3]))
+        np.testing.assert_allclose(hist.loss[s], value, rtol=1e-5)
+        np.testing.assert_allclose(hist.grad_norm[s], optax.tree.norm(g), rtol=1e-5)
+        updates, state = opt.update(g, state, p)
+        p = optax.apply_updates(p, updates)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert bool(hist.finite.all()) and float(hist.loss[-1]) < float(hist.loss[0])
+
+
+def test_fit_halts_on_the_first_nonfinite_step_and_records_extras():
+    cell = cells.lstm()
+    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 3, 1)
+    xs, ys = _data(jax.random.PRNGKey(1), N=2, B=3, T=5)
+    ys = ys.at[1, 0, 0].set(jnp.nan)  # step 1 meets a NaN target
+    loss_fn = rnnjax.make_loss(cell, "mse_last")
+    record = lambda p, g: jnp.linalg.norm(g.cell.W_hh)
+    p_bad, hist = rnnjax.fit(loss_fn, model, (xs, ys), optax.sgd(0.05), num_steps=3, record=record)
+    np.testing.assert_array_equal(hist.finite, [True, False, False])
+    assert int(rnnjax.first_nonfinite_step(hist)) == 1
+    assert "step 1 of 3" in rnnjax.describe_nonfinite(hist)
+    _, g0 = jax.value_and_grad(loss_fn)(model, (xs[0], ys[0]))
+    np.testing.assert_allclose(hist.extra[0], jnp.linalg.norm(g0.cell.W_hh), rtol=1e-5)
+    for a, p0, g in zip(jax.tree.leaves(p_bad), jax.tree.leaves(model), jax.tree.leaves(g0), strict=True):
+        np.testing.assert_allclose(a, p0 - 0.05 * g, rtol=1e-5, atol=1e-7)  # frozen after the one finite step
+    with pytest.raises(ValueError, match="optax.GradientTransformation"):
+        rnnjax.fit(loss_fn, model, (xs, ys), "adam", num_steps=3)
+    with pytest.raises(ValueError, match="leading axis N"):
+        rnnjax.fit(loss_fn, model, (xs, ys[:1]), optax.sgd(0.1), num_steps=3)
+
+
+def test_train_takes_an_optax_transformation():
+    p = rnnjax.init_rnn(jax.random.PRNGKey(0), 2, 4, 1)
+    xs, ys = _data(jax.random.PRNGKey(1))
+    kw = dict(loss="mse_last", num_steps=6)
+    p_name, h_name = rnnjax.train(p, xs, ys, learning_rate=0.05, optimizer="adam", clip_norm=0.5, **kw)
+    opt = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(0.05))
+    p_opt, h_opt = rnnjax.train(p, xs, ys, optimizer=opt, clip_norm=0.5, **kw)
+    for a, b in zip((*p_name, *h_name), (*p_opt, *h_opt), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="learning_rate is required"):
+        rnnjax.train(p, xs, ys, optimizer="sgd", **kw)
+
+
+# ---------------------------------------------------------------- analysis on a pytree carry (h, c)
+
+def _np_lstm_step(W_xh, W_hh, b, s, x):
+    """An LSTM step on the flat state s = (h, c), written in NumPy (independent of rnnjax)."""
+    H = W_hh.shape[0]
+    h, c = s[:H], s[H:]
+    z = x @ W_xh + h @ W_hh + b
+    i, f, g, o = (z[k * H:(k + 1) * H] for k in range(4))
+    c = 1 / (1 + np.exp(-f)) * c + 1 / (1 + np.exp(-i)) * np.tanh(g)
+    return np.concatenate([1 / (1 + np.exp(-o)) * np.tanh(c), c])
+
+
+def test_lstm_lyapunov_spectrum_over_h_and_c_equals_an_independent_numpy_qr(x64):
+    cell = cells.lstm(dtype=jnp.float64, forget_bias=2.0)
+    p = cell.init(jax.random.PRNGKey(0), 2, 3)
+    xs = 0.5 * jax.random.normal(jax.random.PRNGKey(1), (60, 2), jnp.float64)
+    step = lambda c, x: cell.step(p, c, x)
+    c0 = cell.initial_carry(p)
+    lyap = rnnjax.lyapunov_of(step, c0, xs)  # over the 6 numbers of (h, c)
+    Js = rnnjax.jacobians_of(step, c0, xs)
+    assert lyap.shape == (6,) and Js.shape == (60, 6, 6)
+    W_xh, W_hh, b = (np.asarray(a) for a in p)
+    s, Q, total, eps = np.zeros(6), np.eye(6), np.zeros(6), 1e-6
+    for x in np.asarray(xs):  # Benettin's QR method with central-difference Jacobians
+        J = np.stack([(_np_lstm_step(W_xh, W_hh, b, s + eps * e, x) - _np_lstm_step(W_xh, W_hh, b, s - eps * e, x))
+                      / (2 * eps) for e in np.eye(6)], axis=1)
+        Q, R = np.linalg.qr(J @ Q)
+        total += np.log(np.abs(np.diag(R)))
+        s = _np_lstm_step(W_xh, W_hh, b, s, x)
+    np.testing.assert_allclose(lyap, np.sort(total / 60)[::-1], rtol=1e-6, atol=1e-8)
+    # lag profile over the whole carry equals the norms of the per-part gradients, g_T a carry-shaped pytree
+    g_T = rnnjax.LSTMCarry(jnp.ones(3, jnp.float64), jnp.zeros(3, jnp.float64))
+    G = rnnjax.state_grads_of(step, c0, xs, g_T)  # (h: (T, 3), c: (T, 3)), time order
+    norms = jnp.sqrt(jnp.sum(G.h ** 2, 1) + jnp.sum(G.c ** 2, 1))[::-1]
+    np.testing.assert_allclose(rnnjax.lag_profile_of(step, c0, xs, g_T), norms, rtol=1e-10)
+    np.testing.assert_allclose(G.h[-1], g_T.h)  # the last row is g_T itself
