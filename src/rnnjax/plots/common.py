@@ -1,16 +1,21 @@
-"""Shared figure plumbing: the Agg backend, a consistent style, atomic PNG saving."""
+"""Shared figure plumbing: matplotlib's object API only, a consistent style, atomic PNG saving.
+
+Nothing here touches pyplot or the backend: figures are :class:`matplotlib.figure.Figure` objects
+rendered by the Agg canvas when saved, so importing :mod:`rnnjax.plots` leaves a user's notebook
+backend and pyplot state as they were.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from rnnjax.io import atomic_write_bytes  # noqa: E402
+from rnnjax.io import atomic_write_bytes
 
 STYLE = {
     "figure.dpi": 110,
@@ -23,17 +28,29 @@ STYLE = {
 }
 
 
+def styled(plot):
+    """Run a plotting function under the project style (``matplotlib.rc_context``, restored afterwards)."""
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return plot(*args, **kwargs)
+
+    return wrapper
+
+
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: float = 4.0, **kw):
-    """``plt.subplots`` under the project style; returns ``(fig, axes)``."""
-    with plt.rc_context(STYLE):
-        return plt.subplots(nrows, ncols, figsize=(width, height), **kw)
+    """A :class:`~matplotlib.figure.Figure` and its axes (``Figure.subplots``) under the project style."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, height))
+        return fig, fig.subplots(nrows, ncols, **kw)
 
 
-def save_png(fig, path) -> Path:
-    """Save ``fig`` as PNG atomically, close it, and return the path."""
+def save_png(fig: Figure, path) -> Path:
+    """Render ``fig`` to PNG with the Agg canvas and write it atomically; returns the path."""
     buf = io.BytesIO()
-    with plt.rc_context(STYLE):
+    canvas = FigureCanvasAgg(fig)  # attach the Agg canvas first: tight_layout measures text with its renderer
+    with matplotlib.rc_context(STYLE):
         fig.tight_layout()
-        fig.savefig(buf, format="png")
-    plt.close(fig)
+        canvas.print_png(buf)
     return atomic_write_bytes(path, buf.getvalue())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnjax.plots.common import new_figure, save_png
+from rnnjax.plots.common import new_figure, save_png, styled
 
 REPORT_RHOS = (0.90, 0.99, 1.20)
 NORM_LABELS = {"spec": r"$\|\partial L/\partial W_{hh}\|_2$ (spectral)",
@@ -21,6 +21,7 @@ def _colors(n):
     return [cmap(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
 
 
+@styled
 def plot_grad_norm_history(path, curves: dict, *, norm: str = "spec", title: str | None = None):
     """Figure 3: per rho the median over seeds of the gradient norm per step, with a min-max band.
 
@@ -44,6 +45,7 @@ def plot_grad_norm_history(path, curves: dict, *, norm: str = "spec", title: str
     return save_png(fig, path)
 
 
+@styled
 def plot_lag_profiles(path, panels: list[dict]):
     """Figure 4: per rho, ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| against the lag k (geometric means).
 
@@ -65,6 +67,7 @@ def plot_lag_profiles(path, panels: list[dict]):
     return save_png(fig, path)
 
 
+@styled
 def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict):
     """Figure 5: all singular values of the products P_k against k per rho, and the Lyapunov spectra.
 
@@ -99,6 +102,7 @@ def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict):
     return save_png(fig, path)
 
 
+@styled
 def plot_phase_diagram(path, panels: list[dict], *, marks=REPORT_RHOS):
     """Figure 6: per activation, top Lyapunov exponent and lag-profile slope against rho, per length.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnjax.plots.common import new_figure, save_png
+from rnnjax.plots.common import new_figure, save_png, styled
 
 MODEL_LABELS = {
     "rnn_tanh": "RNN tanh (Gaussian, rho 1)",
@@ -38,6 +38,7 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
 
+@styled
 def plot_clipping(frame: pd.DataFrame, summary: dict, path) -> Path:
     """Figure 7: loss and global gradient norm per step, each learning rate with and without clipping.
 
@@ -71,6 +72,7 @@ def plot_clipping(frame: pd.DataFrame, summary: dict, path) -> Path:
     return save_png(fig, path)
 
 
+@styled
 def plot_lag_profiles(frame: pd.DataFrame, path) -> Path:
     """Figure 8: ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| vs lag k, per model, at initialisation and after training.
 
@@ -101,6 +103,7 @@ def plot_lag_profiles(frame: pd.DataFrame, path) -> Path:
     return save_png(fig, path)
 
 
+@styled
 def plot_adding(frame: pd.DataFrame, summary: dict, path) -> Path:
     """Figure 9: adding-problem MSE vs step (log scale), mean over seeds and each seed, baseline 1/6.
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnjax.plots.common import new_figure, save_png
+from rnnjax.plots.common import new_figure, save_png, styled
 
 
+@styled
 def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray],
                   clipped_norms: Sequence[np.ndarray], *, clip_norm: float | None, path, title: str = "",
                   loss_label: str = "training loss (scaled units)") -> Path:
@@ -52,6 +53,7 @@ def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray]
     return save_png(fig, path)
 
 
+@styled
 def plot_forecast(context_dates, context_close, test_dates, actual, predicted: np.ndarray, persistence, *,
                   path, title: str = "", rmse: float | None = None, persistence_rmse: float | None = None,
                   train_max: float | None = None, currency: str = "price units") -> Path:
