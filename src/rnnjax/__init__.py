@@ -41,7 +41,7 @@ from rnnjax.cells import (
     spectral_radius,
 )
 from rnnjax.forward import rnn_forward
-from rnnjax.interop import gru_params_from_torch, lstm_params_from_torch, params_to_torch
+from rnnjax.interop import gru_params_from_torch, lstm_params_from_torch, params_to_torch, rnn_params_from_torch
 from rnnjax.scan import (
     ModelParams,
     Readout,
@@ -68,7 +68,7 @@ __all__ = [
     "RECURRENT_INITS", "Cell", "GRUParams", "LSTMCarry", "LSTMParams", "RNNParams", "gru_cell", "init_gru",
     "init_lstm", "init_recurrent", "init_rnn", "lstm_cell", "rnn_cell", "spectral_radius",
     "rnn_forward",
-    "gru_params_from_torch", "lstm_params_from_torch", "params_to_torch",
+    "gru_params_from_torch", "lstm_params_from_torch", "params_to_torch", "rnn_params_from_torch",
     "ModelParams", "Readout", "cell_loss_and_grad", "gru_forward", "init_model", "lstm_forward", "make_loss",
     "predict", "sequence_loss", "unroll",
     "FitHistory", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "fit", "make_optimizer", "train",

@@ -82,7 +82,7 @@ def _default_hidden(carry, lstm_index: int | None, who: str):
 
 
 def _check_like(template, params, who: str) -> None:
-    """Raise ``ValueError`` unless ``params`` has the structure, shapes and dtypes of ``template``."""
+    """Raise ``ValueError`` unless ``params`` has the tree structure and leaf shapes of ``template``."""
     if jax.tree.structure(params) != jax.tree.structure(template):
         raise ValueError(f"params do not fit {who}: structure {jax.tree.structure(params)}, "
                          f"expected {jax.tree.structure(template)}")
@@ -103,7 +103,8 @@ def _sizes(module, input_size, who: str) -> tuple[int, int | None]:
 
 def _recreate(module, key_kwargs: dict, input_size: int, hidden_size: int, extra: dict):
     """A fresh ``type(module)`` of sizes (D, H): each constructor argument that the module stores under its
-    own name is passed on; arguments it does not store (e.g. Flax's initialisers) take their defaults."""
+    own name (arrays excepted: those are what is re-drawn) is passed on; arguments it does not store (e.g.
+    Flax's initialisers) take their defaults."""
     cls = type(module)
     kwargs = dict(key_kwargs)
     for name, p in list(inspect.signature(cls.__init__).parameters.items())[1:]:
@@ -115,7 +116,7 @@ def _recreate(module, key_kwargs: dict, input_size: int, hidden_size: int, extra
             kwargs[name] = hidden_size
         elif name in extra:
             kwargs[name] = extra[name]
-        elif name != "rngs" and name in vars(module):
+        elif name != "rngs" and name in vars(module) and not isinstance(getattr(module, name), jax.Array):
             kwargs[name] = getattr(module, name)
         elif p.default is p.empty:
             raise ValueError(f"cannot re-create a fresh {cls.__name__}: its constructor argument {name!r} is not "
