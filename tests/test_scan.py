@@ -97,14 +97,15 @@ def test_vanilla_cell_is_the_report_cell():
 def test_builtin_cells_reproduce_rnnjax_0_1(x64, name, dtype, tol):
     dt = {"f32": jnp.float32, "f64": jnp.float64}[dtype]
     cell = cells.get_cell(name, dtype=dt)
-    model = rnnjax.init_model(cell, jax.random.PRNGKey(3), 2, 3, 2)
+    model = jax.jit(rnnjax.init_model, static_argnums=(0, 2, 3, 4))(cell, jax.random.PRNGKey(3), 2, 3, 2)
     fields = [*model.cell._fields, *model.readout._fields]
     for field, a in zip(fields, (*model.cell, *model.readout), strict=True):
         np.testing.assert_allclose(a, GOLDEN[f"{name}_{dtype}_{field}"], rtol=tol)  # same draws from the same key
     xs = jnp.asarray(GOLDEN[f"xs_{dtype}"])
     hs, _ = rnnjax.unroll(cell, model.cell, xs)
     np.testing.assert_allclose(hs, GOLDEN[f"{name}_{dtype}_hs"], rtol=tol, atol=tol)
-    np.testing.assert_allclose(rnnjax.predict(cell, model, xs), GOLDEN[f"{name}_{dtype}_ys"], rtol=tol, atol=tol)
+    ys = jax.jit(rnnjax.predict, static_argnums=0)(cell, model, xs)
+    np.testing.assert_allclose(ys, GOLDEN[f"{name}_{dtype}_ys"], rtol=tol, atol=tol)
     whole = {"lstm": rnnjax.init_lstm, "gru": rnnjax.init_gru}[name](jax.random.PRNGKey(3), 2, 3, 2, dtype=dt)
     forward = {"lstm": rnnjax.lstm_forward, "gru": rnnjax.gru_forward}[name]
     np.testing.assert_allclose(forward(whole, xs)[1], GOLDEN[f"{name}_{dtype}_ys"], rtol=tol, atol=tol)
@@ -198,13 +199,17 @@ def test_fit_with_an_optax_chain_equals_a_hand_loop_of_optax_steps():
     opt = optax.chain(optax.clip_by_global_norm(0.3), optax.adamw(optax.linear_schedule(0.05, 0.01, 7)))
     loss_fn = rnnjax.make_loss(cell, "mse_last")
     params, hist = rnnjax.fit(loss_fn, model, (xs, ys), opt, num_steps=7)
-    p, state = model, opt.init(model)
-    for s in range(7):  # the reference: optax's documented update loop, one Python step at a time
-        value, g = jax.value_and_grad(loss_fn)(p, (xs[s % 3], ys[s % 3]))
-        np.testing.assert_allclose(hist.loss[s], value, rtol=1e-5)
-        np.testing.assert_allclose(hist.grad_norm[s], optax.tree.norm(g), rtol=1e-5)
+    @jax.jit
+    def reference_step(p, state, x, y):  # optax's documented update loop, one Python step at a time
+        value, g = jax.value_and_grad(loss_fn)(p, (x, y))
         updates, state = opt.update(g, state, p)
-        p = optax.apply_updates(p, updates)
+        return optax.apply_updates(p, updates), state, value, optax.tree.norm(g)
+
+    p, state = model, opt.init(model)
+    for s in range(7):
+        p, state, value, gnorm = reference_step(p, state, xs[s % 3], ys[s % 3])
+        np.testing.assert_allclose(hist.loss[s], value, rtol=1e-5)
+        np.testing.assert_allclose(hist.grad_norm[s], gnorm, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert bool(hist.finite.all()) and float(hist.loss[-1]) < float(hist.loss[0])
