@@ -29,39 +29,87 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
+from rnnjax.data.text import SENTENCE
 from rnnjax.devices import use_host_devices
 
 REPORT_RHOS = (0.90, 0.99, 1.20)
 QUICK = dict(seeds=2, segments=2, grid=8, lengths=[20, 50], lyap_length=200, hidden=16)
 
 
+def _about(rho) -> str:
+    """``~ 1.23`` for a crossing found inside the grid, else says there was none."""
+    return "(no crossing inside the grid)" if rho is None else f"~ {rho:.3f}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.gradient_spectra", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rhos", type=float, nargs="+", default=list(REPORT_RHOS),
+    p = _cli.Parser("gradient_spectra", __doc__)
+    rho = _cli.number(float, min=0, min_open=True, max=1e3)
+    p.add_argument("--rhos", type=rho, nargs="+", default=list(REPORT_RHOS),
                    help="rhos for the lag profiles and spectra (default: the report's 0.9 0.99 1.2)")
     p.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "linear"), default="relu",
                    help="cell of the lag profiles and spectra (default: relu, as Experiment 2)")
-    p.add_argument("--seeds", type=int, default=4, help="initialisations per rho (default: 4)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
-    p.add_argument("--segments", type=int, default=16, help="text segments averaged per seed (default: 16)")
-    p.add_argument("--segment-length", type=int, default=50, help="default: 50")
-    p.add_argument("--hidden", type=int, default=50, help="hidden units (default: 50)")
+    p.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=4,
+                   help="initialisations per rho (default: 4)")
+    p.add_argument("--seed", type=_cli.seed, default=0, help="first seed (default: 0)")
+    p.add_argument("--segments", type=_cli.positive_int, default=16,
+                   help="text segments averaged per seed (default: 16)")
+    p.add_argument("--segment-length", type=_cli.number(int, min=2, max=100_000), default=50, help="default: 50")
+    p.add_argument("--hidden", type=_cli.positive_int, default=50, help="hidden units (default: 50)")
     p.add_argument("--recurrent-init", choices=("gaussian", "spectral"), default="gaussian")
-    p.add_argument("--lyap-length", type=int, default=2000, help="characters for the Lyapunov spectra (default: 2000)")
-    p.add_argument("--grid", type=int, default=64, help="rho values in the phase diagram (default: 64)")
-    p.add_argument("--rho-min", type=float, default=0.5, help="default: 0.5")
-    p.add_argument("--rho-max", type=float, default=2.0, help="default: 2.0")
-    p.add_argument("--lengths", type=int, nargs="+", default=[20, 50, 200],
+    p.add_argument("--lyap-length", type=_cli.number(int, min=2), default=2000,
+                   help="characters for the Lyapunov spectra (default: 2000)")
+    p.add_argument("--grid", type=_cli.number(int, min=2, max=100_000), default=64,
+                   help="rho values in the phase diagram (default: 64)")
+    p.add_argument("--rho-min", type=rho, default=0.5, help="default: 0.5")
+    p.add_argument("--rho-max", type=rho, default=2.0, help="default: 2.0")
+    p.add_argument("--lengths", type=_cli.number(int, min=2), nargs="+", default=[20, 50, 200],
                    help="sequence lengths of the phase diagram (default: 20 50 200)")
-    p.add_argument("--devices", type=int, default=None, help="host CPU devices (default: one per core)")
-    p.add_argument("--out", type=Path, default=Path("runs/gradient_spectra"), help="output folder")
+    p.add_argument("--devices", type=_cli.number(int, min=1, max=1024), default=None,
+                   help="host CPU devices (default: one per core)")
+    p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
+                   "(default: runs/gradient_spectra-<date>-<time>/)")
     p.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK}")
     return p
 
 
+def _check(args) -> Path:
+    """Every check before any work (sizes against the text, memory, the output folder); returns ``out``."""
+    if args.quick:
+        for k, v in QUICK.items():
+            setattr(args, k, v)
+    _cli.check_seed_range(args.seed, args.seeds)
+    if not args.rho_min < args.rho_max:
+        raise _cli.UsageError(f"--rho-min {args.rho_min:g} must be below --rho-max {args.rho_max:g}")
+    chars = 200 * (len(SENTENCE) + 1) - 1  # the text: 200 copies of the sentence joined by spaces
+    segments = chars // args.segment_length
+    usable = segments * args.segment_length
+    for flag, value in (("--lengths", max(args.lengths)), ("--lyap-length", args.lyap_length)):
+        if value > usable:
+            raise _cli.UsageError(f"{flag} {value} is longer than the text ({usable} characters); use at most {usable}")
+    if segments < 1:
+        raise _cli.UsageError(f"--segment-length {args.segment_length} is longer than the text ({chars} characters)")
+    if args.segments > segments:
+        raise _cli.UsageError(f"--segments {args.segments}: the text has only {segments} segments of "
+                              f"{args.segment_length}; use at most {segments}")
+    runs = args.seeds * max(len(args.rhos), args.grid)
+    _cli.check_memory(4.0 * runs * args.hidden**2 * (args.segment_length + max(args.lengths) + 8),
+                      f"--hidden {args.hidden} with {runs} runs of Jacobian products",
+                      "use a smaller --hidden, --grid or fewer --seeds")
+    return _cli.check_out(args.out or _cli.default_out("gradient_spectra"))
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
+    final = _check(args)
+    with _cli.atomic_folder(final) as out:
+        metrics = _run(args, out)
+    print(f"[gradient_spectra] wrote {final}/: lag_profile.csv, spectra.csv, lyapunov.csv, phase.csv, "
+          f"{', '.join(metrics['figures'])}, metrics.json", flush=True)
+    return metrics
+
+
+def _run(args, out: Path) -> dict:
     use_host_devices(args.devices)  # before JAX starts its backend: one CPU device per core
     import jax
 
@@ -69,31 +117,17 @@ def main(argv: list[str] | None = None) -> dict:
     from rnnjax.data.text import fox_segments
     from rnnjax.io import write_csv, write_json
     from rnnjax.plots.gradients import plot_jacobian_spectra, plot_lag_profiles, plot_phase_diagram
-    from rnnjax.sweeps import check_rhos, lag_spectra_sweep, lyapunov_sweep, stability_sweep, zero_crossing
+    from rnnjax.sweeps import lag_spectra_sweep, lyapunov_sweep, stability_sweep, zero_crossing
 
     t0 = time.perf_counter()
     say = lambda msg: print(f"[gradient_spectra {time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
-    if args.quick:
-        for k, v in QUICK.items():
-            setattr(args, k, v)
-    rhos = check_rhos(args.rhos)
-    for name in ("seeds", "segments", "grid", "lyap_length", "hidden"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if not 0 < args.rho_min < args.rho_max:
-        raise ValueError(f"need 0 < --rho-min < --rho-max, got {args.rho_min} and {args.rho_max}")
+    rhos = np.asarray(args.rhos, float)
     seeds = np.arange(args.seed, args.seed + args.seeds)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     data = fox_segments(200, args.segment_length)
     V = len(data.vocab)
     chars_x = data.inputs.reshape(-1, V)  # the text as one long sequence (T_total, V)
     chars_y = data.targets.reshape(-1)
-    if max(args.lengths + [args.lyap_length]) > len(chars_y) or min(args.lengths) < 2:
-        raise ValueError(f"--lengths and --lyap-length must lie in [2, {len(chars_y)}]")
-    if args.segments > data.inputs.shape[0]:
-        raise ValueError(f"--segments must be at most {data.inputs.shape[0]}")
     net = dict(hidden_size=args.hidden, output_size=V, recurrent_init=args.recurrent_init, fast_compile=args.quick)
     gamma = get_activation(args.activation).gamma
     say(f"{len(jax.devices())} device(s); rhos {rhos.tolist()}, {len(seeds)} seeds, H = {args.hidden}")
@@ -172,8 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "nonfinite_runs": int((~finite).sum()),
                 "nonfinite_rhos": sorted({float(r) for r in frame["rho"][~finite.ravel()]}),
             }
-            say(f"phase {act} T={L}: lambda_1 = 0 at rho ~ {crossings[act][str(L)]['rho_lyapunov_zero']}, "
-                f"lag slope = 0 at rho ~ {crossings[act][str(L)]['rho_lag_slope_zero']}"
+            say(f"phase {act} T={L}: lambda_1 = 0 at rho {_about(crossings[act][str(L)]['rho_lyapunov_zero'])}, "
+                f"lag slope = 0 at rho {_about(crossings[act][str(L)]['rho_lag_slope_zero'])}"
                 + (f"; {int((~finite).sum())} runs non-finite (state overflow), left out" if (~finite).any() else ""))
         crossings[act]["rho_bound_rate_one"] = zero_crossing(grid_rhos, panel["log_gamma_norm"])
         crossings[act]["rho_spectral_radius_one"] = zero_crossing(grid_rhos, panel["log_radius"])
@@ -205,10 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
         "figures": [f.name for f in figs],
     }
     write_json(out / "metrics.json", metrics)
-    say(f"wrote {out}: lag_profile.csv, spectra.csv, lyapunov.csv, phase.csv, {', '.join(metrics['figures'])}, "
-        f"metrics.json")
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run_as_command(main, "gradient_spectra")

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
+from rnnjax.data.text import SENTENCE
 from rnnjax.devices import use_host_devices
 
 NORMS = {"spec": "grad_whh_spec", "fro": "grad_whh_fro"}
@@ -38,34 +40,63 @@ def _median(values) -> float | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.gradient_stability", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rhos", type=float, nargs="+", default=[0.90, 0.99, 1.20], help="default: 0.9 0.99 1.2")
-    p.add_argument("--seeds", type=int, default=5, help="initialisations per rho (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed..seed+N-1 (default: 0)")
-    p.add_argument("--steps", type=int, default=200, help="SGD updates (default: 200)")
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default: 1e-4)")
-    p.add_argument("--hidden", type=int, default=50, help="hidden units (default: 50)")
+    p = _cli.Parser("gradient_stability", __doc__)
+    p.add_argument("--rhos", type=_cli.number(float, min=0, min_open=True, max=1e3), nargs="+",
+                   default=[0.90, 0.99, 1.20], help="default: 0.9 0.99 1.2")
+    p.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=5,
+                   help="initialisations per rho (default: 5)")
+    p.add_argument("--seed", type=_cli.seed, default=0, help="first seed; seeds are seed..seed+N-1 (default: 0)")
+    p.add_argument("--steps", type=_cli.number(int, min=1, max=10**7), default=200, help="SGD updates (default: 200)")
+    p.add_argument("--lr", type=_cli.learning_rate, default=1e-4, help="learning rate (default: 1e-4)")
+    p.add_argument("--hidden", type=_cli.positive_int, default=50, help="hidden units (default: 50)")
     p.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "linear"), default="relu")
     p.add_argument("--recurrent-init", choices=("gaussian", "spectral"), default="gaussian",
                    help="gaussian: N(0, 1/sqrt(H)) x rho (SPEC's reading); spectral: radius exactly rho")
-    p.add_argument("--segment-length", type=int, default=50, help="characters per segment (default: 50)")
-    p.add_argument("--repeats", type=int, default=200, help="copies of the sentence (default: 200)")
+    p.add_argument("--segment-length", type=_cli.number(int, min=2, max=100_000), default=50,
+                   help="characters per segment (default: 50)")
+    p.add_argument("--repeats", type=_cli.number(int, min=1, max=100_000), default=200,
+                   help="copies of the sentence (default: 200)")
     p.add_argument("--carry-state", action="store_true", help="carry h across segments (default: reset)")
-    p.add_argument("--norm", default="spec",
+    p.add_argument("--norm", default="spec", choices=sorted(NORMS),
                    help="norm plotted and judged: spec (||.||_2, the report's notation) or fro (default: spec)")
-    p.add_argument("--devices", type=int, default=None, help="host CPU devices (default: one per core)")
-    p.add_argument("--out", type=Path, default=Path("runs/gradient_stability"), help="output folder")
+    p.add_argument("--devices", type=_cli.number(int, min=1, max=1024), default=None,
+                   help="host CPU devices (default: one per core)")
+    p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
+                   "(default: runs/gradient_stability-<date>-<time>/)")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke test: {QUICK['steps']} steps, {QUICK['seeds']} seeds, H={QUICK['hidden']}, "
                         f"{QUICK['repeats']} sentence copies")
     return p
 
 
+def _check(args) -> tuple[np.ndarray, np.ndarray, Path]:
+    """Every check before any work; returns ``(rhos, seeds, out)`` or raises a UsageError."""
+    if args.quick:
+        args.steps, args.seeds, args.repeats, args.hidden = (min(getattr(args, k), v) for k, v in QUICK.items())
+    rhos = np.asarray(args.rhos, float)
+    _cli.check_seed_range(args.seed, args.seeds)
+    if args.repeats * (len(SENTENCE) + 1) - 1 < args.segment_length + 1:
+        raise _cli.UsageError(f"--repeats {args.repeats} copies of the sentence make no full segment of "
+                              f"--segment-length {args.segment_length}; raise --repeats")
+    runs = len(rhos) * args.seeds
+    _cli.check_memory(4.0 * runs * (12 * args.hidden**2 + 8 * args.segment_length * args.hidden + 6 * args.steps),
+                      f"--hidden {args.hidden} with {runs} runs ({len(rhos)} rhos x {args.seeds} seeds)",
+                      "use a smaller --hidden or fewer --seeds/--rhos")
+    out = _cli.check_out(args.out or _cli.default_out("gradient_stability"))
+    return rhos, np.arange(args.seed, args.seed + args.seeds), out
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    if args.norm not in NORMS:
-        raise ValueError(f"unknown norm {args.norm!r}; expected one of {sorted(NORMS)}")
+    rhos, seeds, final = _check(args)
+    with _cli.atomic_folder(final) as out:
+        metrics, files = _run(args, rhos, seeds, out)
+    print(f"[gradient_stability] wrote {final}/: {', '.join(files)}; {metrics['claims_agree']} of "
+          f"{metrics['claims_total']} report claims agree", flush=True)
+    return metrics
+
+
+def _run(args, rhos, seeds, out: Path):
     use_host_devices(args.devices)  # before JAX starts its backend: one CPU device per core
     import jax  # noqa: F401  (the backend starts below, with the host devices set)
 
@@ -73,20 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
     from rnnjax.data.text import fox_segments
     from rnnjax.io import write_csv, write_json
     from rnnjax.plots.gradients import plot_grad_norm_history
-    from rnnjax.sweeps import check_rhos, curve_summary, stability_sweep, train_sweep
+    from rnnjax.sweeps import curve_summary, stability_sweep, train_sweep
     from rnnjax.train import first_nonfinite_step
 
     t0 = time.perf_counter()
     say = lambda msg: print(f"[gradient_stability {time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
-    if args.quick:
-        args.steps, args.seeds, args.repeats, args.hidden = (min(getattr(args, k), v) for k, v in QUICK.items())
-    rhos = check_rhos(args.rhos)
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    seeds = np.arange(args.seed, args.seed + args.seeds)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
     data = fox_segments(args.repeats, args.segment_length)
     say(f"data: {data.inputs.shape[0]} segments of {args.segment_length}, vocabulary {len(data.vocab)}; "
         f"{len(jax.devices())} device(s)")
@@ -146,8 +168,13 @@ def main(argv: list[str] | None = None) -> dict:
     for c in claims:
         say(f"rho {c['rho']:.2f}  REPORT: {c['claim']}\n{'':>24}MEASURED: {c['measured']}\n"
             f"{'':>24}=> {c['verdict'].upper()} ({c['test']})")
+    files = ["history.csv"]
     if claims:
         write_csv(out / "claims.csv", pd.DataFrame(claims))
+        files.append("claims.csv")
+    else:
+        say(f"no rho is one of the report's ({', '.join(f'{r:g}' for r in REPORT_CLAIMS)}): no claims to judge, "
+            "no claims.csv")
 
     fig = plot_grad_norm_history(out / "fig3_grad_norm.png", curves, norm=args.norm,
                                  title=f"||dL/dW_hh|| per SGD step, {args.activation} H={args.hidden}, "
@@ -167,10 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
         "figures": [fig.name],
     }
     write_json(out / "metrics.json", metrics)
-    say(f"wrote {out}/history.csv, claims.csv, {fig.name}, metrics.json; "
-        f"{metrics['claims_agree']}/{metrics['claims_total']} report claims agree")
-    return metrics
+    return metrics, files + [fig.name, "metrics.json"]
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run_as_command(main, "gradient_stability")

@@ -20,8 +20,8 @@ _T_START = time.perf_counter()
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
-import sys  # noqa: E402
 import threading  # noqa: E402
+import warnings  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -30,9 +30,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from experiments import _cli  # noqa: E402
 from rnnjax import forecast  # noqa: E402
 from rnnjax.cells import CELLS, get_cell  # noqa: E402
-from rnnjax.data.prices import DEFAULT_SOURCE, load_price_data, make_forecast_data, values_to_prices  # noqa: E402
+from rnnjax.data.prices import load_price_data, make_forecast_data, values_to_prices  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
 from rnnjax.scan import init_model, make_loss, predict  # noqa: E402
 from rnnjax.train import (  # noqa: E402
@@ -51,18 +52,29 @@ QUICK_EPOCHS = 20
 TAIL_DAYS = 500  # train days drawn before the test range in Figure 2
 
 
+TICKER_ONLY = ("apikey", "cache_dir", "stooq_url", "timeout", "retries", "refresh")  # Stooq flags
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.stock_forecast", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _cli.Parser("stock_forecast", __doc__)
     src = p.add_argument_group("data source (default: the embedded msft.us)")
     one = src.add_mutually_exclusive_group()
     one.add_argument("--ticker", help="Stooq ticker, e.g. aapl.us (fetched and cached)")
     one.add_argument("--csv", type=Path, help="local CSV with a date and a close column")
-    src.add_argument("--apikey", help="Stooq API key (default: $STOOQ_APIKEY); never logged or saved")
-    src.add_argument("--cache-dir", type=Path, help="Stooq cache (default: $RNNJAX_CACHE or ~/.cache/rnnjax)")
-    src.add_argument("--stooq-url", default=None, help="Stooq server root (default: https://stooq.com)")
+    src.add_argument("--date-format", help="strftime format of the CSV's dates, e.g. '%%d/%%m/%%Y'; needed when "
+                     "dates such as 01/02/2000 could be day-first or month-first")
     src.add_argument("--drop-invalid", action="store_true",
-                     help="drop rows with bad dates or missing/non-positive closes instead of failing")
+                     help="drop rows with bad dates or missing/non-positive/infinite closes instead of failing")
+    st = p.add_argument_group("Stooq (only with --ticker)")
+    st.add_argument("--apikey", help="Stooq API key (default: $STOOQ_APIKEY); never logged or saved")
+    st.add_argument("--cache-dir", type=Path, help="Stooq cache (default: $RNNJAX_CACHE or ~/.cache/rnnjax)")
+    st.add_argument("--stooq-url", default=None, help="Stooq server root (default: https://stooq.com)")
+    st.add_argument("--timeout", type=_cli.number(float, min=0, min_open=True, max=3600),
+                    help="seconds allowed for each request, in total (default: 20)")
+    st.add_argument("--retries", type=_cli.number(int, min=0, max=10),
+                    help="retries after a timeout, a refused connection or a 5xx answer (default: 3)")
+    st.add_argument("--refresh", action="store_true", help="fetch again even when the cache is recent "
+                    "(and replace a corrupt cached file)")
     m = p.add_argument_group("model and training (defaults: the report)")
     m.add_argument("--cell", choices=list(CELLS), default="rnn", help="recurrent cell (default: rnn)")
     m.add_argument("--target", choices=("price", "returns"), default="price",
@@ -71,19 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="many-to-one = mse_last, 0.5 (o_T - y)^2; many-to-many = mse at every step "
                         "(default: many-to-one)")
     m.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default: sgd (full batch)")
-    m.add_argument("--lookback", type=int, default=20, help="window length (default: 20)")
-    m.add_argument("--train-fraction", type=float, default=0.8, help="temporal split (default: 0.8)")
-    m.add_argument("--hidden", type=int, default=16, help="hidden units (default: 16)")
+    m.add_argument("--lookback", type=_cli.number(int, min=1, max=10_000), default=20,
+                   help="window length (default: 20)")
+    m.add_argument("--train-fraction", type=_cli.number(float, min=0, max=1, min_open=True, max_open=True),
+                   default=0.8, help="temporal split (default: 0.8)")
+    m.add_argument("--hidden", type=_cli.positive_int, default=16, help="hidden units (default: 16)")
     m.add_argument("--activation", choices=("tanh", "sigmoid", "relu", "linear"), default=None,
                    help="the vanilla cell's non-linearity (default: tanh; --cell rnn only)")
-    m.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
-    m.add_argument("--epochs", type=int, default=300, help="full-batch epochs (default: 300)")
-    m.add_argument("--clip", type=float, default=5.0, help="global-norm clipping tau, 0 = none (default: 5)")
+    m.add_argument("--lr", type=_cli.learning_rate, default=0.01, help="learning rate (default: 0.01)")
+    m.add_argument("--epochs", type=_cli.number(int, min=1, max=10**7), default=300,
+                   help="full-batch epochs (default: 300)")
+    m.add_argument("--clip", type=_cli.number(float, min=0), default=5.0,
+                   help="global-norm clipping tau, 0 = none (default: 5)")
     m.add_argument("--method", choices=("bptt", "autograd"), default=None,
                    help="gradients by the hand BPTT or jax.grad (default: bptt for rnn, autograd for lstm/gru)")
-    m.add_argument("--seeds", type=int, default=1, help="initialisations trained together (default: 1)")
-    m.add_argument("--seed", type=int, default=0, help="base PRNG seed; seed s uses fold_in(PRNGKey(seed), s)")
-    p.add_argument("--out", type=Path, help="output folder (default: runs/stock_forecast/<source>/)")
+    m.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=1,
+                   help="initialisations trained together (default: 1)")
+    m.add_argument("--seed", type=_cli.seed, default=0, help="base PRNG seed; seed s uses fold_in(PRNGKey(seed), s)")
+    p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
+                   "(default: runs/stock_forecast-<date>-<time>/)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs, for a smoke test")
     return p
 
@@ -213,34 +231,83 @@ def redraw(out) -> list[str]:
                         pd.read_csv(out / "train_tail.csv"), metrics)
 
 
-def _source_name(cfg) -> str:
-    return cfg.ticker.lower() if cfg.ticker else (cfg.csv.stem if cfg.csv else DEFAULT_SOURCE)
-
-
 def _stat_fields(prefix: str, summary: dict) -> dict:
     return {prefix: summary["mean"], f"{prefix}_min": summary["min"], f"{prefix}_max": summary["max"],
             f"{prefix}_std": summary["std"], f"{prefix}_per_seed": summary["per_seed"]}
 
 
-def run(cfg: argparse.Namespace) -> dict:
-    """Load, window, train, evaluate, save tables and figures, then metrics.json; returns the metrics."""
-    t_start = time.perf_counter()
-    timings = {"imports": _IMPORT_S}
-    out = cfg.out or Path("runs") / "stock_forecast" / _source_name(cfg)
-    if cfg.seeds < 1 or cfg.epochs < 1 or cfg.hidden < 1:
-        raise ValueError(f"--seeds, --epochs and --hidden must be >= 1, got {cfg.seeds}, {cfg.epochs}, {cfg.hidden}")
-    if not (cfg.lr > 0 and cfg.clip >= 0):
-        raise ValueError(f"--lr must be > 0 and --clip >= 0 (0 = no clipping), got {cfg.lr} and {cfg.clip}")
+def _bytes_needed(cfg, data) -> float:
+    """A generous estimate of a run's working memory: float32 activations of every window, kept for the
+    backward pass (pre-activations, states, deltas, copies), and parameters with their Adam moments."""
+    gates = 1 if cfg.cell == "rnn" else 4
+    windows = 2 * len(data.train_days) + len(data.test_days)  # training batch, then every window forecast
+    activations = windows * cfg.lookback * cfg.hidden * gates * 8
+    params = 6 * gates * (cfg.hidden * cfg.hidden + 4 * cfg.hidden)
+    return 4.0 * cfg.seeds * (activations + params + 6 * cfg.epochs)
+
+
+def prepare(cfg: argparse.Namespace):
+    """Every check before any work: flags, the output folder, the data (loaded, validated and windowed).
+
+    Returns ``(loaded, data, out)``; raises :class:`experiments._cli.UsageError` naming the problem.
+    """
+    if cfg.method is None:
+        cfg.method = "bptt" if cfg.cell == "rnn" else "autograd"
+    if cfg.cell != "rnn" and cfg.method == "bptt":
+        raise _cli.UsageError(f"--method bptt is the vanilla RNN's hand BPTT; --cell {cfg.cell} trains with "
+                              "--method autograd (the default for gated cells)")
+    if cfg.activation is not None and cfg.cell != "rnn":
+        raise _cli.UsageError(f"--activation is the vanilla cell's (--cell rnn); --cell {cfg.cell} has its own "
+                              f"gate non-linearities: leave --activation out")
+    if not cfg.ticker:
+        given = [f"--{k.replace('_', '-')}" for k in TICKER_ONLY if getattr(cfg, k) not in (None, False)]
+        if given:
+            source = f"--csv {cfg.csv}" if cfg.csv else "the embedded msft.us"
+            verb = "applies" if len(given) == 1 else "apply"
+            raise _cli.UsageError(f"{', '.join(given)} only {verb} to --ticker (Stooq); the data come from "
+                                  f"{source}; leave {'it' if len(given) == 1 else 'them'} out")
+    _cli.check_seed_range(cfg.seed, cfg.seeds)
+    out = _cli.check_out(cfg.out or _cli.default_out("stock_forecast"), inputs=[cfg.csv, cfg.cache_dir])
     if cfg.quick:
         cfg.epochs = min(cfg.epochs, QUICK_EPOCHS)
-    stooq = {k: v for k, v in (("cache_dir", cfg.cache_dir), ("base_url", cfg.stooq_url)) if v} if cfg.ticker else {}
-    loaded = load_price_data(csv=cfg.csv, ticker=cfg.ticker, apikey=cfg.apikey, drop_invalid=cfg.drop_invalid,
-                             **stooq)
+    stooq = {}
+    if cfg.ticker:
+        stooq = {k: v for k, v in (("cache_dir", cfg.cache_dir), ("base_url", cfg.stooq_url),
+                                   ("timeout", cfg.timeout), ("retries", cfg.retries)) if v is not None}
+        if cfg.refresh:
+            stooq |= {"max_age": 0, "use_cache_on_error": False}
+    with warnings.catch_warnings():  # what validation fixed is printed below, once, from loaded.notes
+        warnings.simplefilter("ignore", UserWarning)
+        with _cli.user_errors():
+            loaded = load_price_data(csv=cfg.csv, ticker=cfg.ticker, apikey=cfg.apikey, drop_invalid=cfg.drop_invalid,
+                                     date_format=cfg.date_format, **stooq)
+    with _cli.user_errors(f"{loaded.source}: "):
+        data = make_forecast_data(loaded.closes.to_numpy(), lookback=cfg.lookback, train_fraction=cfg.train_fraction,
+                                  target=cfg.target, many_to_many=LOSS_MODES[cfg.loss] == "mse")
+    _cli.check_memory(_bytes_needed(cfg, data), f"--hidden {cfg.hidden} with --seeds {cfg.seeds} on "
+                      f"{len(data.train_days):,} windows of {cfg.lookback}",
+                      "use a smaller --hidden, fewer --seeds or a shorter --lookback")
+    return loaded, data, out
+
+
+def run(cfg: argparse.Namespace) -> dict:
+    """Check everything, then train, evaluate and save into a temporary folder that replaces ``--out``
+    only when complete (tables, figures, then metrics.json); returns the metrics."""
+    t_start = time.perf_counter()
+    loaded, data, out = prepare(cfg)
+    with _cli.atomic_folder(out) as tmp:
+        metrics = _run(cfg, loaded, data, tmp, out, t_start)
+    _print_summary(metrics, out)
+    return metrics
+
+
+def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
+    timings = {"imports": _IMPORT_S}
     closes = loaded.closes
     prices, dates = closes.to_numpy(), closes.index
-    data = make_forecast_data(prices, lookback=cfg.lookback, train_fraction=cfg.train_fraction, target=cfg.target,
-                              many_to_many=LOSS_MODES[cfg.loss] == "mse")
     timings["load"] = time.perf_counter() - t_start
+    for note in loaded.notes:
+        print(f"[stock_forecast] note: {note}", flush=True)
     print(f"[stock_forecast] {loaded.source}: {len(prices)} rows {dates[0].date()}..{dates[-1].date()}, "
           f"{len(data.train_days)} train / {len(data.test_days)} test windows; training {cfg.seeds} seed(s) "
           f"x {cfg.epochs} epochs ({cfg.cell}, {cfg.loss}, target {cfg.target}, {cfg.optimizer})", flush=True)
@@ -283,7 +350,6 @@ def run(cfg: argparse.Namespace) -> dict:
     timings["predict"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
     hist_df = _history_frame(history, status)
     pred_df = pd.DataFrame({"date": dates[data.test_days].strftime("%Y-%m-%d"), "actual": actual_test,
                             "persistence": persist_test})
@@ -293,12 +359,13 @@ def run(cfg: argparse.Namespace) -> dict:
         pred_df[f"rnn_seed{s}"] = pred_test[s]
     tail_days = np.arange(max(0, data.n_train_rows - TAIL_DAYS), data.n_train_rows)
     tail_df = pd.DataFrame({"date": dates[tail_days].strftime("%Y-%m-%d"), "close": prices[tail_days]})
-    write_csv(out / "history.csv", hist_df)
-    write_csv(out / "predictions.csv", pred_df)
-    write_csv(out / "train_tail.csv", tail_df)
+    write_csv(tmp / "history.csv", hist_df)
+    write_csv(tmp / "predictions.csv", pred_df)
+    write_csv(tmp / "train_tail.csv", tail_df)
     timings["write"] = time.perf_counter() - t0
 
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items() if k not in ("apikey", "out")}
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()
+              if k not in ("apikey", "out", "debug")}
     config |= {"apikey_given": bool(cfg.apikey), "loss_fn": LOSS_MODES[cfg.loss], "out": str(out)}
     train_part, test_part = prices[: data.n_train_rows], prices[data.n_train_rows:]
     metrics = {
@@ -336,12 +403,11 @@ def run(cfg: argparse.Namespace) -> dict:
     }
     t0 = time.perf_counter()
     plots_import.join()
-    metrics["figures"] = draw_figures(out, hist_df, pred_df, tail_df, metrics)
+    metrics["figures"] = draw_figures(tmp, hist_df, pred_df, tail_df, metrics)
     timings["figures"] = time.perf_counter() - t0
     timings["total"] = timings["imports"] + time.perf_counter() - t_start
     metrics["timings_s"] = timings
-    write_json(out / "metrics.json", metrics)
-    _print_summary(metrics, out)
+    write_json(tmp / "metrics.json", metrics)
     return metrics
 
 
@@ -383,11 +449,8 @@ def _print_summary(m: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse ``argv`` (default: sys.argv), run, and return the metrics saved to metrics.json."""
-    cfg = build_parser().parse_args(argv)
-    if cfg.method is None:
-        cfg.method = "bptt" if cfg.cell == "rnn" else "autograd"
-    return run(cfg)
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _cli.run_as_command(main, "stock_forecast")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -70,18 +71,58 @@ def _find_column(columns, candidates, what: str, name: str) -> str:
     lowered = {str(c).strip().lower(): c for c in columns}
     for cand in candidates:
         if cand in lowered:
+            # 'close' and 'Close' (or a repeated 'Close', which pandas reads as 'Close.1'): which one is meant?
+            same = [str(c) for c in columns if re.fullmatch(re.escape(cand) + r"(\.\d+)?", str(c).strip().lower())]
+            if len(same) > 1:
+                raise ValueError(f"{name}: {len(same)} {what} columns {same} (names compared without case); "
+                                 f"keep one of them or rename the others")
             return lowered[cand]
     raise ValueError(f"{name}: no {what} column; expected one of {list(candidates)} (any case), "
                      f"found columns {[str(c) for c in columns]}")
 
 
-def validate_prices(frame: pd.DataFrame, *, name: str = "prices", drop_invalid: bool = False):
+_NUMERIC_DATE = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2,4})(?:[ T].*)?$"  # 01/02/2000, 1.2.2000, 01-02-00
+
+
+def _parse_dates(raw, date_format: str | None, name: str, column: str):
+    """Dates of ``raw`` (strings); day-first vs month-first is read from the data or ``date_format``.
+
+    ``01/02/2000`` is 1 February or 2 January: when no row settles it (a first field > 12 means
+    day-first, a second field > 12 month-first), or rows disagree, ``ValueError`` asks for a format.
+    """
+    import pandas as pd
+
+    if date_format:
+        return pd.to_datetime(raw, errors="coerce", format=date_format)
+    parts = raw.str.extract(_NUMERIC_DATE)
+    numeric = parts[0].notna().to_numpy()
+    dayfirst = False
+    if numeric.any():
+        first, second = (parts[i][numeric].astype(int).to_numpy() for i in (0, 1))
+        lines = np.flatnonzero(numeric)
+        day_rows, month_rows = lines[first > 12], lines[second > 12]
+        if len(day_rows) and len(month_rows):
+            raise ValueError(f"{name}: dates in column {column!r} mix day-first (line {_lines(day_rows[:1])}: "
+                             f"{raw.iloc[day_rows[0]]!r}) and month-first (line {_lines(month_rows[:1])}: "
+                             f"{raw.iloc[month_rows[0]]!r}); fix the file or give --date-format")
+        if not len(day_rows) and not len(month_rows) and (first != second).any():
+            row = lines[np.argmax(first != second)]
+            raise ValueError(f"{name}: date {raw.iloc[row]!r} (line {_lines([row])}) in column {column!r} can be "
+                             f"read day-first or month-first, and no row settles it; say which with "
+                             f"--date-format '%d/%m/%Y' or '%m/%d/%Y' (date_format=...)")
+        dayfirst = bool(len(day_rows))
+    return pd.to_datetime(raw, errors="coerce", format="mixed", dayfirst=dayfirst)
+
+
+def validate_prices(frame: pd.DataFrame, *, name: str = "prices", drop_invalid: bool = False,
+                    date_format: str | None = None):
     """Turn a raw table into a clean series of closes; returns ``(closes, notes)``.
 
     Checks, each reported with CSV line numbers (header = line 1):
 
     * a date column and a close column exist (names matched case-insensitively);
-    * every date parses and every close is a positive number -- otherwise ``ValueError``,
+    * dates are not ambiguous (day-first vs month-first, see :func:`_parse_dates`);
+    * every date parses and every close is a positive finite number -- otherwise ``ValueError``,
       or, with ``drop_invalid=True``, those rows are dropped and listed in ``notes``;
     * duplicate dates keep their last row, and unsorted rows are sorted; both go in ``notes``.
 
@@ -89,6 +130,8 @@ def validate_prices(frame: pd.DataFrame, *, name: str = "prices", drop_invalid: 
       frame: the table as read (any dtypes).
       name: what to call the data in messages (a file name).
       drop_invalid: drop rows with a bad date or close instead of raising.
+      date_format: a ``strftime`` format of the dates (e.g. ``"%d/%m/%Y"``); needed when dates such as
+        ``01/02/2000`` could be read day-first or month-first and no row settles it.
 
     Returns:
       ``(closes, notes)``: a float64 ``Series`` named ``"close"`` on a strictly increasing
@@ -102,7 +145,7 @@ def validate_prices(frame: pd.DataFrame, *, name: str = "prices", drop_invalid: 
     close_col = _find_column(frame.columns, CLOSE_COLUMNS, "close", name)
     notes: list[str] = []
     raw_dates = frame[date_col].astype("string").str.strip()
-    dates = pd.to_datetime(raw_dates, errors="coerce", format="mixed")
+    dates = _parse_dates(raw_dates, date_format, name, str(date_col))
     closes = pd.to_numeric(frame[close_col], errors="coerce").astype("float64")
     pos = np.arange(len(frame))
 
@@ -119,12 +162,16 @@ def validate_prices(frame: pd.DataFrame, *, name: str = "prices", drop_invalid: 
     if nonpos.any():
         problems.append(f"{int(nonpos.sum())} non-positive close(s) in column {close_col!r} "
                         f"(lines {_lines(pos[nonpos])})")
+    infinite = np.isinf(closes.to_numpy()) & ~bad_date
+    if infinite.any():
+        problems.append(f"{int(infinite.sum())} infinite close(s) in column {close_col!r} "
+                        f"(lines {_lines(pos[infinite])})")
     if problems:
         if not drop_invalid:
             raise ValueError(f"{name}: " + "; ".join(problems)
                              + ". Fix the file, or drop these rows explicitly (drop_invalid=True, --drop-invalid).")
         notes.append("dropped " + "; ".join(problems))
-    keep = ~(bad_date | missing | nonpos)
+    keep = ~(bad_date | missing | nonpos | infinite)
     series = pd.Series(closes.to_numpy()[keep], index=pd.DatetimeIndex(dates.to_numpy()[keep], name="date"),
                        name="close")
     rows = pos[keep]
@@ -144,7 +191,7 @@ def validate_prices(frame: pd.DataFrame, *, name: str = "prices", drop_invalid: 
     return series, tuple(notes)
 
 
-def read_price_csv(path, *, drop_invalid: bool = False, name: str | None = None):
+def read_price_csv(path, *, drop_invalid: bool = False, name: str | None = None, date_format: str | None = None):
     """Read and validate a price CSV (a path, or CSV text); returns ``(closes, notes)``.
 
     Stooq's layout (``Date,Open,High,Low,Close,Volume[,OpenInt]``) or any CSV with a date column
@@ -163,11 +210,12 @@ def read_price_csv(path, *, drop_invalid: bool = False, name: str | None = None)
         raise ValueError(f"{label}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"{label}: not a readable CSV ({err})") from None
-    return validate_prices(frame, name=label, drop_invalid=drop_invalid)
+    return validate_prices(frame, name=label, drop_invalid=drop_invalid, date_format=date_format)
 
 
 def load_price_data(*, csv=None, ticker: str | None = None, embedded: str = DEFAULT_SOURCE,
-                    drop_invalid: bool = False, apikey: str | None = None, **stooq_options) -> PriceData:
+                    drop_invalid: bool = False, apikey: str | None = None, date_format: str | None = None,
+                    **stooq_options) -> PriceData:
     """Load validated daily closes from one source: ``csv``, else ``ticker``, else ``embedded``.
 
     Args:
@@ -175,7 +223,8 @@ def load_price_data(*, csv=None, ticker: str | None = None, embedded: str = DEFA
       ticker: a Stooq ticker such as ``"aapl.us"``, fetched (and cached) by
         :func:`rnnjax.data.stooq.fetch_csv`; ``apikey`` or ``$STOOQ_APIKEY`` supplies the key.
       embedded: name of an embedded dataset (default ``"msft.us"``), used when neither is given.
-      drop_invalid: drop rows with unparseable dates or missing/non-positive closes instead of raising.
+      drop_invalid: drop rows with unparseable dates or missing/non-positive/infinite closes instead of raising.
+      date_format: ``strftime`` format of the dates, for files whose dates are ambiguous (01/02/2000).
       apikey: Stooq API key (never logged or written).
       **stooq_options: passed to :func:`rnnjax.data.stooq.fetch_csv` (``cache_dir``, ``base_url``,
         ``timeout``, ``retries``, ...).
@@ -188,12 +237,19 @@ def load_price_data(*, csv=None, ticker: str | None = None, embedded: str = DEFA
     if stooq_options and ticker is None:
         raise ValueError(f"Stooq options {sorted(stooq_options)} need a ticker")
     if csv is not None:
-        source, (closes, notes) = f"csv:{os.fspath(csv)}", read_price_csv(csv, drop_invalid=drop_invalid)
+        source, (closes, notes) = f"csv:{os.fspath(csv)}", read_price_csv(csv, drop_invalid=drop_invalid,
+                                                                        date_format=date_format)
     elif ticker is not None:
         from rnnjax.data import stooq  # requests is imported only when a ticker is asked for
 
         fetched = stooq.fetch_csv(ticker, apikey=apikey, **stooq_options)
-        closes, notes = read_price_csv(fetched.path, drop_invalid=drop_invalid, name=f"Stooq {fetched.ticker}")
+        try:
+            closes, notes = read_price_csv(fetched.path, drop_invalid=drop_invalid, name=f"Stooq {fetched.ticker}")
+        except ValueError as err:
+            if not fetched.from_cache:
+                raise
+            raise ValueError(f"the cached file {fetched.path} is unreadable ({err}); fetch it again with "
+                             f"--refresh (max_age=0), or delete it") from None
         source = f"stooq:{fetched.ticker}"
     else:
         closes, notes = read_price_csv(embedded_path(embedded), drop_invalid=drop_invalid,
@@ -235,6 +291,8 @@ def fit_minmax(train_values) -> MinMaxScaler:
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError("train_values must be a non-empty array of finite numbers")
     lo, hi = float(values.min()), float(values.max())
+    if not math.isfinite(hi - lo):
+        raise ValueError(f"train values span {lo:g}..{hi:g}, too wide to scale in float64")
     if not hi > lo:
         raise ValueError(f"train values are constant ({lo}); min-max scaling needs max > min")
     return MinMaxScaler(lo, hi)
@@ -337,6 +395,13 @@ def make_forecast_data(prices, *, lookback: int = 20, train_fraction: float = 0.
     x_tr, y_tr = window_days(z, train_days, lookback, offset=offset, many_to_many=many_to_many)
     x_te, y_te = window_days(z, test_days, lookback, offset=offset, many_to_many=many_to_many)
     f32 = lambda a: np.asarray(a, np.float32)[..., None]  # add the feature / output axis
+    with np.errstate(over="ignore"):
+        big = ~np.isfinite(z.astype(np.float32))
+    if big.any():
+        day = int(np.argmax(big)) + offset
+        raise ValueError(f"the {target} of row {day} of the sorted series (value {values[day - offset]:g}) is "
+                         f"{z[day - offset]:.3g} after min-max scaling on the train part, beyond float32; the "
+                         f"series is too extreme to model (check that row)")
     return ForecastData(f32(x_tr), f32(y_tr), f32(x_te), f32(y_te), train_days, test_days, scaler, target, n_train)
 
 
