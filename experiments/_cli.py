@@ -58,14 +58,15 @@ def _user_message(err: BaseException) -> str | None:
 
 
 def entry(main: Callable, name: str, argv: list[str] | None = None) -> int:
-    """Run ``main(argv)`` as a command: 0 on success, 2 with one line for a user error, 130 on Ctrl-C.
+    """Run ``main(argv)`` as a command: 0 on success (or the int ``main`` returns), 2 with one line for a
+    user error, 130 on Ctrl-C.
 
     A programming error, or any error under ``--debug``, propagates with its traceback.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     try:
-        main(argv)
+        result = main(argv)
     except KeyboardInterrupt:
         print(f"{name}: interrupted; the output folder was left as it was", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -75,7 +76,7 @@ def entry(main: Callable, name: str, argv: list[str] | None = None) -> int:
             raise
         print(f"{name}: error: {' '.join(message.split())}", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_OK
+    return result if isinstance(result, int) and not isinstance(result, bool) else EXIT_OK
 
 
 def run_as_command(main: Callable, name: str) -> None:
@@ -207,18 +208,25 @@ def check_out(out, *, inputs: Iterable = (), flag: str = "--out") -> Path:
         if path is not None and _inside(Path(path), out):
             raise UsageError(f"{flag} {out} holds the input {path}, and a run replaces the whole folder; "
                              f"choose another {flag}")
-    parent = out.parent
-    while not parent.exists():  # the nearest ancestor that exists must let us create folders
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {out}: {parent} is a file, not a folder; choose another {flag}")
+    check_writable(out.parent, flag=flag, what=out)  # the temporary sibling folder goes there
+    return out
+
+
+def check_writable(folder, *, flag: str = "--out", what=None) -> None:
+    """Refuse unless folders can be created in ``folder`` (or its nearest existing ancestor)."""
+    folder = Path(folder)
+    what = folder if what is None else what
+    base = folder
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise UsageError(f"{flag} {what}: {base} is a file, not a folder; choose another {flag}")
     try:  # a real probe: permission bits say nothing about read-only mounts or root
-        probe = Path(tempfile.mkdtemp(prefix=".write-probe-", dir=parent))
+        probe = Path(tempfile.mkdtemp(prefix=".write-probe-", dir=base))
         probe.rmdir()
     except OSError as err:
-        raise UsageError(f"{flag} {out}: cannot create folders in {parent} ({err.strerror}); "
+        raise UsageError(f"{flag} {what}: cannot create folders in {base} ({err.strerror}); "
                          f"choose another {flag}") from None
-    return out
 
 
 def _umask() -> int:

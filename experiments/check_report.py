@@ -1,6 +1,6 @@
 """Check a results page against the run that wrote it (used by CI after ``reproduce --quick``).
 
-    python -m experiments.check_report runs/
+    python -m experiments.check_report [runs/]
 
 Fails (exit 1, one line per problem) unless every figure the page links to exists, every number
 recorded in ``report_sources.json`` re-derives from its JSON file to exactly the text on the
@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from experiments import _cli
 from experiments.report import lookup
 
 DECIMAL = re.compile(r"(?<![\w.§])-?\d+\.\d+(?:e[+-]\d+)?(?![\w.])")
@@ -23,7 +24,10 @@ def check(out: Path) -> list[str]:
     """Problems found in ``out/report.md`` (empty when the page is true to its JSON)."""
     out = Path(out)
     page = (out / "report.md").read_text()
-    sources = json.loads((out / "report_sources.json").read_text())
+    try:
+        sources = json.loads((out / "report_sources.json").read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{out / 'report_sources.json'} is not valid JSON ({err}); rebuild the page") from None
     problems = []
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page):
         if not (out / link).is_file():
@@ -32,7 +36,10 @@ def check(out: Path) -> list[str]:
     for src in sources:
         path = out / src["file"]
         if src["file"] not in cache:
-            cache[src["file"]] = json.loads(path.read_text()) if path.is_file() else None
+            try:
+                cache[src["file"]] = json.loads(path.read_text()) if path.is_file() else None
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not valid JSON ({err}); rerun that experiment") from None
         if cache[src["file"]] is None:
             problems.append(f"{src['file']} is missing")
             continue
@@ -55,14 +62,24 @@ def check(out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0] if args else "runs")
-    problems = check(out)
+    parser = _cli.Parser("check_report", __doc__)
+    parser.add_argument("out", nargs="?", type=Path, default=Path("runs"),
+                        help="the folder the main job wrote (default: runs/)")
+    out = parser.parse_args(sys.argv[1:] if argv is None else argv).out
+    if not out.is_dir():
+        raise _cli.UsageError(f"{out} is not a folder; give the folder `python -m experiments.reproduce` wrote")
+    for name in ("report.md", "report_sources.json"):
+        if not (out / name).is_file():
+            raise _cli.UsageError(f"{out / name} is missing; build the page with `python -m experiments.reproduce "
+                                  f"--out {out}` (or `python -m experiments.report {out}`)")
+    with _cli.user_errors():
+        problems = check(out)
     for p in problems:
         print(f"check_report: {p}")
-    print(f"check_report: {out / 'report.md'}: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
+    print(f"check_report: {out / 'report.md'}: " + ("OK" if not problems else
+                                                    f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"))
     return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _cli.run_as_command(main, "check_report")

@@ -25,7 +25,6 @@ import time
 _T_START = time.perf_counter()
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import NamedTuple  # noqa: E402
@@ -35,6 +34,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from experiments import _cli  # noqa: E402
 from rnnjax.analysis import log_lag_profile_of, state_grads_of, states_of  # noqa: E402
 from rnnjax.cells import get_cell, init_rnn  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
@@ -62,32 +62,42 @@ SMOOTH = 50  # steps in the running mean of the fresh-batch MSE
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.remedies", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("runs/remedies"), help="output folder (default: runs/remedies)")
+    p = _cli.Parser("remedies", __doc__)
+    p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
+                   "(default: runs/remedies-<date>-<time>/)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes)")
-    p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default: 0)")
+    p.add_argument("--seed", type=_cli.number(int, min=0, max=_cli.SEED_MAX - 1), default=0,
+                   help="base PRNG seed (default: 0)")
     c = p.add_argument_group("1. clipping (Experiment 2's setup)")
-    c.add_argument("--clip-rho", type=float, default=1.2, help="rho of W_hh = rho W (default: 1.2)")
-    c.add_argument("--clip-lrs", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2],
+    c.add_argument("--clip-rho", type=_cli.number(float, min=0, min_open=True, max=1e3), default=1.2,
+                   help="rho of W_hh = rho W (default: 1.2)")
+    c.add_argument("--clip-lrs", type=_cli.learning_rate, nargs="+", default=[1e-4, 1e-3, 1e-2],
                    help="SGD learning rates, each run with and without clipping (default: 1e-4 1e-3 1e-2)")
-    c.add_argument("--clip-tau", type=float, default=50.0, help="clip_by_global_norm threshold (default: 50)")
-    c.add_argument("--clip-steps", type=int, default=200, help="updates (default: 200, the report's)")
+    c.add_argument("--clip-tau", type=_cli.positive_float, default=50.0,
+                   help="clip_by_global_norm threshold (default: 50)")
+    c.add_argument("--clip-steps", type=_cli.number(int, min=1, max=10**7), default=200,
+                   help="updates (default: 200, the report's)")
     a = p.add_argument_group("2. adding problem")
-    a.add_argument("--adding-T", type=int, default=100, help="sequence length (default: 100)")
-    a.add_argument("--adding-steps", type=int, default=1000, help="Adam updates, a fresh batch each (default: 1000)")
-    a.add_argument("--adding-seeds", type=int, default=4, help="seeds per headline model (default: 4)")
-    a.add_argument("--batch", type=int, default=32, help="sequences per update (default: 32)")
-    a.add_argument("--hidden", type=int, default=32, help="hidden units of every model (default: 32)")
-    a.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate, every model (default: 1e-2)")
-    a.add_argument("--clip", type=float, default=1.0, help="global-norm clipping, every model (default: 1)")
-    a.add_argument("--test-size", type=int, default=2000, help="held-out sequences (default: 2000)")
+    a.add_argument("--adding-T", type=_cli.number(int, min=2, max=100_000), default=100,
+                   help="sequence length (default: 100)")
+    a.add_argument("--adding-steps", type=_cli.number(int, min=1, max=10**7), default=1000,
+                   help="Adam updates, a fresh batch each (default: 1000)")
+    a.add_argument("--adding-seeds", type=_cli.number(int, min=1, max=10_000), default=4,
+                   help="seeds per headline model (default: 4)")
+    a.add_argument("--batch", type=_cli.positive_int, default=32, help="sequences per update (default: 32)")
+    a.add_argument("--hidden", type=_cli.positive_int, default=32, help="hidden units of every model (default: 32)")
+    a.add_argument("--lr", type=_cli.learning_rate, default=1e-2,
+                   help="Adam learning rate, every model (default: 1e-2)")
+    a.add_argument("--clip", type=_cli.positive_float, default=1.0,
+                   help="global-norm clipping, every model (default: 1)")
+    a.add_argument("--test-size", type=_cli.positive_int, default=2000, help="held-out sequences (default: 2000)")
     a.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
                    help="models to train and profile (default: all)")
     a.add_argument("--no-variants", dest="variants", action="store_false",
                    help="only the headline models (tanh RNN, IRNN, LSTM, GRU); by default the ReLU RNN at "
                         "rho 0.9/0.99/1.2 and the orthogonal tanh RNN are trained too (one seed each)")
-    a.add_argument("--profile-seqs", type=int, default=32, help="sequences averaged per lag profile (default: 32)")
+    a.add_argument("--profile-seqs", type=_cli.positive_int, default=32,
+                   help="sequences averaged per lag profile (default: 32)")
     return p
 
 
@@ -145,7 +155,8 @@ def run_clipping(cfg, out: Path) -> dict:
                          "first_nonfinite_step": None if bad[i] < 0 else int(bad[i]),
                          "fraction_clipped": float(np.mean(gn > tau)) if tau is not None and n else 0.0,
                          "initial_loss": float(hist.loss[i, 0]),
-                         "final_loss": float(hist.loss[i, n - 1]) if n else None,
+                         "final_loss": float(hist.loss[i, n - 1]) if bad[i] < 0 else None,  # a diverged run has none
+                         "last_finite_loss": float(hist.loss[i, n - 1]) if n else None,
                          "max_grad_norm": float(gn.max()) if n else None,
                          "median_grad_norm": float(np.median(gn)) if n else None})
     write_csv(out / "clipping.csv", pd.concat(rows, ignore_index=True))
@@ -317,12 +328,21 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = build_parser().parse_args(argv)
     if cfg.quick:
         cfg = _quick(cfg)
-    for name in ("clip_steps", "adding_T", "adding_steps", "adding_seeds", "batch", "hidden", "test_size",
-                 "profile_seqs"):
-        if getattr(cfg, name) < (2 if name == "adding_T" else 1):
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
-    out = cfg.out
-    out.mkdir(parents=True, exist_ok=True)
+    runs = cfg.adding_seeds * len(cfg.models)
+    sequences = cfg.adding_steps * cfg.batch + cfg.test_size + cfg.profile_seqs
+    _cli.check_memory(4.0 * (sequences * cfg.adding_T * 3 + runs * cfg.batch * cfg.adding_T * cfg.hidden * 4 * 8
+                             + runs * 24 * cfg.hidden**2 + runs * cfg.adding_steps * 8),
+                      f"the adding problem ({cfg.adding_steps:,} steps x {cfg.batch} sequences of {cfg.adding_T}, "
+                      f"--hidden {cfg.hidden}, {runs} runs)",
+                      "use fewer --adding-steps, a smaller --batch, --hidden or --adding-T")
+    final = _cli.check_out(cfg.out or _cli.default_out("remedies"))
+    with _cli.atomic_folder(final) as out:
+        metrics = _run(cfg, out)
+    _stage(f"done: {final}/ (metrics.json and {len(metrics['figures'])} figures)")
+    return metrics
+
+
+def _run(cfg, out: Path) -> dict:
     from rnnjax.plots import remedies as plots
 
     timings = {}
@@ -332,17 +352,20 @@ def main(argv: list[str] | None = None) -> dict:
     timings["clipping"] = time.perf_counter() - t
     for r in clipping["runs"]:
         state = "finite" if r["finite"] else f"NON-FINITE at step {r['first_nonfinite_step']}"
-        print(f"  lr={r['lr']:g} clip={r['clip_norm']}: {state}, last finite loss {r['final_loss']:.2f}, "
-              f"clipped {100 * r['fraction_clipped']:.0f}% of steps")
+        clip = "no clipping" if r["clip_norm"] is None else f"clipping at {r['clip_norm']:g}"
+        loss = (f"final loss {r['final_loss']:.3g}" if r["finite"] else "no finite step" if r["last_finite_loss"]
+                is None else f"last finite loss {r['last_finite_loss']:.3g} (diverged)")
+        print(f"  lr {r['lr']:g}, {clip}: {state}, {loss}, clipped {100 * r['fraction_clipped']:.0f}% of steps")
     t = time.perf_counter()
     _stage("2/3 adding problem and 3/3 lag profiles (one program per cell)")
     adding, lag = run_adding_and_profiles(cfg, out)
     timings["adding_and_lag_profiles"] = time.perf_counter() - t
     for name, r in adding["models"].items():
         mean, low = (f"{v:.4f}" if v is not None else "n/a" for v in (r["test_mse_mean"], r["test_mse_min"]))
+        step = r["median_steps_to_mse_0.01"]
         print(f"  {name:18s} test MSE mean {mean} (min {low}), "
-              f"MSE < {THRESHOLD} within the budget: {r['solved_seeds']}/{r['num_seeds']} seeds, "
-              f"median step {r['median_steps_to_mse_0.01']}")
+              f"MSE < {THRESHOLD} within the budget: {r['solved_seeds']}/{r['num_seeds']} seeds"
+              + (f", median step {step:.0f}" if step is not None else ""))
     t = time.perf_counter()
     figures = [
         plots.plot_clipping(pd.read_csv(out / "clipping.csv"), clipping, out / "fig7_clipping.png").name,
@@ -356,9 +379,8 @@ def main(argv: list[str] | None = None) -> dict:
                "files": ["clipping.csv", "clipping.json", "adding_curves.csv", "adding.json", "lag_profiles.csv",
                          "lag_profiles.json"]}
     write_json(out / "metrics.json", metrics)
-    _stage(f"done: {out / 'metrics.json'}")
     return metrics
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _cli.run_as_command(main, "remedies")

@@ -4,6 +4,8 @@ Every number on the page is read from a JSON file under OUT through :meth:`Page.
 records where it came from in ``OUT/report_sources.json`` (file, key path, format); the tests
 re-derive every recorded number from its JSON and check the page says exactly that. The report's
 own published numbers are quoted from ``OUT/reference.json``, written here from :data:`REPORT`.
+
+    python -m experiments.report [OUT] [--quick]     # rebuild OUT/report.md from OUT's JSON files
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ class Page:
 
     def json(self, file: str) -> dict:
         if file not in self._cache:
-            self._cache[file] = json.loads((self.out / file).read_text())
+            try:
+                self._cache[file] = json.loads((self.out / file).read_text())
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{self.out / file} is not valid JSON ({err}); rerun that experiment") from None
         return self._cache[file]
 
     def has(self, file: str) -> bool:
@@ -81,3 +86,25 @@ def write_report(out: Path, *, quick: bool = False) -> Path:
     atomic_write_text(out / "report.md", "\n".join(page.lines).rstrip() + "\n")
     write_json(out / "report_sources.json", page.sources)
     return out / "report.md"
+
+
+def main(argv: list[str] | None = None) -> Path:
+    from experiments import _cli
+
+    parser = _cli.Parser("report", __doc__)
+    parser.add_argument("out", nargs="?", type=Path, default=Path("runs"),
+                        help="the folder the main job wrote (default: runs/)")
+    parser.add_argument("--quick", action="store_true", help="mark the page as a quick run's")
+    args = parser.parse_args(argv)
+    if not args.out.is_dir():
+        raise _cli.UsageError(f"{args.out} is not a folder; give the folder `python -m experiments.reproduce` wrote")
+    with _cli.user_errors():
+        page = write_report(args.out, quick=args.quick)
+    print(f"report: wrote {page}")
+    return page
+
+
+if __name__ == "__main__":
+    from experiments import _cli
+
+    _cli.run_as_command(main, "report")

@@ -208,3 +208,16 @@ def timings(page) -> None:
 
 
 SECTIONS = (experiment1, experiment2, gradient_spectra, remedies, timings)
+
+
+if __name__ == "__main__":
+    from experiments import _cli
+
+    def main(argv):
+        _cli.Parser("report_sections", __doc__ + "\nNot a command of its own: the page is built by "
+                    "`python -m experiments.report OUT` (or the main job, `python -m experiments.reproduce`).",
+                    ).parse_args(argv)
+        print("report_sections: the sections of the results page; build the page with "
+              "`python -m experiments.report OUT` (see --help)")
+
+    _cli.run_as_command(main, "report_sections")

@@ -1,21 +1,23 @@
 """The main job: run every experiment on the embedded data, then write the results page.
 
-    python -m experiments.reproduce [--quick] [--out runs/]
+    python -m experiments.reproduce [--quick] [--out runs/] [--only NAME ...]
 
 Each experiment runs into a hidden temporary folder that replaces ``OUT/<name>/`` only once the
 experiment has finished, so an interrupted run never leaves a half-written result that the page
 would read as complete. The page, ``OUT/report.md``, is then built from the JSON files alone.
+The job replaces only folders it wrote (marked ``.made-by-reproduce``); a standalone experiment's
+default folder is ``runs/<name>-<date>-<time>``, so the two never meet.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
+
+from experiments import _cli
 
 
 class Stage(NamedTuple):
@@ -34,36 +36,58 @@ STAGES = (
 )
 
 
+MARK = ".made-by-reproduce"  # in every OUT/<name> this job wrote: the only folders it will ever replace
+
+
+def foreign_folders(out: Path, stages) -> list[Path]:
+    """``OUT/<name>`` folders of ``stages`` that this job did not write (no :data:`MARK`): never replaced."""
+    return [out / s.name for s in stages if (out / s.name).exists() and not (out / s.name / MARK).is_file()]
+
+
 def run_stage(stage: Stage, out: Path, quick: bool) -> dict:
-    """Run one experiment into ``out/.<name>.partial`` and move it to ``out/<name>`` when complete."""
+    """Run one experiment into ``out/.<name>.partial`` and move it to ``out/<name>`` when complete.
+
+    If the experiment raises, ``out/<name>`` keeps the previous results. The folder is marked as
+    this job's (:data:`MARK`); a folder without the mark is refused, never replaced.
+    """
     final, partial = out / stage.name, out / f".{stage.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+    if final.exists() and not (final / MARK).is_file():
+        raise _cli.UsageError(f"{final} was not written by the main job; move it away or choose another --out")
+    shutil.rmtree(partial, ignore_errors=True)  # a killed run's leftover (a hidden name of our own)
     module = importlib.import_module(f"experiments.{stage.name}")
     metrics = module.main([*(stage.quick_args if quick else stage.args), "--out", str(partial)])
-    old = out / f".{stage.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    partial.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    (partial / MARK).write_text(f"written by python -m experiments.reproduce ({stage.name})\n")
+    _cli.replace_folder(partial, final)
     return metrics
 
 
-def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(prog="python -m experiments.reproduce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = _cli.Parser("reproduce", __doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes: seconds, for a first look and CI")
-    parser.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default: runs/)")
-    parser.add_argument("--only", nargs="*", choices=[s.name for s in STAGES], default=None,
+    parser.add_argument("--out", type=Path, default=Path("runs"),
+                        help="output folder (default: runs/); each experiment replaces only OUT/<name>")
+    parser.add_argument("--only", nargs="+", choices=[s.name for s in STAGES], default=None,
                         help="run only these experiments (the page uses what is in OUT)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
+    stages = [s for s in STAGES if args.only is None or s.name in args.only]
+    if args.out.exists() and not args.out.is_dir():
+        raise _cli.UsageError(f"--out {args.out} is a file, not a folder")
+    _cli.check_writable(args.out)
+    foreign = foreign_folders(args.out, stages)
+    if foreign:
+        raise _cli.UsageError(f"{', '.join(map(str, foreign))} {'was' if len(foreign) == 1 else 'were'} not written "
+                              f"by the main job, which replaces only its own folders; move "
+                              f"{'it' if len(foreign) == 1 else 'them'} away or choose another --out")
     from rnnjax.devices import use_host_devices
 
     use_host_devices()  # one XLA host device per core, before JAX starts (the sweeps shard over them)
     from experiments.report import write_report
 
     args.out.mkdir(parents=True, exist_ok=True)
-    stages = [s for s in STAGES if args.only is None or s.name in args.only]
     start = time.perf_counter()
     mode = "quick" if args.quick else "full"
     for i, stage in enumerate(stages, 1):
@@ -78,4 +102,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    _cli.run_as_command(main, "reproduce")
