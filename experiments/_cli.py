@@ -67,6 +67,8 @@ def entry(main: Callable, name: str, argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         result = main(argv)
+    except SystemExit as stop:  # argparse: --help (0) or a bad flag (2, already printed)
+        return stop.code if isinstance(stop.code, int) else EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{name}: interrupted; the output folder was left as it was", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import gradient_spectra, gradient_stability
+from experiments import _cli, gradient_spectra, gradient_stability
 
 
 def test_gradient_stability_quick_writes_history_claims_and_figure(tmp_path):
@@ -53,12 +53,14 @@ def test_gradient_spectra_quick_writes_every_table_and_figure(tmp_path):
 
 
 @pytest.mark.parametrize("module,argv,match", [
-    (gradient_stability, ["--norm", "nuclear"], "unknown norm"),
-    (gradient_stability, ["--rhos", "0.9", "0"], "every rho must be a finite number > 0"),
-    (gradient_stability, ["--segment-length", "1"], "segment_length must be an integer >= 2"),
-    (gradient_spectra, ["--rhos", "-1"], "every rho must be a finite number > 0"),
-    (gradient_spectra, ["--rho-min", "2", "--rho-max", "1"], "rho-min"),
+    (gradient_stability, ["--norm", "nuclear"], "argument --norm: invalid choice: 'nuclear'"),
+    (gradient_stability, ["--rhos", "0.9", "0"], "argument --rhos: must be a number > 0"),
+    (gradient_stability, ["--segment-length", "1"], "argument --segment-length: must be an integer >= 2"),
+    (gradient_spectra, ["--rhos", "-1"], "argument --rhos: must be a number > 0"),
+    (gradient_spectra, ["--rho-min", "2", "--rho-max", "1"], "--rho-min 2 must be below --rho-max 1"),
 ])
-def test_bad_arguments_raise_clear_errors(tmp_path, module, argv, match):
-    with pytest.raises(ValueError, match=match):
-        module.main(argv + ["--out", str(tmp_path / "x")])
+def test_bad_arguments_exit_2_with_one_clear_line(tmp_path, capsys, module, argv, match):
+    assert _cli.entry(module.main, "x", argv + ["--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()

@@ -93,5 +93,6 @@ def test_help_and_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         exp.main(["--help"])
     assert "--adding-T" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="adding-steps"):
+    with pytest.raises(SystemExit) as stop:
         exp.main(["--adding-steps", "0"])
+    assert stop.value.code == 2 and "argument --adding-steps: must be an integer >= 1" in capsys.readouterr().err

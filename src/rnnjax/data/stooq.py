@@ -11,17 +11,21 @@ HTML with 200, or 401/403   API-key request or browser challenge        :class:`
 "No data"                   unknown ticker / no history                 :class:`StooqNoDataError`
 429 or "daily hits limit"   rate limit                                  :class:`StooqRateLimitError`
 5xx                         server error, retried with backoff first    :class:`StooqServerError`
-no answer in ``timeout``    timeout (also retried)                      :class:`StooqTimeoutError`
+no answer in ``timeout``    timeout (also retried); the whole body      :class:`StooqTimeoutError`
+                            must arrive within ``timeout`` too
 connection refused / DNS    no network                                  :class:`StooqConnectionError`
 other HTTP status           e.g. 404: wrong base URL                    :class:`StooqServerError`
 anything else               not a CSV with Date and Close columns       :class:`StooqFormatError`
+a body over ``max_bytes``   (200 MB by default)                         :class:`StooqFormatError`
 ==========================  ==========================================  =========================
 
 Retries use ``requests``' ``HTTPAdapter`` with urllib3's ``Retry`` (bounded, exponential backoff).
 Good answers are cached atomically as ``<cache_dir>/stooq/<ticker>.csv``; a failed or partial
 fetch never touches the cache, and when a fetch fails a cached copy is used with a warning that
-gives its date. The cache directory is ``$RNNJAX_CACHE``, else ``$XDG_CACHE_HOME/rnnjax``, else
-``~/.cache/rnnjax`` (:func:`default_cache_dir`).
+gives its date. A cached file that is not a price CSV is named with the remedy (``--refresh``);
+temporary files left by a killed cache write are removed at the next fetch, and a download that
+cannot be cached (a read-only cache folder) is used anyway, with a warning. The cache directory
+is ``$RNNJAX_CACHE``, else ``$XDG_CACHE_HOME/rnnjax``, else ``~/.cache/rnnjax`` (:func:`default_cache_dir`).
 
 The API key (argument, else ``$STOOQ_APIKEY``) is sent only as the ``apikey`` query parameter: it
 never appears in an exception message, a log line (urllib3's own records are redacted while a
@@ -30,11 +34,14 @@ request runs) or a file name. Tickers are validated before any request or path i
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 import warnings
 from datetime import UTC, datetime
@@ -55,6 +62,8 @@ CSV_PATH = "/q/d/l/"
 APIKEY_ENV = "STOOQ_APIKEY"
 CACHE_ENV = "RNNJAX_CACHE"
 RETRY_STATUSES = (500, 502, 503, 504)
+MAX_BYTES = 200 * 2**20  # a daily-price CSV is a few MB; anything past this is refused
+STALE_TEMP_S = 3600  # a cache temp file older than this was left by a killed write
 _TICKER = re.compile(r"^[A-Za-z0-9.\-^_]{1,40}$")
 _URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response",
                     "urllib3.poolmanager")
@@ -166,7 +175,7 @@ def _excerpt(body: str, secret, n: int = 80) -> str:
 
 
 def classify_response(status: int, body: str, content_type: str = "", *, ticker: str, has_key: bool,
-                      retries: int = 0, secret: str | None = None) -> None:
+                      retries: int = 0, secret: str | None = None, retry_after: str | None = None) -> None:
     """Raise the :class:`StooqError` that fits an answer, or return None if it is a price CSV.
 
     Args:
@@ -177,13 +186,15 @@ def classify_response(status: int, body: str, content_type: str = "", *, ticker:
       has_key: whether an API key was sent (changes the advice).
       retries: how many retries were allowed (for messages).
       secret: redacted from any excerpt of the body.
+      retry_after: the ``Retry-After`` header of a 429, reported in the message.
     """
     head = body.lstrip()[:2000].lower()
     if status == 429 or "daily hits limit" in head or "exceeded the daily" in head:
         raise StooqRateLimitError(
             f"Stooq refused {ticker}: rate limit reached (HTTP {status}"
-            f"{', daily hits limit' if status != 429 else ''}). Wait before retrying (Stooq's limit is daily), "
-            f"or use a file you already have with --csv FILE.")
+            f"{', daily hits limit' if status != 429 else ''}). "
+            + (f"The server asks to wait {_wait(retry_after)} (Retry-After). " if retry_after else "")
+            + "Wait before retrying (Stooq's limit is daily), or use a file you already have with --csv FILE.")
     if status >= 500:
         raise StooqServerError(f"Stooq server error HTTP {status} for {ticker}, still failing after {retries} "
                                f"retries; try again later.")
@@ -219,7 +230,7 @@ def _check_csv(body: str, ticker: str, secret) -> None:
         raise StooqFormatError(f"{what}: its last row has {len(lines[-1].split(','))} fields, the header "
                                f"{len(header)} (a partial download?).")
     try:
-        pd.read_csv(io.StringIO(body), nrows=5)
+        pd.read_csv(io.StringIO(body))  # the whole body parses, not only its head
     except (pd.errors.ParserError, ValueError) as err:
         raise StooqFormatError(f"{what}: {redact(str(err), secret)}") from None
 
@@ -249,11 +260,43 @@ def _is_timeout(err: requests.RequestException) -> bool:
     return isinstance(err, requests.Timeout) or isinstance(reason, Urllib3TimeoutError)
 
 
+def _wait(retry_after: str) -> str:
+    """``Retry-After`` as words: seconds, or an HTTP date as given."""
+    value = retry_after.strip()
+    return f"{int(value)} s" if value.isdigit() else f"until {value}"
+
+
+def _read_body(resp, deadline: float, max_bytes: int, ticker: str, timeout: float) -> bytes:
+    """The body, read as it arrives: refused past ``max_bytes``, or when it is not complete by ``deadline``.
+
+    A per-read timeout alone never ends a server that trickles a byte a second; this deadline does.
+    """
+    size = resp.headers.get("Content-Length", "")
+    if size.isdigit() and int(size) > max_bytes:
+        raise StooqFormatError(f"Stooq's answer for {ticker} is {int(size) / 2**20:.0f} MB, over the "
+                               f"{max_bytes / 2**20:.0f} MB limit for a price CSV; check the base URL and ticker.")
+    chunks, total = [], 0
+    while True:
+        if time.monotonic() > deadline:
+            raise StooqTimeoutError(f"Stooq's answer for {ticker} was not complete within {timeout:g} s "
+                                    f"({total:,} bytes so far); try again later or raise --timeout.")
+        chunk = resp.raw.read1(65536, decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            raise StooqFormatError(f"Stooq's answer for {ticker} passed {max_bytes / 2**20:.0f} MB, the limit "
+                                   f"for a price CSV; check the base URL and ticker.")
+
+
 def download(ticker: str, *, apikey: str | None = None, base_url: str | None = None, timeout: float = 20.0,
-             retries: int = 3, backoff: float = 0.5) -> str:
+             retries: int = 3, backoff: float = 0.5, max_bytes: int = MAX_BYTES) -> str:
     """GET the daily CSV of ``ticker`` and return its text, or raise the fitting :class:`StooqError`.
 
-    Nothing is cached here (see :func:`fetch_csv`). The key is taken from ``apikey`` or ``$STOOQ_APIKEY``.
+    ``timeout`` bounds the connection and the headers, then the complete body as a whole (not only
+    each read, which a server trickling a byte a second would pass). Nothing is cached here (see
+    :func:`fetch_csv`). The key is taken from ``apikey`` or ``$STOOQ_APIKEY``.
     """
     ticker = validate_ticker(ticker)
     key = apikey or os.environ.get(APIKEY_ENV) or None
@@ -262,8 +305,9 @@ def download(ticker: str, *, apikey: str | None = None, base_url: str | None = N
     log.info("fetching %s from %s%s (API key %s)", ticker, base, CSV_PATH, "given" if key else "not given")
     with _redacted_urllib3_logs(key), make_session(retries, backoff) as session:
         try:
-            resp = session.get(base + CSV_PATH, params=params, timeout=timeout)
-            body = resp.content.decode(resp.encoding or "utf-8", errors="replace")  # no slow charset sniffing
+            with session.get(base + CSV_PATH, params=params, timeout=timeout, stream=True) as resp:
+                raw = _read_body(resp, time.monotonic() + timeout, max_bytes, ticker, timeout)
+            body = raw.decode(resp.encoding or "utf-8", errors="replace")  # no slow charset sniffing
         except requests.RequestException as err:
             kind = type(getattr(err.args[0], "reason", None) or err).__name__ if err.args else type(err).__name__
             if _is_timeout(err):
@@ -272,8 +316,27 @@ def download(ticker: str, *, apikey: str | None = None, base_url: str | None = N
             raise StooqConnectionError(f"could not reach {redact(base, key)} for {ticker} ({kind}); check the "
                                        f"network, or use a cached file or --csv FILE.") from None
     classify_response(resp.status_code, body, resp.headers.get("Content-Type", ""), ticker=ticker,
-                      has_key=key is not None, retries=retries, secret=key)
+                      has_key=key is not None, retries=retries, secret=key, retry_after=resp.headers.get("Retry-After"))
     return body
+
+
+def _clean_stale_temps(path: Path) -> None:
+    """Remove temporary files of ``path`` left by a killed atomic write (older than :data:`STALE_TEMP_S`)."""
+    if not path.parent.is_dir():
+        return
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink()
+
+
+def _check_cached(path: Path, ticker: str) -> None:
+    """Refuse a cached file that is not a price CSV, naming it and the remedy."""
+    try:
+        _check_csv(path.read_text(errors="replace"), ticker, None)
+    except StooqFormatError as err:
+        raise StooqFormatError(f"the cached file {path} is corrupt ({str(err).split(': ', 1)[-1].rstrip('.')}); "
+                               f"run again with --refresh to fetch it anew (max_age=0), or delete it") from None
 
 
 def _cache_date(path: Path) -> str:
@@ -295,7 +358,7 @@ def fetch_csv(ticker: str, *, apikey: str | None = None, cache_dir=None, base_ur
       apikey: API key; ``$STOOQ_APIKEY`` when None.
       cache_dir: cache root (:func:`default_cache_dir` when None); files go to ``stooq/<ticker>.csv``.
       base_url: server root, ``https://stooq.com`` by default (tests point it at a local server).
-      timeout: seconds to wait for connect and for each read.
+      timeout: seconds allowed for the connection and headers, and again for the complete body.
       retries: bounded retries on connection errors, timeouts and 5xx (urllib3 ``Retry``).
       backoff: urllib3 ``backoff_factor`` in seconds.
       max_age: a cached file younger than this is used without a request; 0 always fetches.
@@ -308,7 +371,9 @@ def fetch_csv(ticker: str, *, apikey: str | None = None, cache_dir=None, base_ur
     """
     ticker = validate_ticker(ticker)
     path = cache_path(ticker, cache_dir)
+    _clean_stale_temps(path)
     if path.is_file() and max_age > 0 and time.time() - path.stat().st_mtime < max_age:
+        _check_cached(path, ticker)
         log.info("using cached %s (%s)", path, _cache_date(path))
         return FetchResult(ticker, path, True, None)
     try:
@@ -316,10 +381,20 @@ def fetch_csv(ticker: str, *, apikey: str | None = None, cache_dir=None, base_ur
     except StooqError as err:
         if not (use_cache_on_error and path.is_file()):
             raise
+        _check_cached(path, ticker)
         note = f"fetching {ticker} failed ({err}); using the cached file {path} ({_cache_date(path)})"
         warnings.warn(note, StaleCacheWarning, stacklevel=2)
         log.warning("%s", note)
         return FetchResult(ticker, path, True, note)
-    atomic_write_text(path, body)
+    try:
+        atomic_write_text(path, body)
+    except OSError as err:  # a read-only cache folder: keep the download, say it was not cached
+        keep = Path(tempfile.mkdtemp(prefix="rnnjax-stooq-")) / path.name
+        keep.write_text(body)
+        atexit.register(shutil.rmtree, keep.parent, ignore_errors=True)
+        note = f"could not cache {ticker} in {path.parent} ({err.strerror}); this download is used without caching"
+        warnings.warn(note, StaleCacheWarning, stacklevel=2)
+        log.warning("%s", note)
+        return FetchResult(ticker, keep, False, note)
     log.info("cached %s", path)
     return FetchResult(ticker, path, False, None)
