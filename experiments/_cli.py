@@ -129,8 +129,8 @@ def number(kind=float, *, min=None, max=None, min_open: bool = False, max_open: 
         low_ok = min is None or (value > min if min_open else value >= min)
         high_ok = max is None or (value < max if max_open else value <= max)
         if not (low_ok and high_ok):
-            lo = "" if min is None else f"{'>' if min_open else '>='} {min:g}"
-            hi = "" if max is None else f"{'<' if max_open else '<='} {max:g}"
+            lo = "" if min is None else f"{'>' if min_open else '>='} {min}"
+            hi = "" if max is None else f"{'<' if max_open else '<='} {max}"
             raise argparse.ArgumentTypeError(f"must be {what or ('a number' if kind is float else 'an integer')} "
                                              f"{' and '.join(x for x in (lo, hi) if x)}, got {text!r}")
         return value

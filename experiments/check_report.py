@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from experiments import _cli
-from experiments.report import lookup
+from experiments.report import lookup, render
 
 DECIMAL = re.compile(r"(?<![\w.§])-?\d+\.\d+(?:e[+-]\d+)?(?![\w.])")
 
@@ -44,7 +44,7 @@ def check(out: Path) -> list[str]:
             problems.append(f"{src['file']} is missing")
             continue
         try:
-            text = src["format"].format(lookup(cache[src["file"]], src["path"]))
+            text = render(src["format"], lookup(cache[src["file"]], src["path"]))
         except (KeyError, IndexError, TypeError, ValueError) as err:
             problems.append(f"{src['file']}:{'/'.join(map(str, src['path']))} cannot be read: {err!r}")
             continue

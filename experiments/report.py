@@ -26,6 +26,14 @@ REPORT = {
 }
 
 
+MISSING = "n/a"  # how the page shows a value a run could not give (null in its JSON: it went non-finite)
+
+
+def render(fmt: str, value) -> str:
+    """``fmt.format(value)``, or :data:`MISSING` for a null value (never a crash, never "None")."""
+    return MISSING if value is None else fmt.format(value)
+
+
 def lookup(obj, path):
     """``obj[path[0]][path[1]]...`` (list indices as ints)."""
     for key in path:
@@ -55,7 +63,7 @@ class Page:
 
     def num(self, file: str, *path, fmt: str = "{:.2f}") -> str:
         """The value at ``path`` in JSON ``file`` (relative to OUT), formatted, with its source recorded."""
-        text = fmt.format(lookup(self.json(file), path))
+        text = render(fmt, lookup(self.json(file), path))
         self.sources.append({"text": text, "file": file, "path": list(path), "format": fmt})
         return text
 
@@ -74,8 +82,8 @@ class Page:
 def write_report(out: Path, *, quick: bool = False) -> Path:
     """Build ``out/report.md`` (and ``report_sources.json``) from the JSON under ``out``."""
     out = Path(out)
-    write_json(out / "reference.json", REPORT)
     page = Page(out)
+    page._cache["reference.json"] = json.loads(json.dumps(REPORT))  # written with the page, below
     page.add("# rnnjax: the report reproduced, and what it did not show", "")
     if quick:
         page.add("> **Quick mode**: reduced sizes for a smoke test; the numbers below are not the full run's.", "")
@@ -83,6 +91,7 @@ def write_report(out: Path, *, quick: bool = False) -> Path:
 
     for section in report_sections.SECTIONS:
         section(page)
+    write_json(out / "reference.json", REPORT)  # nothing is written until every section rendered
     atomic_write_text(out / "report.md", "\n".join(page.lines).rstrip() + "\n")
     write_json(out / "report_sources.json", page.sources)
     return out / "report.md"

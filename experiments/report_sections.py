@@ -25,6 +25,7 @@ def experiment1(page) -> None:
     n = page.reader(S1)
     r = page.reader("reference.json", "experiment1")
     seeds = m["seeds"]["count"]
+    diverged = [st for st in m["seeds"]["status"] if st["status"] != "ok"]
     page.add(
         f"## {title}", "",
         f"Embedded data `msft.us`: train {n('data', 'train_range', 0, fmt='{}')} .. "
@@ -49,16 +50,27 @@ def experiment1(page) -> None:
         f"({n('data', 'train_close_max')}), the top of the min–max scaler: the report's extrapolation trap. "
         "Variants (log-returns, a loss at every step, Adam) are compared in `docs/stock_forecast.md`.", "",
     )
+    if diverged:
+        page.add(f"**{len(diverged)} of {seeds} seeds went non-finite** "
+                 + ("(every one: the RNN has no RMSE or MAE here, shown as n/a)" if m["rmse"] is None else
+                    "(left out of the means above)")
+                 + "; `stock_forecast/metrics.json` (`seeds.status`) says at which epoch and in what.", "")
     page.figure("stock_forecast", "fig1_training.png",
                 f"*Figure 1.* Training loss and gradient norm per epoch, clipping threshold tau = "
                 f"{n('config', 'clip', fmt='{}')} marked. The final mean loss per seed is "
-                f"{', '.join(n('final_loss_per_seed', i, fmt='{:.2e}') for i in range(seeds))}.")
-    worse = m["rmse"] > m["persistence_rmse"]
+                + ", ".join(n("final_loss_per_seed", i, fmt="{:.2e}")
+                            + (" (last finite, then diverged)" if m["seeds"]["status"][i]["status"] != "ok" else "")
+                            for i in range(seeds)) + ".")
+    if m["rmse"] is None:
+        reading = ": no seed gave a finite forecast."
+    elif m["rmse"] > m["persistence_rmse"]:
+        reading = (": above the train range the forecast cannot follow the price, as the report's 'hugs the mean "
+                   "and lags'.")
+    else:
+        reading = ": below persistence's on average."
     page.figure("stock_forecast", "fig2_forecast.png",
                 f"*Figure 2.* Forecast vs actual vs persistence on the test range. The RNN's test RMSE is "
-                f"{n('rmse')} against persistence's {n('persistence_rmse')}"
-                + (": above the train range the forecast cannot follow the price, as the report's 'hugs the mean "
-                   "and lags'." if worse else ": below persistence's on average."))
+                f"{n('rmse')} against persistence's {n('persistence_rmse')}" + reading)
 
 
 def experiment2(page) -> None:
@@ -151,10 +163,12 @@ def remedies(page) -> None:
         step = n("clipping", "runs", i, "first_nonfinite_step", fmt="{}") if run["first_nonfinite_step"] is not None \
             else "—"
         tau = n("clipping", "runs", i, "clip_norm", fmt="{}") if run["clip_norm"] is not None else "none"
+        final = n("clipping", "runs", i, "final_loss", fmt="{:.3g}") if run.get("final_loss") is not None \
+            else "— (diverged)"
         page.add(f"| {n('clipping', 'runs', i, 'lr', fmt='{}')} | {tau} "
-                 f"| {n('clipping', 'runs', i, 'finite', fmt='{}')} "
+                 f"| {'yes' if run['finite'] else 'no'} "
                  f"| {step} | {n('clipping', 'runs', i, 'fraction_clipped')} "
-                 f"| {n('clipping', 'runs', i, 'final_loss', fmt='{:.3g}')} |")
+                 f"| {final} |")
     page.add("")
     page.figure("remedies", "fig7_clipping.png",
                 "*Figure 7.* Loss and gradient norm with and without global-norm clipping: clipping keeps the "
@@ -178,7 +192,7 @@ def remedies(page) -> None:
                  f" | {steps} |")
     page.add("")
     half = a["baseline_mse"] / 2
-    left = [k for k, v in a["models"].items() if v["test_mse_mean"] < half]
+    left = [k for k, v in a["models"].items() if v["test_mse_mean"] is not None and v["test_mse_mean"] < half]
     stayed = [k for k in a["models"] if k not in left]
     page.figure("remedies", "fig9_adding_problem.png",
                 "*Figure 9.* Test MSE per step on the adding problem (log scale) with the 1/6 baseline. Below half "

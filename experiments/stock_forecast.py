@@ -281,7 +281,7 @@ def prepare(cfg: argparse.Namespace):
         with _cli.user_errors():
             loaded = load_price_data(csv=cfg.csv, ticker=cfg.ticker, apikey=cfg.apikey, drop_invalid=cfg.drop_invalid,
                                      date_format=cfg.date_format, **stooq)
-    with _cli.user_errors(f"{loaded.source}: "):
+    with _cli.user_errors(f"{loaded.source.removeprefix('csv:')}: "):
         data = make_forecast_data(loaded.closes.to_numpy(), lookback=cfg.lookback, train_fraction=cfg.train_fraction,
                                   target=cfg.target, many_to_many=LOSS_MODES[cfg.loss] == "mse")
     _cli.check_memory(_bytes_needed(cfg, data), f"--hidden {cfg.hidden} with --seeds {cfg.seeds} on "

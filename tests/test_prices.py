@@ -89,9 +89,9 @@ def test_bad_rows_rejected_with_their_line_numbers(tmp_path):
     with pytest.raises(ValueError) as err:
         P.load_prices(csv=path)
     msg = str(err.value)
-    assert "1 date(s) that do not parse in column 'Date' (lines 3)" in msg
-    assert "2 missing or non-numeric close(s) in column 'Close' (lines 4, 6)" in msg
-    assert "2 non-positive close(s) in column 'Close' (lines 5, 7)" in msg
+    assert "1 unparseable date in column 'Date' (line 3)" in msg
+    assert "2 missing or non-numeric closes in column 'Close' (lines 4, 6)" in msg
+    assert "2 non-positive closes in column 'Close' (lines 5, 7)" in msg
     assert "drop_invalid" in msg
 
 
@@ -101,7 +101,7 @@ def test_bad_rows_dropped_on_request(tmp_path):
         data = P.load_price_data(csv=path, drop_invalid=True)
     assert list(data.closes) == [10.0, 12.0]
     assert list(data.closes.index.strftime("%Y-%m-%d")) == ["2020-01-01", "2020-01-07"]
-    assert len(data.notes) == 1 and "lines 3" in data.notes[0] and "lines 5, 7" in data.notes[0]
+    assert len(data.notes) == 1 and "line 3" in data.notes[0] and "lines 5, 7" in data.notes[0]
 
 
 def test_duplicates_and_unsorted_rows_are_fixed_and_reported(tmp_path):
@@ -112,7 +112,7 @@ def test_duplicates_and_unsorted_rows_are_fixed_and_reported(tmp_path):
     assert data.closes.index.is_unique and data.closes.index.is_monotonic_increasing
     assert any("not in date order" in n for n in data.notes)
     dup = [n for n in data.notes if "duplicate" in n]
-    assert dup == ["1 duplicate date(s) (first: 2020-01-02); kept the last row of each, dropped lines 4"]
+    assert dup == ["1 duplicate date (first: 2020-01-02); kept the last row of each, dropped line 4"]
     assert len(rec) == 2
 
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from rnnjax._checks import check_array
 from rnnjax.activations import get_activation
 from rnnjax.cells import RNNParams
 
@@ -46,8 +47,32 @@ def from_feature_major(a: jax.Array) -> jax.Array:
     return jnp.transpose(a, tuple(range(2, a.ndim)) + (0, 1))
 
 
+def check_params(params: RNNParams) -> None:
+    """Raise ``ValueError`` naming the fields unless every parameter is an array, all of one dtype, with
+    shapes that fit together: W_xh (D, H), W_hh (H, H), b_h (H,), W_ho (H, O), b_o (O,)."""
+    for name, value in zip(params._fields, params, strict=True):
+        check_array(f"params.{name}", value)
+    dtypes = {name: str(v.dtype) for name, v in zip(params._fields, params, strict=True)}
+    if len(set(dtypes.values())) > 1:
+        raise ValueError(f"the parameters mix dtypes ({', '.join(f'{k} {v}' for k, v in dtypes.items())}); "
+                         f"convert them to one, e.g. jax.tree.map(lambda a: a.astype('float32'), params)")
+    shapes = {name: tuple(v.shape) for name, v in zip(params._fields, params, strict=True)}
+    if len(shapes["W_xh"]) != 2:
+        raise ValueError(f"params.W_xh must be a matrix (D, H), got shape {shapes['W_xh']}")
+    D, H = shapes["W_xh"]
+    O = shapes["W_ho"][-1] if len(shapes["W_ho"]) == 2 else None
+    want = {"W_xh": (D, H), "W_hh": (H, H), "b_h": (H,), "W_ho": (H, O), "b_o": (O,)}
+    bad = [f"{k} {shapes[k]} (want {want[k]})" for k in params._fields if shapes[k] != want[k]]
+    if bad:
+        raise ValueError(f"parameter shapes do not fit together with W_xh {shapes['W_xh']} (D = {D}, H = {H}"
+                         f"{'' if O is None else f', O = {O}'}): " + "; ".join(bad))
+
+
 def check_inputs(params: RNNParams, xs: jax.Array, h0=None, *, batched: bool = False) -> None:
-    """Raise ``ValueError`` unless ``xs`` is (T, D) -- or (B, T, D) when ``batched`` -- and ``h0`` fits."""
+    """Raise ``ValueError`` unless the parameters fit together, ``xs`` is an array (T, D) -- or (B, T, D)
+    when ``batched`` -- of the parameters' dtype, and ``h0`` fits."""
+    check_params(params)
+    check_array("xs", xs)
     D, H = params.W_xh.shape
     want = "(B, T, D)" if batched else "(T, D)"
     if xs.ndim != (3 if batched else 2):
@@ -57,6 +82,10 @@ def check_inputs(params: RNNParams, xs: jax.Array, h0=None, *, batched: bool = F
                          f"but W_xh expects D={D} (xs shape {tuple(xs.shape)})")
     if xs.shape[-2] < 1:
         raise ValueError("xs must hold at least one time step (T >= 1)")
+    dtype = params.W_xh.dtype
+    if jnp.issubdtype(xs.dtype, jnp.floating) and jax.dtypes.canonicalize_dtype(xs.dtype) != dtype:
+        raise ValueError(f"xs is {xs.dtype} but the parameters are {dtype}; convert one of them "
+                         f"(e.g. xs.astype({dtype.name!r}))")
     if h0 is not None:
         want_h = (xs.shape[0], H) if batched else (H,)
         if tuple(h0.shape) != want_h and tuple(h0.shape) != (H,):

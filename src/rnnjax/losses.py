@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax._checks import check_choice
+from rnnjax._checks import check_array, check_choice, check_class_labels
 
 
 class Loss(NamedTuple):
@@ -80,6 +80,7 @@ def get_loss(name: str) -> Loss:
 
 def check_targets(loss: str, outputs_shape: tuple, targets: jax.Array) -> None:
     """Raise ``ValueError`` unless ``targets`` has the shape and dtype that ``loss`` needs."""
+    check_array("targets", targets)
     spec = get_loss(loss)
     want = tuple(spec.target_shape(tuple(outputs_shape)))
     if tuple(targets.shape) != want:
@@ -88,5 +89,7 @@ def check_targets(loss: str, outputs_shape: tuple, targets: jax.Array) -> None:
     is_int = jnp.issubdtype(targets.dtype, jnp.integer)
     if spec.integer_targets and not is_int:
         raise ValueError(f"targets for loss {loss!r} must be integer class indices, got dtype {targets.dtype}")
+    if spec.integer_targets:
+        check_class_labels(f"targets for loss {loss!r}", targets, outputs_shape[-1])
     if not spec.integer_targets and not jnp.issubdtype(targets.dtype, jnp.floating):
         raise ValueError(f"targets for loss {loss!r} must be floating point, got dtype {targets.dtype}")

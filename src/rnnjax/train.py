@@ -18,7 +18,14 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from rnnjax._checks import check_choice, check_positive, check_positive_int
+from rnnjax._checks import (
+    check_array,
+    check_choice,
+    check_class_labels,
+    check_positive,
+    check_positive_int,
+    check_step_size,
+)
 from rnnjax.activations import get_activation
 from rnnjax.bptt import METHODS, bptt_loss_and_grad_fm, loss_and_grad_with_state
 from rnnjax.cells import RNNParams
@@ -209,6 +216,8 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
       False from that step on; :func:`describe_nonfinite` says which step and which quantity.
     """
     check_positive_int("num_steps", num_steps)
+    check_array("xs", xs)
+    check_array("targets", targets)
     if xs.ndim not in (3, 4):
         raise ValueError(f"xs must be (N, T, D) or (N, B, T, D), got shape {tuple(xs.shape)}")
     if targets.shape[0] != xs.shape[0]:
@@ -223,6 +232,9 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
     batched = xs.ndim == 4
     check_inputs(params, xs[0], h0, batched=batched)  # every item has the shape of xs[0]
     check_targets(loss, xs.shape[1:-1] + (params.W_ho.shape[1],), targets[0])
+    if jnp.issubdtype(targets.dtype, jnp.integer):  # class labels of every item, not only the first
+        check_class_labels("targets", targets, params.W_ho.shape[1])
+    check_step_size("learning_rate", learning_rate, params.W_hh.dtype)
     return _train(params, xs, targets, learning_rate, clip_norm, h0, loss=loss, num_steps=num_steps,
                   optimizer=optimizer, activation=activation, method=method,
                   carry_state=carry_state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rnnjax._checks import check_choice, check_positive, check_positive_int
+from rnnjax._checks import check_choice, check_positive_finite, check_positive_int
 
 RECURRENT_INITS = ("gaussian", "spectral", "orthogonal", "identity")
 
@@ -33,7 +33,7 @@ def init_recurrent(key: jax.Array, hidden_size: int, *, rho=1.0, kind: str = "ga
     """
     check_choice("recurrent_init", kind, RECURRENT_INITS)
     check_positive_int("hidden_size", hidden_size)
-    check_positive("rho", rho)
+    check_positive_finite("rho", rho)  # every entry, for arrays too; traced values pass through
     rho = jnp.asarray(rho, dtype)
     if kind == "identity":
         return rho * jnp.eye(hidden_size, dtype=dtype)

@@ -67,6 +67,16 @@ def _lines(rows, limit: int = 10) -> str:
     return ", ".join(map(str, rows[:limit])) + more
 
 
+def _count(n: int, what: str, plural: str | None = None) -> str:
+    """``1 date``, ``2 dates``."""
+    return f"{n} {what if n == 1 else plural or what + 's'}"
+
+
+def _where(rows) -> str:
+    """``line 5`` or ``lines 4, 6``."""
+    return f"line{'s' if len(rows) > 1 else ''} {_lines(rows)}"
+
+
 def _find_column(columns, candidates, what: str, name: str) -> str:
     lowered = {str(c).strip().lower(): c for c in columns}
     for cand in candidates:
@@ -102,12 +112,12 @@ def _parse_dates(raw, date_format: str | None, name: str, column: str):
         lines = np.flatnonzero(numeric)
         day_rows, month_rows = lines[first > 12], lines[second > 12]
         if len(day_rows) and len(month_rows):
-            raise ValueError(f"{name}: dates in column {column!r} mix day-first (line {_lines(day_rows[:1])}: "
-                             f"{raw.iloc[day_rows[0]]!r}) and month-first (line {_lines(month_rows[:1])}: "
+            raise ValueError(f"{name}: dates in column {column!r} mix day-first ({_where(day_rows[:1])}: "
+                             f"{raw.iloc[day_rows[0]]!r}) and month-first ({_where(month_rows[:1])}: "
                              f"{raw.iloc[month_rows[0]]!r}); fix the file or give --date-format")
         if not len(day_rows) and not len(month_rows) and (first != second).any():
             row = lines[np.argmax(first != second)]
-            raise ValueError(f"{name}: date {raw.iloc[row]!r} (line {_lines([row])}) in column {column!r} can be "
+            raise ValueError(f"{name}: date {raw.iloc[row]!r} ({_where([row])}) in column {column!r} can be "
                              f"read day-first or month-first, and no row settles it; say which with "
                              f"--date-format '%d/%m/%Y' or '%m/%d/%Y' (date_format=...)")
         dayfirst = bool(len(day_rows))
@@ -152,20 +162,20 @@ def validate_prices(frame: pd.DataFrame, *, name: str = "prices", drop_invalid: 
     problems = []
     bad_date = dates.isna().to_numpy()
     if bad_date.any():
-        problems.append(f"{int(bad_date.sum())} date(s) that do not parse in column {date_col!r} "
-                        f"(lines {_lines(pos[bad_date])})")
+        problems.append(f"{_count(int(bad_date.sum()), 'unparseable date')} in column {date_col!r} "
+                        f"({_where(pos[bad_date])})")
     missing = closes.isna().to_numpy() & ~bad_date
     if missing.any():
-        problems.append(f"{int(missing.sum())} missing or non-numeric close(s) in column {close_col!r} "
-                        f"(lines {_lines(pos[missing])})")
-    nonpos = (closes <= 0).to_numpy() & ~bad_date
-    if nonpos.any():
-        problems.append(f"{int(nonpos.sum())} non-positive close(s) in column {close_col!r} "
-                        f"(lines {_lines(pos[nonpos])})")
+        problems.append(f"{_count(int(missing.sum()), 'missing or non-numeric close')} in column {close_col!r} "
+                        f"({_where(pos[missing])})")
     infinite = np.isinf(closes.to_numpy()) & ~bad_date
     if infinite.any():
-        problems.append(f"{int(infinite.sum())} infinite close(s) in column {close_col!r} "
-                        f"(lines {_lines(pos[infinite])})")
+        problems.append(f"{_count(int(infinite.sum()), 'infinite close')} in column {close_col!r} "
+                        f"({_where(pos[infinite])})")
+    nonpos = (closes <= 0).to_numpy() & ~bad_date & ~infinite
+    if nonpos.any():
+        problems.append(f"{_count(int(nonpos.sum()), 'non-positive close')} in column {close_col!r} "
+                        f"({_where(pos[nonpos])})")
     if problems:
         if not drop_invalid:
             raise ValueError(f"{name}: " + "; ".join(problems)
@@ -180,13 +190,13 @@ def validate_prices(frame: pd.DataFrame, *, name: str = "prices", drop_invalid: 
 
     if not series.index.is_monotonic_increasing:
         n_back = int((np.diff(series.index.asi8) < 0).sum())
-        notes.append(f"rows were not in date order ({n_back} step(s) back in time); sorted by date")
+        notes.append(f"rows were not in date order ({_count(n_back, 'step')} back in time); sorted by date")
         order = np.argsort(series.index.asi8, kind="stable")
         series, rows = series.iloc[order], rows[order]
     dup = series.index.duplicated(keep="last")
     if dup.any():
-        notes.append(f"{int(dup.sum())} duplicate date(s) (first: {series.index[dup][0].date()}); kept the last "
-                     f"row of each, dropped lines {_lines(np.sort(rows[dup]))}")
+        notes.append(f"{_count(int(dup.sum()), 'duplicate date')} (first: {series.index[dup][0].date()}); kept the "
+                     f"last row of each, dropped {_where(np.sort(rows[dup]))}")
         series = series[~dup]
     return series, tuple(notes)
 

@@ -1,0 +1,287 @@
+"""Every command line against bad input, as an adversarial user would type it: exit status 2, one or two
+lines that name the file, flag or row, no traceback, and nothing written or changed.
+
+The cases run in real interpreters (``tests/cli_driver.py``, each module's ``__main__`` block through
+``runpy``), one interpreter per module so the cases share its imports; every case is refused before
+any JAX work starts, so the whole table costs a few interpreter start-ups. The Stooq cases talk to a
+scripted server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVER = ROOT / "tests" / "cli_driver.py"
+GOOD_ROWS = "".join(f"2000-01-{d:02d},{10 + d}.5\n" for d in range(1, 29))
+CSV = "Date,Close\n" + GOOD_ROWS + "".join(f"2000-02-{d:02d},{40 + d}.25\n" for d in range(1, 29))
+
+
+def env() -> dict:
+    e = dict(os.environ, MPLBACKEND="Agg", JAX_PLATFORMS="cpu")
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    e.pop("STOOQ_APIKEY", None)
+    return e
+
+
+class _Stooq(BaseHTTPRequestHandler):
+    """``s=limit.us``: 429 with Retry-After; ``s=slow.us``: headers, then a byte every 0.2 s; else a CSV."""
+
+    def do_GET(self):  # noqa: N802
+        ticker = parse_qs(urlsplit(self.path).query).get("s", [""])[0]
+        if ticker == "limit.us":
+            self.send_response(429)
+            self.send_header("Retry-After", "120")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = ("Date,Open,High,Low,Close,Volume\n" + "2024-01-02,1,1,1,1,1\n" * 50).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if ticker != "slow.us":
+            self.wfile.write(body)
+            return
+        for byte in body[:40]:  # far slower than any --timeout below, one byte at a time
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def stooq_url():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Stooq)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _files(root: Path) -> None:
+    """The inputs every case may point at (written once; the cases must leave them byte-identical)."""
+    w = lambda name, text: (root / name).write_text(text)
+    w("good.csv", CSV)
+    w("ambiguous.csv", "Date,Close\n" + "".join(f"{m:02d}/{d:02d}/2000,{d}.5\n" for m in (1, 2) for d in range(1, 13)))
+    w("both_orders.csv", "Date,Close\n01/02/2000,1\n13/02/2000,2\n02/14/2000,3\n" + "03/03/2000,4\n" * 3)
+    w("inf.csv", "Date,Close\n" + GOOD_ROWS.replace("2000-01-04,14.5", "2000-01-04,inf"))
+    w("infinity.csv", "Date,Close\n" + GOOD_ROWS.replace("2000-01-09,19.5", "2000-01-09,-Infinity"))
+    w("two_close.csv", "Date,close,Close\n" + "".join(f"2000-01-{d:02d},{d},{d}\n" for d in range(1, 29)))
+    w("no_close.csv", "Date,Open\n2000-01-03,1\n")
+    w("empty.csv", "")
+    (root / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 20)
+    w("few_rows.csv", "Date,Close\n" + GOOD_ROWS[: GOOD_ROWS.index("2000-01-11")])
+    w("bad_date.csv", "Date,Close\n" + GOOD_ROWS.replace("2000-01-06", "2000-13-45"))
+    (root / "d").mkdir()
+    w("d/history.csv", CSV)
+    w("a_file", "not a folder\n")
+    (root / "cache" / "stooq").mkdir(parents=True)
+    w("cache/stooq/aapl.us.csv", "<html>half a page, not a CSV")  # fresh: used without a request
+    (root / "foreign" / "stock_forecast").mkdir(parents=True)
+    w("foreign/stock_forecast/mine.txt", "a standalone run's results\n")
+    (root / "no_page").mkdir()
+    (root / "bad_page").mkdir()
+    w("bad_page/report.md", "# page\n")
+    w("bad_page/report_sources.json", "{not json")
+    (root / "bad_json" / "stock_forecast").mkdir(parents=True)
+    w("bad_json/stock_forecast/metrics.json", '{"rmse": 1.0,')
+
+
+def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]:
+    """module -> [(argv, substrings the error must contain)]: every class of bad input of issue 11."""
+    r = lambda name: str(root / name)
+    out = ["--out", r("out")]
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    sf = [
+        # numeric flags: finite, in range, representable in float32, seeds in the PRNG's range
+        (["--lr", "inf"], ["--lr", "finite"]),
+        (["--lr", "nan"], ["--lr"]),
+        (["--lr", "1e-50"], ["--lr", "rounds to 0 in float32"]),
+        (["--lr", "1e39"], ["--lr", "rounds to inf"]),
+        (["--lr", "-0.1"], ["--lr", "> 0"]),
+        (["--clip", "-1"], ["--clip", ">= 0"]),
+        (["--clip", "inf"], ["--clip", "finite"]),
+        (["--seeds", "0"], ["--seeds", ">= 1"]),
+        (["--seed", "-3"], ["--seed", ">= 0"]),
+        (["--seed", "2147483647", "--seeds", "2"], ["--seed", "2147483648", "largest seed"]),
+        (["--lookback", "0"], ["--lookback"]),
+        (["--epochs", "1.5"], ["--epochs", "integer"]),
+        (["--train-fraction", "1"], ["--train-fraction", "< 1"]),
+        (["--hidden", "2000000", *out], ["--hidden 2000000", "GiB", "available"]),
+        (["--cell", "gru", "--method", "bptt"], ["--method bptt", "--cell gru"]),
+        (["--cell", "transformer"], ["--cell", "invalid choice"]),
+        # the output folder: writable, a folder, not holding the inputs
+        (["--csv", r("d/history.csv"), "--out", r("d")], ["holds the input", "history.csv"]),
+        (["--out", r("a_file")], ["--out", "a_file", "is a file"]),
+        (["--out", r("a_file/sub")], ["a_file", "is a file"]),
+        (["--out", "/sys/rnnjax-out"], ["--out /sys/rnnjax-out", "cannot create folders"]),
+        # files, columns, rows
+        (["--csv", r("missing.csv"), *out], ["missing.csv", "does not exist"]),
+        (["--csv", r("empty.csv"), *out], ["empty.csv", "empty"]),
+        (["--csv", r("binary.csv"), *out], ["binary.csv"]),
+        (["--csv", r("no_close.csv"), *out], ["no_close.csv", "no close column"]),
+        (["--csv", r("two_close.csv"), *out], ["two_close.csv", "'close', 'Close'"]),
+        (["--csv", r("few_rows.csv"), *out], ["few_rows.csv", "too few rows"]),
+        (["--csv", r("bad_date.csv"), *out], ["bad_date.csv", "unparseable date", "(line 7)"]),
+        (["--csv", r("ambiguous.csv"), *out], ["ambiguous.csv", "line 3", "--date-format"]),
+        (["--csv", r("both_orders.csv"), *out], ["both_orders.csv", "line 3", "line 4", "day-first"]),
+        (["--csv", r("ambiguous.csv"), "--date-format", "%Y-%m-%d", *out], ["ambiguous.csv", "24 unparseable dates"]),
+        (["--csv", r("inf.csv"), *out], ["inf.csv", "1 infinite close in column 'Close' (line 5)", "--drop-invalid"]),
+        (["--csv", r("infinity.csv"), *out], ["infinity.csv", "infinite close", "(line 10)"]),
+        # --ticker-only flags refused without --ticker
+        (["--csv", r("good.csv"), "--cache-dir", r("cache"), *out], ["--cache-dir only applies to --ticker"]),
+        (["--csv", r("good.csv"), "--apikey", "k", "--refresh", *out], ["--apikey, --refresh", "--ticker"]),
+        (["--timeout", "5", *out], ["--timeout", "embedded"]),
+        (["--ticker", "aapl.us", "--retries", "99"], ["--retries", "<= 10"]),
+        # Stooq: bad ticker, rate limit, a trickling server, no server, a corrupt cache
+        (["--ticker", "a/../b", "--cache-dir", r("cache"), *out], ["invalid ticker", "a/../b"]),
+        (["--ticker", "limit.us", "--stooq-url", url, "--cache-dir", r("cache"), *out],
+         ["rate limit", "HTTP 429", "wait 120 s (Retry-After)"]),
+        (["--ticker", "slow.us", "--stooq-url", url, "--cache-dir", r("cache"), "--timeout", "1", "--retries", "0",
+          *out], ["slow.us", "not complete within 1 s", "--timeout"]),
+        (["--ticker", "aapl.us", "--stooq-url", closed, "--cache-dir", r("cache"), "--retries", "0", "--refresh",
+          *out], ["could not reach", "aapl.us"]),
+        (["--ticker", "aapl.us", "--stooq-url", closed, "--cache-dir", r("cache"), *out],
+         [str(root / "cache" / "stooq" / "aapl.us.csv"), "corrupt", "--refresh"]),
+    ]
+    gs = [
+        (["--rhos", "0.9", "-1", *out], ["--rhos", "> 0"]),
+        (["--rhos", "inf", *out], ["--rhos", "finite"]),
+        (["--rhos", "nan", *out], ["--rhos", "finite"]),
+        (["--norm", "nuclear", *out], ["--norm", "invalid choice"]),
+        (["--lr", "1e39", *out], ["--lr", "rounds to inf in float32"]),
+        (["--segment-length", "1", *out], ["--segment-length", ">= 2"]),
+        (["--repeats", "1", "--segment-length", "100", *out], ["--repeats 1", "--segment-length 100"]),
+        (["--hidden", "300000", *out], ["--hidden 300000", "GiB"]),
+        (["--devices", "0", *out], ["--devices"]),
+        (["--out", r("a_file")], ["a_file", "is a file"]),
+    ]
+    sp = [
+        (["--rho-min", "2", "--rho-max", "1", *out], ["--rho-min 2", "--rho-max 1"]),
+        (["--lengths", "20", "1", *out], ["--lengths", ">= 2"]),
+        (["--lyap-length", "100000", *out], ["--lyap-length 100000", "longer than the text"]),
+        (["--segments", "10000", *out], ["--segments 10000", "at most"]),
+        (["--grid", "1", *out], ["--grid", ">= 2"]),
+        (["--seed", "2147483647", *out], ["--seed", "largest seed"]),
+    ]
+    rm = [
+        (["--clip-lrs", "0.01", "-1", *out], ["--clip-lrs", "> 0"]),
+        (["--clip-tau", "0", *out], ["--clip-tau", "> 0"]),
+        (["--adding-T", "1", *out], ["--adding-T", ">= 2"]),
+        (["--models", "transformer", *out], ["--models", "invalid choice"]),
+        (["--lr", "1e-60", *out], ["--lr", "rounds to 0"]),
+        (["--adding-steps", "1000000", "--batch", "100000", *out], ["--adding-steps", "GiB"]),
+        (["--out", r("d/history.csv")], ["history.csv", "is a file"]),
+    ]
+    rp = [
+        (["--only", "nothing"], ["--only", "invalid choice"]),
+        (["--out", r("a_file")], ["a_file", "is a file"]),
+        (["--out", r("foreign"), "--only", "stock_forecast"],
+         [str(root / "foreign" / "stock_forecast"), "not written by the main job"]),
+    ]
+    cr = [
+        ([r("nowhere")], ["nowhere", "is not a folder"]),
+        ([r("no_page")], [str(root / "no_page" / "report.md"), "missing", "experiments.reproduce"]),
+        ([r("bad_page")], [str(root / "bad_page" / "report_sources.json"), "not valid JSON"]),
+    ]
+    re_ = [
+        ([r("nowhere")], ["nowhere", "is not a folder"]),
+        ([r("bad_json")], [str(root / "bad_json" / "stock_forecast" / "metrics.json"), "not valid JSON"]),
+    ]
+    return {"experiments.stock_forecast": sf, "experiments.gradient_stability": gs,
+            "experiments.gradient_spectra": sp, "experiments.remedies": rm, "experiments.reproduce": rp,
+            "experiments.check_report": cr, "experiments.report": re_}
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when this returns: connections are refused
+
+
+def _drive(module: str, cases: list[dict], cwd: Path) -> list[dict]:
+    run = subprocess.run([sys.executable, str(DRIVER)], input=json.dumps(cases), capture_output=True, text=True,
+                         cwd=cwd, env=env(), timeout=300)
+    assert run.returncode == 0, f"{module}: the driver failed:\n{run.stderr[-3000:]}"
+    return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, stooq_url):
+    """Every case of :func:`_cases`, plus ``--help`` of every module, one driver process per module."""
+    root = tmp_path_factory.mktemp("cli")
+    _files(root)
+    table = _cases(root, stooq_url)
+    modules = [*table, "experiments.report_sections"]
+    batches = {m: [{"module": m, "argv": argv, "watch": str(root)} for argv, _ in table.get(m, [])]
+               + [{"module": m, "argv": ["--help"], "watch": str(root)}] for m in modules}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        done = dict(zip(batches, pool.map(lambda m: _drive(m, batches[m], root), batches), strict=True))
+    return table, done
+
+
+def test_the_table_covers_at_least_40_bad_inputs(results):
+    table, _ = results
+    assert sum(len(v) for v in table.values()) >= 40
+
+
+@pytest.mark.parametrize("module", ["experiments.stock_forecast", "experiments.gradient_stability",
+                                    "experiments.gradient_spectra", "experiments.remedies", "experiments.reproduce",
+                                    "experiments.check_report", "experiments.report"])
+def test_bad_inputs_exit_2_with_one_clear_line_and_change_nothing(results, module):
+    table, done = results
+    problems = []
+    for (argv, expected), res in zip(table[module], done[module], strict=False):
+        what = f"{module} {' '.join(argv)}"
+        err = res["err"]
+        if res["code"] != 2:
+            problems.append(f"{what}: exit {res['code']}, stderr {err[-800:]!r}")
+        if "Traceback" in err:
+            problems.append(f"{what}: a traceback:\n{err[-1500:]}")
+        missing = [s for s in expected if s not in err]
+        if missing:
+            problems.append(f"{what}: message {err!r} lacks {missing}")
+        if len(err.strip().splitlines()) > 2:
+            problems.append(f"{what}: {len(err.strip().splitlines())} lines on stderr: {err!r}")
+        if res["before"] != res["after"]:
+            changed = sorted(set(res["before"].items()) ^ set(res["after"].items()))
+            problems.append(f"{what}: files changed: {changed[:4]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_help_works_on_every_module(results):
+    _, done = results
+    for module, res in done.items():
+        assert res[-1]["code"] == 0 and "usage: python -m " + module in res[-1]["out"], (module, res[-1]["err"])
+        assert "--debug" in res[-1]["out"]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "experiments.check_report", str(tmp_path), "--debug"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env(), timeout=120)
+    assert run.returncode != 0 and "Traceback (most recent call last)" in run.stderr
+    assert "UsageError" in run.stderr and "report.md is missing" in run.stderr
+    plain = subprocess.run([sys.executable, "-m", "experiments.check_report", str(tmp_path)],
+                           capture_output=True, text=True, cwd=tmp_path, env=env(), timeout=120)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.startswith("check_report: error: ") and len(plain.stderr.splitlines()) == 1
