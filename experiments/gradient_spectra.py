@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="host CPU devices (default: one per core)")
     p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
                    "(default: runs/gradient_spectra-<date>-<time>/)")
-    p.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK}")
+    flag = lambda k, v: f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: " + ", ".join(flag(k, v) for k, v in QUICK.items()))
     return p
 
 

@@ -217,7 +217,8 @@ def draw_figures(out: Path, history: pd.DataFrame, predictions: pd.DataFrame, ta
                   predictions[seed_cols].to_numpy().T, predictions["persistence"], path=out / "fig2_forecast.png",
                   title=title, rmse=metrics["rmse"], persistence_rmse=metrics["persistence_rmse"],
                   train_max=metrics["data"]["train_close_max"],
-                  currency="USD" if metrics["data"]["source"].endswith(".us") else "price units")
+                  currency="USD" if metrics["data"]["source"].endswith(".us") else "price units",
+                  zoom_days=60 if cfg["target"] == "returns" else None)
     return ["fig1_training.png", "fig2_forecast.png"]
 
 

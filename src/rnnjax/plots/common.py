@@ -52,5 +52,5 @@ def save_png(fig: Figure, path) -> Path:
     canvas = FigureCanvasAgg(fig)  # attach the Agg canvas first: tight_layout measures text with its renderer
     with matplotlib.rc_context(STYLE):
         fig.tight_layout()
-        canvas.print_png(buf)
+        fig.savefig(buf, format="png", bbox_inches="tight")  # on the Agg canvas; legends below the axes are kept
     return atomic_write_bytes(path, buf.getvalue())

@@ -84,10 +84,16 @@ def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict):
         ax.set_xlabel("lag k")
         ax.set_ylabel(r"$\log_{10}\sigma_i(J_T\cdots J_{T-k+1})$")
         ax.set_title(f"rho = {p['rho']:g}: all {S} singular values", fontsize=9)
-        ax.text(0.02, 0.02, "values far below the top are round-off of exact zeros\n"
-                "(a ReLU Jacobian has rank = active units)", transform=ax.transAxes, fontsize=6.5)
         ax.set_ylim(max(ax.get_ylim()[0], -40), None)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # notes below the axes, not on curves
+        ax.text(0.5, -0.32, "values far below the top are round-off of exact zeros\n"
+                "(a ReLU Jacobian has rank = active units)", transform=ax.transAxes, fontsize=6.5, ha="center",
+                va="top")
+        import matplotlib
+
+        bar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(1, S),
+                                           cmap=matplotlib.colors.ListedColormap(_colors(S)))
+        fig.colorbar(bar, ax=ax, label="singular value index i (1 = largest)", fraction=0.05, pad=0.02)
     ax = axes[0][-1]
     for color, (rho, ex) in zip(_colors(len(lyapunov)), sorted(lyapunov.items()), strict=True):
         ax.plot(np.arange(1, len(ex) + 1), ex, "o-", ms=2, color=color, label=f"rho = {rho:g}")
@@ -95,10 +101,10 @@ def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict):
     ax.set_xlabel("exponent index i")
     ax.set_ylabel(r"Lyapunov exponent $\lambda_i$ (nats/step)")
     ax.set_title("Lyapunov spectra (QR method)", fontsize=9)
-    ax.text(0.02, 0.02, "exponents off the bottom: collapsed\ndirections (-inf, shown as log(tiny))",
-            transform=ax.transAxes, fontsize=6.5)
     ax.set_ylim(max(ax.get_ylim()[0], -6), None)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax.text(0.5, -0.32, "exponents off the bottom: collapsed directions (-inf, shown as log(tiny))",
+            transform=ax.transAxes, fontsize=6.5, ha="center", va="top")
     return save_png(fig, path)
 
 

@@ -134,5 +134,5 @@ def plot_adding(frame: pd.DataFrame, summary: dict, path) -> Path:
            title=f"Adding problem, T = {summary['T']}: hidden {summary['hidden']}, batch {summary['batch']}, "
                  f"lr {summary['lr']:g}, clip {summary['clip_norm']:g}")
     ax.set_ylim(bottom=max(1e-4, float(np.nanmin(frame["mse_smooth"])) / 2), top=1.0)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)  # below: never over a curve
     return save_png(fig, path)

@@ -38,16 +38,13 @@ def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray]
         if clip_norm is not None:
             ax_grad.plot(epochs, gc, lw=lw, ls=":", color=line.get_color(), label=None if s else "after clipping")
     ax_loss.set(xlabel="epoch", ylabel=loss_label, yscale="log", title="Training loss")
-    if several:
-        ax_loss.legend(fontsize=8)
+    if several:  # legends go below the axes: never over a curve or the tau line
+        ax_loss.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4)
     if clip_norm is not None:
         ax_grad.axhline(clip_norm, color="k", ls="--", lw=1, label=f"clipping threshold tau = {clip_norm:g}")
     ax_grad.set(xlabel="epoch", ylabel="global gradient norm ||g||_2", yscale="log",
                 title="Gradient norm (clipping at tau)")
-    top = max([float(np.max(g)) for g in grad_norms if len(g)] + [clip_norm or 0.0])
-    if np.isfinite(top) and top > 0:
-        ax_grad.set_ylim(top=top * 3.0)  # room for tau and the legend
-    ax_grad.legend(fontsize=8, loc="upper right")
+    ax_grad.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     if title:
         fig.suptitle(title)
     return save_png(fig, path)
@@ -56,7 +53,8 @@ def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray]
 @styled
 def plot_forecast(context_dates, context_close, test_dates, actual, predicted: np.ndarray, persistence, *,
                   path, title: str = "", rmse: float | None = None, persistence_rmse: float | None = None,
-                  train_max: float | None = None, currency: str = "price units") -> Path:
+                  train_max: float | None = None, currency: str = "price units",
+                  zoom_days: int | None = None) -> Path:
     """Figure 2: actual closes, the RNN's forecast (one line per seed) and persistence on the test range.
 
     Args:
@@ -69,9 +67,12 @@ def plot_forecast(context_dates, context_close, test_dates, actual, predicted: n
       currency: y-axis unit.
     """
     predicted = np.atleast_2d(np.asarray(predicted))
-    fig, ax = new_figure(1, 1, width=11.0, height=4.5)
+    if zoom_days:  # a second panel: the last days, where forecasts that track the price can be told apart
+        fig, (ax, zoom) = new_figure(2, 1, width=11.0, height=8.0)
+    else:
+        fig, ax = new_figure(1, 1, width=11.0, height=4.5)
     ax.plot(context_dates, context_close, color="0.55", lw=1.0, label="actual (train tail)")
-    ax.plot(test_dates, actual, color="k", lw=1.2, label="actual (test)")
+    ax.plot(test_dates, actual, color="k", lw=1.2, label="actual (test)", zorder=4)  # on top of the forecasts
     ax.plot(test_dates, persistence, color="tab:green", lw=0.9, ls="--",
             label="persistence p(t-1)" + (f", RMSE {persistence_rmse:.2f}" if persistence_rmse is not None else ""))
     if len(predicted) == 0 or predicted.size == 0:
@@ -90,5 +91,16 @@ def plot_forecast(context_dates, context_close, test_dates, actual, predicted: n
     if len(test_dates):
         ax.axvline(test_dates[0], color="0.3", lw=0.8, ls=":", label="train | test split")
     ax.set(xlabel="date", ylabel=f"close ({currency})", title=title or "Next-day close: test range")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
+    if zoom_days:
+        last = slice(max(0, len(test_dates) - zoom_days), None)
+        d = np.asarray(test_dates)[last]
+        zoom.plot(d, np.asarray(actual)[last], "o-", color="k", ms=2.5, lw=1.0, label="actual", zorder=4)
+        zoom.plot(d, np.asarray(persistence)[last], "s--", color="tab:green", ms=2, lw=0.8, label="persistence")
+        if predicted.size:
+            zoom.plot(d, predicted.mean(0)[last], "^-", color="tab:red", ms=2, lw=0.8,
+                      label="RNN" + (" (mean of the seeds)" if len(predicted) > 1 else ""))
+        zoom.set(xlabel="date", ylabel=f"close ({currency})",
+                 title=f"The last {len(d)} test days: each forecast is close to the day before's price")
+        zoom.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
     return save_png(fig, path)

@@ -1,0 +1,205 @@
+"""The main job end to end on real (tiny) experiment outputs: run_stage's swap, --only, the page and its
+checker, a killed run, and a standalone experiment beside a finished main job."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+from cli_driver import digest
+from test_cli import env
+
+from experiments import _cli, reproduce
+from experiments.check_report import check
+from experiments.report import write_report
+from experiments.reproduce import MARK, Stage
+
+TINY = (  # every experiment, at sizes that take seconds; the real code paths and files
+    Stage("stock_forecast", "Experiment 1", ("--quick", "--epochs", "3", "--seeds", "2", "--hidden", "4"), ()),
+    Stage("gradient_stability", "Experiment 2", ("--quick", "--steps", "3", "--seeds", "2", "--repeats", "4"), ()),
+    Stage("gradient_spectra", "Spectra", ("--seeds", "2", "--segments", "1", "--grid", "4", "--lengths", "20",
+                                          "--lyap-length", "100", "--hidden", "8"), ()),
+    Stage("remedies", "Remedies", ("--quick", "--models", "rnn_tanh"), ()),
+)
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """``<tmp>/runs``: a finished main job (reproduce.main with the tiny stages), files made under umask 022."""
+    runs = tmp_path_factory.mktemp("job") / "runs"
+    old_mask = os.umask(0o022)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(reproduce, "STAGES", TINY)
+            page = reproduce.main(["--out", str(runs)])
+    finally:
+        os.umask(old_mask)
+    assert page == runs / "report.md"
+    return runs
+
+
+def test_the_main_job_writes_a_page_true_to_its_json(job):
+    assert check(job) == []
+    text = (job / "report.md").read_text()
+    for stage in TINY:
+        assert (job / stage.name / MARK).is_file() and (job / stage.name / "metrics.json").is_file()
+        assert f"]({stage.name}/fig" in text  # every section rendered its figures
+    assert "Not run" not in text and "None" not in text and "True" not in text
+    numbers = [int(n) for n in re.findall(r"\]\([a-z_]+/fig(\d+)_", text)]
+    assert numbers == sorted(numbers) == list(range(1, 10))  # every figure, in numeric order
+    assert sorted(p.name for p in job.iterdir() if p.name.startswith(".")) == []  # no partial or temp folder left
+
+
+def test_results_get_the_users_umask(job):
+    modes = {oct(p.stat().st_mode & 0o777) for p in job.rglob("*") if p.is_file()}
+    assert modes == {"0o644"}  # not mkstemp's 0600
+    assert oct((job / "stock_forecast").stat().st_mode & 0o777) == "0o755"
+
+
+def _fake_stage(monkeypatch, name: str, *, fail: bool = False, calls: list | None = None):
+    """``experiments.<name>``: writes ``result.txt`` into --out, then raises when ``fail``."""
+
+    def main(argv):
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.txt").write_text(f"new {name}\n")
+        if calls is not None:
+            calls.append(name)
+        if fail:
+            raise RuntimeError(f"{name} failed half-way")
+        (out / "metrics.json").write_text("{}\n")
+        return {}
+
+    monkeypatch.setitem(sys.modules, f"experiments.{name}", types.SimpleNamespace(main=main))
+    return Stage(name, name, (), ())
+
+
+def test_run_stage_swaps_the_partial_folder_into_place(tmp_path, monkeypatch):
+    stage = _fake_stage(monkeypatch, "okstage")
+    (tmp_path / "okstage").mkdir()
+    (tmp_path / "okstage" / MARK).write_text("")
+    (tmp_path / "okstage" / "stale.txt").write_text("old run\n")
+    reproduce.run_stage(stage, tmp_path, quick=False)
+    assert sorted(p.name for p in (tmp_path / "okstage").iterdir()) == [MARK, "metrics.json", "result.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["okstage"]  # no .partial, no .old
+
+
+def test_run_stage_keeps_the_old_results_when_the_stage_raises(tmp_path, monkeypatch):
+    (tmp_path / "boom").mkdir()
+    (tmp_path / "boom" / MARK).write_text("")
+    (tmp_path / "boom" / "result.txt").write_text("old, complete\n")
+    before = digest(tmp_path / "boom")
+    with pytest.raises(RuntimeError, match="failed half-way"):
+        reproduce.run_stage(_fake_stage(monkeypatch, "boom", fail=True), tmp_path, quick=False)
+    assert digest(tmp_path / "boom") == before
+    reproduce.run_stage(_fake_stage(monkeypatch, "boom"), tmp_path, quick=False)  # the next run cleans up
+    assert (tmp_path / "boom" / "result.txt").read_text() == "new boom\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boom"]
+
+
+def test_run_stage_never_replaces_a_folder_it_did_not_write(tmp_path, monkeypatch):
+    (tmp_path / "okstage").mkdir()
+    (tmp_path / "okstage" / "mine.txt").write_text("someone's standalone run\n")
+    with pytest.raises(_cli.UsageError, match="was not written by the main job"):
+        reproduce.run_stage(_fake_stage(monkeypatch, "okstage"), tmp_path, quick=False)
+    assert (tmp_path / "okstage" / "mine.txt").read_text() == "someone's standalone run\n"
+
+
+def test_only_runs_the_named_stages_and_the_page_uses_what_is_there(tmp_path, monkeypatch):
+    calls = []
+    stages = (_fake_stage(monkeypatch, "okstage", calls=calls), _fake_stage(monkeypatch, "other", calls=calls))
+    monkeypatch.setattr(reproduce, "STAGES", stages)
+    page = reproduce.main(["--out", str(tmp_path), "--only", "okstage"])
+    assert calls == ["okstage"] and not (tmp_path / "other").exists()
+    assert "Not run" in page.read_text()  # the real experiments' sections say they are missing
+    assert check(tmp_path) == []
+
+
+def _diverge(runs: Path) -> None:
+    """Rewrite the tiny job's JSON as runs whose every seed went non-finite (nulls where numbers were)."""
+    path = runs / "stock_forecast" / "metrics.json"
+    m = json.loads(path.read_text())
+    for key in list(m):
+        if key.startswith(("rmse", "mae", "train_rmse", "train_mae")):
+            m[key] = None if not key.endswith("per_seed") else [None] * len(m[key])
+    m["beats_persistence"], m["verdict_vs_persistence"] = None, "no finite seed"
+    m["seeds"]["ok"] = 0
+    for st in m["seeds"]["status"]:
+        st.update(status="nonfinite", first_nonfinite_step=1, message="training went non-finite at step 1")
+    m["final_loss_per_seed"] = [None] * len(m["final_loss_per_seed"])
+    path.write_text(json.dumps(m))
+    path = runs / "remedies" / "metrics.json"
+    m = json.loads(path.read_text())
+    for run in m["clipping"]["runs"]:
+        run.update(finite=False, first_nonfinite_step=0, final_loss=None, last_finite_loss=None)
+    for model in m["adding"]["models"].values():
+        model.update(test_mse_mean=None, test_mse_min=None, test_mse_max=None, solved_seeds=0)
+    path.write_text(json.dumps(m))
+
+
+def test_the_page_renders_runs_that_went_non_finite(job, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(job, runs)
+    _diverge(runs)
+    page = write_report(runs).read_text()
+    assert "**2 of 2 seeds went non-finite** (every one: the RNN has no RMSE or MAE here, shown as n/a)" in page
+    assert "| n/a (n/a–n/a) |" in page and "no seed gave a finite forecast" in page
+    assert "— (diverged)" in page and "None" not in page
+    assert check(runs) == []
+
+
+def test_a_standalone_experiment_leaves_the_main_jobs_runs_intact(job, tmp_path):
+    shutil.copytree(job, tmp_path / "runs")
+    before = digest(tmp_path / "runs")
+    run = subprocess.run([sys.executable, "-m", "experiments.gradient_stability", "--quick", "--steps", "2",
+                          "--seeds", "1", "--rhos", "0.9", "--repeats", "3", "--devices", "1"],
+                         cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    after = digest(tmp_path / "runs")
+    new = sorted({k.split("/")[0] for k in set(after) - set(before)})
+    assert len(new) == 1 and new[0].startswith("gradient_stability-")  # its own folder, by default
+    assert {k: v for k, v in after.items() if not k.startswith(new[0])} == before
+    assert f"wrote runs/{new[0]}/" in run.stdout
+    assert check(tmp_path / "runs") == []
+
+
+def test_a_run_killed_mid_write_leaves_the_previous_results(job, tmp_path):
+    out = tmp_path / "sf"
+    shutil.copytree(job / "stock_forecast", out)
+    before = digest(out)
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.stock_forecast", "--quick", "--epochs", "2",
+                             "--hidden", "4", "--out", str(out)], cwd=tmp_path, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, temp = time.monotonic() + 240, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = [p for p in tmp_path.glob(".sf.tmp-*") if any(p.iterdir())]
+        if found:  # the new run has begun writing its files
+            temp = found[0]
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    proc.wait(timeout=60)
+    assert temp is not None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+    assert proc.returncode == -signal.SIGKILL
+    assert digest(out) == before  # the previous run, whole
+    assert temp.exists()  # the killed run's half-written folder, beside it ...
+    assert _cli.clean_stale(out) == [temp] and not temp.exists()  # ... removed at the next start
+    assert digest(out) == before
+
+
+def test_a_swap_killed_between_its_renames_is_undone_at_the_next_start(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    old = tmp_path / f".out.old-{int(dead.stdout)}"
+    old.mkdir()
+    (old / "metrics.json").write_text("{}\n")
+    _cli.clean_stale(tmp_path / "out")
+    assert (tmp_path / "out" / "metrics.json").read_text() == "{}\n" and not old.exists()
