@@ -108,8 +108,8 @@ def test_rnn_cell_by_hand():
     (dict(output_size=True), r"output_size must be a positive integer, got True"),
     (dict(recurrent_init="xavier"),
      r"unknown recurrent_init 'xavier'; expected one of \['gaussian', 'identity', 'orthogonal', 'spectral'\]"),
-    (dict(rho=0.0), r"rho must be > 0, got 0.0"),
-    (dict(rho=-1.0), r"rho must be > 0, got -1.0"),
+    (dict(rho=0.0), r"rho must be finite and > 0 everywhere, got 0.0"),
+    (dict(rho=-1.0), r"rho must be finite and > 0 everywhere, got -1.0"),
 ])
 def test_bad_init_arguments_raise(kwargs, message):
     args = dict(input_size=2, hidden_size=4, output_size=1) | kwargs

@@ -56,7 +56,7 @@ def check_positive_finite(param: str, value) -> None:
     bad = ~(np.isfinite(arr) & (arr > 0))
     if bad.any():
         where = "" if arr.ndim == 0 else f" at index {tuple(int(i) for i in np.argwhere(bad)[0])}"
-        raise ValueError(f"{param} must be finite and > 0 everywhere, got {arr[bad].ravel()[0]!r}{where}")
+        raise ValueError(f"{param} must be finite and > 0 everywhere, got {float(arr[bad].ravel()[0])!r}{where}")
 
 
 def check_step_size(param: str, value, dtype) -> None:
