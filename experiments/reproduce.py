@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> Path:
         t0 = time.perf_counter()
         run_stage(stage, args.out, args.quick)
         print(f"[{i}/{len(stages)}] {stage.name} done in {time.perf_counter() - t0:.1f} s "
-              f"(elapsed {time.perf_counter() - start:.1f} s)", flush=True)
+              f"(elapsed {time.perf_counter() - start:.1f} s); moved into place: {args.out / stage.name}/",
+              flush=True)
     page = write_report(args.out, quick=args.quick)
     print(f"\nAll done in {time.perf_counter() - start:.1f} s. Results page: {page}")
     return page

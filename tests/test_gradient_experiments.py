@@ -9,9 +9,8 @@ import pytest
 from experiments import _cli, gradient_spectra, gradient_stability
 
 
-def test_gradient_stability_quick_writes_history_claims_and_figure(tmp_path):
-    out = tmp_path / "gs"
-    m = gradient_stability.main(["--quick", "--out", str(out), "--rhos", "0.9", "0.99", "1.2", "60"])
+def test_gradient_stability_quick_writes_history_claims_and_figure(quick_runs):
+    out, m = quick_runs("gradient_stability")  # --quick --rhos 0.9 0.99 1.2 60
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(m))
     assert m["figures"] == ["fig3_grad_norm.png"] and (out / "fig3_grad_norm.png").stat().st_size > 10_000
     hist = pd.read_csv(out / "history.csv")
@@ -36,9 +35,8 @@ def test_gradient_stability_quick_writes_history_claims_and_figure(tmp_path):
     assert e09["init_gamma_norm2_median"] > 1 > np.exp(e09["init_top_lyapunov_median"])  # bound loose, yet vanishing
 
 
-def test_gradient_spectra_quick_writes_every_table_and_figure(tmp_path):
-    out = tmp_path / "sp"
-    m = gradient_spectra.main(["--quick", "--out", str(out)])
+def test_gradient_spectra_quick_writes_every_table_and_figure(quick_runs):
+    out, m = quick_runs("gradient_spectra")  # --quick
     assert m["figures"] == ["fig4_lag_profile.png", "fig5_jacobian_spectra.png", "fig6_phase_diagram.png"]
     for name in m["figures"] + ["lag_profile.csv", "spectra.csv", "lyapunov.csv", "phase.csv", "metrics.json"]:
         assert (out / name).stat().st_size > 0, name

@@ -11,9 +11,8 @@ from rnnjax.plots import remedies as plots
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("remedies")
-    return out, exp.main(["--quick", "--models", "rnn_tanh", "lstm", "--out", str(out)])
+def quick_run(quick_runs):
+    return quick_runs("remedies")  # --quick --models rnn_tanh lstm, as the main job runs it (shared with the page)
 
 
 def test_quick_run_writes_everything(quick_run):

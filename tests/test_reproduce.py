@@ -23,36 +23,23 @@ from experiments.check_report import check
 from experiments.report import write_report
 from experiments.reproduce import MARK, Stage
 
-TINY = (  # every experiment, at sizes that take seconds; the real code paths and files
-    Stage("stock_forecast", "Experiment 1", ("--quick", "--epochs", "3", "--seeds", "2", "--hidden", "4"), ()),
-    Stage("gradient_stability", "Experiment 2", ("--quick", "--steps", "3", "--seeds", "2", "--repeats", "4"), ()),
-    Stage("gradient_spectra", "Spectra", ("--seeds", "2", "--segments", "1", "--grid", "4", "--lengths", "20",
-                                          "--lyap-length", "100", "--hidden", "8"), ()),
-    Stage("remedies", "Remedies", ("--quick", "--models", "rnn_tanh"), ()),
-)
-
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    """``<tmp>/runs``: a finished main job (reproduce.main with the tiny stages), files made under umask 022."""
-    runs = tmp_path_factory.mktemp("job") / "runs"
-    old_mask = os.umask(0o022)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(reproduce, "STAGES", TINY)
-            page = reproduce.main(["--out", str(runs)])
-    finally:
-        os.umask(old_mask)
-    assert page == runs / "report.md"
-    return runs
+def job(quick_runs):
+    """A finished main job: every experiment's quick run through ``run_stage`` (shared with the experiments'
+    own tests, see conftest), then the page; files made under umask 022."""
+    for name in quick_runs.names:
+        quick_runs(name)
+    assert write_report(quick_runs.root) == quick_runs.root / "report.md"
+    return quick_runs.root
 
 
 def test_the_main_job_writes_a_page_true_to_its_json(job):
     assert check(job) == []
     text = (job / "report.md").read_text()
-    for stage in TINY:
-        assert (job / stage.name / MARK).is_file() and (job / stage.name / "metrics.json").is_file()
-        assert f"]({stage.name}/fig" in text  # every section rendered its figures
+    for name in reproduce.STAGES:
+        assert (job / name.name / MARK).is_file() and (job / name.name / "metrics.json").is_file()
+        assert f"]({name.name}/fig" in text  # every section rendered its figures
     assert "Not run" not in text and "None" not in text and "True" not in text
     numbers = [int(n) for n in re.findall(r"\]\([a-z_]+/fig(\d+)_", text)]
     assert numbers == sorted(numbers) == list(range(1, 10))  # every figure, in numeric order

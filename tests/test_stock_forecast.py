@@ -21,9 +21,8 @@ KEYS = {"rmse", "mae", "rmse_min", "rmse_max", "rmse_std", "rmse_per_seed", "mae
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sf")
-    return out, exp.main(["--quick", "--seeds", "2", "--out", str(out)])
+def quick_run(quick_runs):
+    return quick_runs("stock_forecast")  # --quick --seeds 2, as the main job runs it (shared with the page tests)
 
 
 def test_quick_run_writes_everything(quick_run):
