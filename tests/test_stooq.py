@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -248,3 +249,74 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 def test_redact():
     assert stooq.redact(f"GET /q/d/l/?s=a&apikey={KEY}&i=d failed ({KEY})", KEY) == \
         "GET /q/d/l/?s=a&apikey=***&i=d failed (***)"
+
+
+def test_a_body_over_the_size_cap_is_refused(server, tmp_path):
+    with pytest.raises(stooq.StooqFormatError, match=r"aapl.us is 121 bytes, over the 100 bytes limit"):
+        stooq.download("aapl.us", apikey=KEY, base_url=server.url, retries=0, max_bytes=100)
+    assert len(CSV) == 121
+
+
+def test_a_trickling_server_meets_the_total_deadline(tmp_path):
+    import socket
+
+    with socket.socket() as srv:  # headers at once, then a byte every 0.3 s: each read is quick, the body never ends
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+
+        def trickle():
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 121\r\n\r\n")
+                for byte in CSV.encode()[:20]:
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        return
+                    time.sleep(0.3)
+
+        threading.Thread(target=trickle, daemon=True).start()
+        t0 = time.monotonic()
+        with pytest.raises(stooq.StooqTimeoutError, match=r"not complete within 1 s \(\d bytes so far\)"):
+            stooq.download("aapl.us", apikey=KEY, base_url=f"http://127.0.0.1:{srv.getsockname()[1]}", timeout=1.0,
+                           retries=0)
+        assert time.monotonic() - t0 < 3.0  # the per-read timeout alone would wait for all 121 bytes (36 s)
+
+
+def test_retry_after_of_a_429_is_reported():
+    with pytest.raises(stooq.StooqRateLimitError, match=r"wait 120 s \(Retry-After\)"):
+        stooq.classify_response(429, "", ticker="x.us", has_key=True, retry_after="120")
+    with pytest.raises(stooq.StooqRateLimitError, match=r"wait until Wed, 21 Oct 2026 07:28:00 GMT"):
+        stooq.classify_response(429, "", ticker="x.us", has_key=True, retry_after="Wed, 21 Oct 2026 07:28:00 GMT")
+
+
+def test_a_corrupt_cache_is_named_with_the_refresh_remedy(server, tmp_path):
+    path = tmp_path / "stooq" / "aapl.us.csv"
+    path.parent.mkdir()
+    path.write_text("<html>")  # a fresh cache file that is no CSV
+    with pytest.raises(stooq.StooqFormatError, match=rf"the cached file {path} is corrupt .*--refresh"):
+        fetch(server, tmp_path, max_age=3600)
+    assert server.seen == []  # refused before any request
+    assert fetch(server, tmp_path).path.read_text() == CSV  # --refresh (max_age=0) replaces it
+
+
+def test_a_download_that_cannot_be_cached_is_still_used(server, tmp_path):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.warns(stooq.StaleCacheWarning, match=r"could not cache aapl.us .* used without caching"):
+        result = fetch(server, blocked)
+    assert result.path.read_text() == CSV and not result.from_cache
+    assert blocked.read_text() == "a file where the cache folder should be"
+
+
+def test_temp_files_of_a_killed_cache_write_are_removed(server, tmp_path):
+    stale = tmp_path / "stooq" / ".aapl.us.csv.k1ll3d.tmp"
+    stale.parent.mkdir()
+    stale.write_bytes(b"x" * 1000)
+    fresh = stale.with_name(".aapl.us.csv.wr1t1ng.tmp")  # another process writing right now: left alone
+    fresh.write_bytes(b"y")
+    old = time.time() - 2 * stooq.STALE_TEMP_S
+    os.utime(stale, (old, old))
+    fetch(server, tmp_path)
+    assert not stale.exists() and fresh.exists()

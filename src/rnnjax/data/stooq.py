@@ -266,6 +266,10 @@ def _wait(retry_after: str) -> str:
     return f"{int(value)} s" if value.isdigit() else f"until {value}"
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
 def _read_body(resp, deadline: float, max_bytes: int, ticker: str, timeout: float) -> bytes:
     """The body, read as it arrives: refused past ``max_bytes``, or when it is not complete by ``deadline``.
 
@@ -273,8 +277,8 @@ def _read_body(resp, deadline: float, max_bytes: int, ticker: str, timeout: floa
     """
     size = resp.headers.get("Content-Length", "")
     if size.isdigit() and int(size) > max_bytes:
-        raise StooqFormatError(f"Stooq's answer for {ticker} is {int(size) / 2**20:.0f} MB, over the "
-                               f"{max_bytes / 2**20:.0f} MB limit for a price CSV; check the base URL and ticker.")
+        raise StooqFormatError(f"Stooq's answer for {ticker} is {_size(int(size))}, over the {_size(max_bytes)} "
+                               f"limit for a price CSV; check the base URL and ticker.")
     chunks, total = [], 0
     while True:
         if time.monotonic() > deadline:
@@ -286,8 +290,8 @@ def _read_body(resp, deadline: float, max_bytes: int, ticker: str, timeout: floa
         chunks.append(chunk)
         total += len(chunk)
         if total > max_bytes:
-            raise StooqFormatError(f"Stooq's answer for {ticker} passed {max_bytes / 2**20:.0f} MB, the limit "
-                                   f"for a price CSV; check the base URL and ticker.")
+            raise StooqFormatError(f"Stooq's answer for {ticker} passed {_size(max_bytes)}, the limit for a "
+                                   f"price CSV; check the base URL and ticker.")
 
 
 def download(ticker: str, *, apikey: str | None = None, base_url: str | None = None, timeout: float = 20.0,

@@ -49,7 +49,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: fl
 def save_png(fig: Figure, path) -> Path:
     """Render ``fig`` to PNG with the Agg canvas and write it atomically; returns the path."""
     buf = io.BytesIO()
-    canvas = FigureCanvasAgg(fig)  # attach the Agg canvas first: tight_layout measures text with its renderer
+    FigureCanvasAgg(fig)  # attach the Agg canvas first: tight_layout measures text with its renderer
     with matplotlib.rc_context(STYLE):
         fig.tight_layout()
         fig.savefig(buf, format="png", bbox_inches="tight")  # on the Agg canvas; legends below the axes are kept
