@@ -132,7 +132,9 @@ def _run(args, out: Path) -> dict:
     chars_y = data.targets.reshape(-1)
     net = dict(hidden_size=args.hidden, output_size=V, recurrent_init=args.recurrent_init, fast_compile=args.quick)
     gamma = get_activation(args.activation).gamma
-    say(f"{len(jax.devices())} device(s); rhos {rhos.tolist()}, {len(seeds)} seeds, H = {args.hidden}")
+    n_dev = len(jax.devices())
+    say(f"{n_dev} device{'s' if n_dev != 1 else ''}; rho {', '.join(f'{r:g}' for r in rhos)}; "
+        f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}, H = {args.hidden}")
 
     # 1. lag profiles and product spectra at the chosen rhos
     seg_idx = np.linspace(0, data.inputs.shape[0] - 1, args.segments).astype(int)  # spread over the text

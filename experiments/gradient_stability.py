@@ -111,7 +111,7 @@ def _run(args, rhos, seeds, out: Path):
     say = lambda msg: print(f"[gradient_stability {time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
     data = fox_segments(args.repeats, args.segment_length)
     say(f"data: {data.inputs.shape[0]} segments of {args.segment_length}, vocabulary {len(data.vocab)}; "
-        f"{len(jax.devices())} device(s)")
+        f"{len(jax.devices())} device{'s' if len(jax.devices()) != 1 else ''}")
     config = dict(hidden_size=args.hidden, loss="xent", num_steps=args.steps, learning_rate=args.lr,
                   activation=args.activation, recurrent_init=args.recurrent_init, carry_state=args.carry_state)
     _, hist = train_sweep(rhos, seeds, data.inputs, data.targets, fast_compile=args.quick, **config)

@@ -309,8 +309,9 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
     timings["load"] = time.perf_counter() - t_start
     for note in loaded.notes:
         print(f"[stock_forecast] note: {note}", flush=True)
+    seeds = f"{cfg.seeds} seed{'s' if cfg.seeds != 1 else ''}"
     print(f"[stock_forecast] {loaded.source}: {len(prices)} rows {dates[0].date()}..{dates[-1].date()}, "
-          f"{len(data.train_days)} train / {len(data.test_days)} test windows; training {cfg.seeds} seed(s) "
+          f"{len(data.train_days)} train / {len(data.test_days)} test windows; training {seeds} "
           f"x {cfg.epochs} epochs ({cfg.cell}, {cfg.loss}, target {cfg.target}, {cfg.optimizer})", flush=True)
 
     # matplotlib takes ~0.7 s to import: do it on the idle core while XLA compiles and trains (GIL released)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from rnnjax.plots.common import new_figure, save_png, styled
 
@@ -44,6 +45,11 @@ def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray]
         ax_grad.axhline(clip_norm, color="k", ls="--", lw=1, label=f"clipping threshold tau = {clip_norm:g}")
     ax_grad.set(xlabel="epoch", ylabel="global gradient norm ||g||_2", yscale="log",
                 title="Gradient norm (clipping at tau)")
+    top = max([float(np.max(g)) for g in grad_norms if len(g)] + [clip_norm or 0.0])
+    if np.isfinite(top) and top > 0:
+        ax_grad.set_ylim(top=top * 1.6)  # the tau line inside the axes, not on its edge
+    for ax in (ax_loss, ax_grad):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax_grad.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     if title:
         fig.suptitle(title)
