@@ -93,7 +93,8 @@ def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict):
 
         bar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(1, S),
                                            cmap=matplotlib.colors.ListedColormap(_colors(S)))
-        fig.colorbar(bar, ax=ax, label="singular value index i (1 = largest)", fraction=0.05, pad=0.02)
+        fig.colorbar(bar, ax=ax, label="singular value index i (1 = largest)", fraction=0.05, pad=0.02,
+                     ticks=np.unique(np.linspace(1, S, min(S, 5)).round().astype(int)))
     ax = axes[0][-1]
     for color, (rho, ex) in zip(_colors(len(lyapunov)), sorted(lyapunov.items()), strict=True):
         ax.plot(np.arange(1, len(ex) + 1), ex, "o-", ms=2, color=color, label=f"rho = {rho:g}")
