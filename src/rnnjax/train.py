@@ -234,7 +234,8 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
     check_targets(loss, xs.shape[1:-1] + (params.W_ho.shape[1],), targets[0])
     if jnp.issubdtype(targets.dtype, jnp.integer):  # class labels of every item, not only the first
         check_class_labels("targets", targets, params.W_ho.shape[1])
-    check_step_size("learning_rate", learning_rate, params.W_hh.dtype)
+    if learning_rate is not None:  # None: an optax transformation brings its own
+        check_step_size("learning_rate", learning_rate, params.W_hh.dtype)
     return _train(params, xs, targets, learning_rate, clip_norm, h0, loss=loss, num_steps=num_steps,
                   optimizer=optimizer, activation=activation, method=method,
                   carry_state=carry_state)
