@@ -202,7 +202,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def check_out(out, *, inputs: Iterable = (), flag: str = "--out") -> Path:
-    """``out`` if a run can replace it: not a file, its parent writable, and holding none of ``inputs``."""
+    """``out`` if a run can replace it: not a file, not holding the current folder, empty or a finished
+    run's (``metrics.json``), its parent writable, and holding none of ``inputs``."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{flag} {out} is a file, not a folder; give a folder name")
@@ -210,6 +211,12 @@ def check_out(out, *, inputs: Iterable = (), flag: str = "--out") -> Path:
         if path is not None and _inside(Path(path), out):
             raise UsageError(f"{flag} {out} holds the input {path}, and a run replaces the whole folder; "
                              f"choose another {flag}")
+    if _inside(Path.cwd(), out):
+        raise UsageError(f"{flag} {out} holds the current folder, and a run replaces the whole folder; "
+                         f"give a folder of its own, e.g. {flag} runs/mine")
+    if out.is_dir() and any(out.iterdir()) and not (out / "metrics.json").is_file():
+        raise UsageError(f"{flag} {out} holds files but no finished run (no metrics.json), and a run replaces "
+                         f"the whole folder; give a new or empty folder")
     check_writable(out.parent, flag=flag, what=out)  # the temporary sibling folder goes there
     return out
 

@@ -132,6 +132,8 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
         (["--csv", r("d/history.csv"), "--out", r("d")], ["holds the input", "history.csv"]),
         (["--out", r("a_file")], ["--out", "a_file", "is a file"]),
         (["--out", r("a_file/sub")], ["a_file", "is a file"]),
+        (["--out", r("cache")], ["--out", "holds files but no finished run"]),
+        (["--out", "."], ["--out .", "holds the current folder"]),
         (["--out", "/sys/rnnjax-out"], ["--out /sys/rnnjax-out", "cannot create folders"]),
         # files, columns, rows
         (["--csv", r("missing.csv"), *out], ["missing.csv", "does not exist"]),
