@@ -234,6 +234,10 @@ def test_fit_halts_on_the_first_nonfinite_step_and_records_extras():
         rnnjax.fit(loss_fn, model, (xs, ys), "adam", num_steps=3)
     with pytest.raises(ValueError, match="leading axis N"):
         rnnjax.fit(loss_fn, model, (xs, ys[:1]), optax.sgd(0.1), num_steps=3)
+    with pytest.raises(ValueError, match=r"loss_fn\(params, batch\) fails on one item of batches"):
+        rnnjax.fit(loss_fn, model, (xs[..., :1], ys), optax.sgd(0.1), num_steps=3)  # D = 1, the cell wants 2
+    with pytest.raises(ValueError, match="must return a float scalar"):
+        rnnjax.fit(lambda p, b: jnp.zeros(2), model, (xs, ys), optax.sgd(0.1), num_steps=3)
 
 
 def test_train_takes_an_optax_transformation():

@@ -149,7 +149,22 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
     if not leaves or any(jnp.ndim(a) < 1 or jnp.shape(a)[0] != jnp.shape(leaves[0])[0] for a in leaves):
         raise ValueError("batches must be a pytree of arrays sharing a leading axis N (step s uses item s mod N), "
                          f"got leading shapes {[tuple(jnp.shape(a))[:1] for a in leaves]}")
+    check_loss_fn(loss_fn, params, batches)
     return _fit(loss_fn, params, batches, optimizer, num_steps, record)
+
+
+def check_loss_fn(loss_fn, params, batches) -> None:
+    """Raise ``ValueError`` unless ``loss_fn(params, item 0 of batches)`` traces to a real scalar
+    (checked abstractly by ``jax.eval_shape``: shapes and dtypes, no compute)."""
+    first = jax.tree.map(lambda a: a[0], batches)
+    try:
+        out = jax.eval_shape(loss_fn, params, first)
+    except (TypeError, ValueError) as e:
+        shapes = jax.tree.map(lambda a: tuple(jnp.shape(a)), first)
+        raise ValueError(f"loss_fn(params, batch) fails on one item of batches (shapes {shapes}): "
+                         f"{str(e).splitlines()[0]}") from None
+    if not hasattr(out, "shape") or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
+        raise ValueError(f"loss_fn(params, batch) must return a float scalar, got {out}")
 
 
 def resolve_optimizer(optimizer, learning_rate, clip_norm) -> optax.GradientTransformation:
