@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from rnnjax._checks import check_positive_int
+from rnnjax._checks import check_choice, check_positive_int
 from rnnjax.activations import get_activation
 from rnnjax.cells import RNNParams, rnn_cell
 from rnnjax.forward import check_inputs, initial_state, rnn_forward
@@ -100,8 +100,12 @@ def jacobians_of(step: Step, carry0, xs: jax.Array) -> jax.Array:
     return Js
 
 
-def check_lyapunov_args(carry0, xs, *, warmup, num, reorth_every) -> int:
+GRADIENTS = ("exact", "frozen_states", "local")  # what jax.grad of lyapunov_of differentiates
+
+
+def check_lyapunov_args(carry0, xs, *, warmup, num, reorth_every, gradient="exact") -> int:
     """Validate :func:`lyapunov_of`'s arguments; returns ``num`` with None resolved to S."""
+    check_choice("gradient", gradient, GRADIENTS)
     _check_sequence(carry0, xs)
     S, T = sum(jnp.size(a) for a in jax.tree.leaves(carry0)), xs.shape[0]
     num = S if num is None else num
@@ -115,7 +119,7 @@ def check_lyapunov_args(carry0, xs, *, warmup, num, reorth_every) -> int:
 
 
 def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int | None = None,
-                reorth_every: int = 1) -> jax.Array:
+                reorth_every: int = 1, gradient: str = "exact", checkpoint: bool = False) -> jax.Array:
     """Lyapunov exponents of any cell driven by ``xs``, by QR re-orthonormalisation.
 
     Benettin's algorithm (Benettin et al. 1980; Vogt et al. 2022, Alg. 1; Engelken et al. 2023):
@@ -134,6 +138,29 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
       reorth_every: re-orthonormalise every this many steps (Engelken et al. 2023's t_ONS). 1 is
         the most accurate; k > 1 saves QRs but the frame's conditioning grows like
         exp(k (lambda_1 - lambda_num)), so keep k small when the spectrum is wide.
+      gradient: what ``jax.grad`` differentiates, with respect to anything ``step`` closes over
+        (parameters); the values returned are the same in every mode.
+
+        * ``"exact"`` -- the derivative of the returned exponents: through the states, the frame
+          and every QR (``jnp.linalg.qr``'s derivative needs R's diagonal away from zero, which
+          holds unless a direction collapses exactly). Matches finite differences (tests). In a
+          chaotic network (lambda_1 > 0) it grows like exp(lambda_1 T), since the states
+          themselves depend on the parameters that sensitively.
+        * ``"frozen_states"`` -- the states are held fixed (``lax.stop_gradient``): only each step
+          Jacobian's explicit dependence on the parameters, carried through the frame.
+        * ``"local"`` -- the states and the frame after each re-orthonormalisation are held
+          fixed: the gradient of sum_t log |R_t[i, i]| one re-orthonormalisation block at a time
+          (a per-step growth rate's gradient, averaged along the trajectory). Bounded at any T,
+          and :func:`rnnjax.floss`'s default, by measurement (``docs/flossing.md``).
+      checkpoint: wrap the scan body in ``jax.checkpoint``, so the gradient recomputes each
+        step's Jacobian-frame product and QR instead of storing them.
+
+    Cost of the gradient: a forward pass costs T Jacobian-frame products (num forward-mode
+    products, ``jax.jvp``) and T QRs of (S, num) frames, O(T S num^2); reverse mode adds about two
+    to three times that and keeps every step's residuals -- the state, the frame Q and R, O(T S num)
+    floats (T = 300, S = 64, num = 32 in float32: about 10 MB per sequence, times the vmapped
+    batch). ``checkpoint=True`` keeps only the scan carry per step for one more forward pass;
+    ``reorth_every`` = k > 1 divides the number of QRs (and their residuals) by k.
 
     Returns:
       (num,) exponents in nats per step, largest first; all NaN when the state itself stopped
@@ -142,20 +169,23 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
       (a rank-deficient Jacobian, e.g. dead ReLU units) contributes log(tiny) (~ -87 in float32)
       per re-orthonormalisation instead of -inf, so such exponents read as very negative, finite.
     """
-    num = check_lyapunov_args(carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every)
+    num = check_lyapunov_args(carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every, gradient=gradient)
     step, h0, _ = flatten_step(step, carry0)
     S, T = h0.shape[0], xs.shape[0]
+    hold_frame = lax.stop_gradient if gradient == "local" else (lambda Q: Q)
+    hold_state = (lambda h: h) if gradient == "exact" else lax.stop_gradient
 
     def reorthonormalise(Q):
         if num == 1:  # QR of one column is its normalisation (no LAPACK call)
             n = jnp.linalg.norm(Q, axis=0)
-            return Q / jnp.where(n > 0, n, 1.0), _safe_log(n)
+            return hold_frame(Q / jnp.where(n > 0, n, 1.0)), _safe_log(n)
         Q, R = jnp.linalg.qr(Q)  # J Q = Q' R (Benettin et al. 1980)
-        return Q, _safe_log(jnp.abs(jnp.diagonal(R)))  # log |R_ii|: stretch of direction i
+        return hold_frame(Q), _safe_log(jnp.abs(jnp.diagonal(R)))  # log |R_ii|: stretch of direction i
 
     def body(carry, tx):
         h, Q, total, ok = carry
         t, x = tx
+        h = hold_state(h)
         f = lambda h_: step(h_, x)
         Q = jax.vmap(lambda v: jax.jvp(f, (h,), (v,))[1], in_axes=1, out_axes=1)(Q)  # J_t Q, forward mode
         if reorth_every == 1:
@@ -170,7 +200,7 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
         return (h_next, Q, total, ok), None
 
     init = (h0, jnp.eye(S, num, dtype=h0.dtype), jnp.zeros((num,), h0.dtype), jnp.all(jnp.isfinite(h0)))
-    (_, _, total, ok), _ = lax.scan(body, init, (jnp.arange(T), xs))
+    (_, _, total, ok), _ = lax.scan(jax.checkpoint(body) if checkpoint else body, init, (jnp.arange(T), xs))
     exponents = total / (T - warmup)  # lambda_i = (1/T) sum_t log |R_t[i, i]| (Benettin et al. 1980)
     return jnp.where(ok, -jnp.sort(-exponents), jnp.nan)  # NaN: the state overflowed, no exponent
 
@@ -343,22 +373,24 @@ def step_jacobians(params: RNNParams, xs: jax.Array, *, activation: str = "tanh"
 
 
 def lyapunov_spectrum(params: RNNParams, xs: jax.Array, *, activation: str = "tanh", h0=None,
-                      warmup: int = 0, num: int | None = None, reorth_every: int = 1) -> jax.Array:
+                      warmup: int = 0, num: int | None = None, reorth_every: int = 1,
+                      gradient: str = "exact") -> jax.Array:
     """Lyapunov exponents (num,) of the vanilla RNN driven by ``xs (T, D)``, nats/step, largest first.
 
-    See :func:`lyapunov_of`; all H exponents when ``num`` is None. Jitted.
+    See :func:`lyapunov_of`; all H exponents when ``num`` is None. Jitted; differentiable with
+    respect to ``params`` (``gradient`` as in :func:`lyapunov_of`).
     """
     get_activation(activation)
     h0 = _h0(params, xs, h0)
-    check_lyapunov_args(h0, xs, warmup=warmup, num=num, reorth_every=reorth_every)
+    check_lyapunov_args(h0, xs, warmup=warmup, num=num, reorth_every=reorth_every, gradient=gradient)
     return _lyapunov_spectrum(params, xs, h0, activation=activation, warmup=warmup, num=num,
-                              reorth_every=reorth_every)
+                              reorth_every=reorth_every, gradient=gradient)
 
 
-@partial(jax.jit, static_argnames=("activation", "warmup", "num", "reorth_every"))
-def _lyapunov_spectrum(params, xs, h0, *, activation, warmup, num, reorth_every):
+@partial(jax.jit, static_argnames=("activation", "warmup", "num", "reorth_every", "gradient"))
+def _lyapunov_spectrum(params, xs, h0, *, activation, warmup, num, reorth_every, gradient):
     return lyapunov_of(rnn_step(params, activation=activation), h0, xs, warmup=warmup, num=num,
-                       reorth_every=reorth_every)
+                       reorth_every=reorth_every, gradient=gradient)
 
 
 def last_step_state_grad(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str = "xent",
