@@ -1,0 +1,220 @@
+"""Gradient flossing: the exact gradient against finite differences, the surrogates against NumPy
+re-implementations of their definitions, and flossing's effect measured by an independent NumPy
+QR Lyapunov computation on the final parameters."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from rnnjax.analysis import lyapunov_of, lyapunov_spectrum, rnn_step
+from rnnjax.cells import RNNParams, init_rnn
+from rnnjax.flossing import FLOSS_GRADIENT, floss, flossing_loss
+
+H, D, T, NUM = 6, 2, 50, 3
+
+
+def numpy_lyapunov(p, xs, h0, num, *, warmup=0):
+    """Benettin's QR method in NumPy (float64) for h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h)."""
+    W, U, b = (np.asarray(a, np.float64) for a in (p.W_hh, p.W_xh, p.b_h))
+    h, Q, total = np.asarray(h0, np.float64), np.eye(W.shape[0])[:, :num], np.zeros(num)
+    for t, x in enumerate(np.asarray(xs, np.float64)):
+        h = np.tanh(x @ U + h @ W + b)
+        Q, R = np.linalg.qr((1 - h**2)[:, None] * W.T @ Q)  # J_t = diag(phi'(a_t)) W_hh^T (report §4.1)
+        if t >= warmup:
+            total += np.log(np.abs(np.diag(R)))
+    return np.sort(total / (len(xs) - warmup))[::-1]
+
+
+def _net(seed=0, rho=1.2, dtype=jnp.float64, input_scale=1.0, h=H, d=D):
+    p = init_rnn(jax.random.PRNGKey(seed), d, h, 1, rho=rho, dtype=dtype)
+    b_h = 0.1 * jax.random.normal(jax.random.PRNGKey(seed + 50), (h,), dtype)
+    return p._replace(W_xh=input_scale * p.W_xh, b_h=b_h)
+
+
+def _xs(seed=1, t=T, d=D, dtype=jnp.float64):
+    return jax.random.normal(jax.random.PRNGKey(seed), (t, d), dtype)
+
+
+def _central_differences(f, params, eps=1e-6):
+    """(f(theta + eps e_k) - f(theta - eps e_k)) / (2 eps) for every coordinate k, in one vmapped program."""
+    flat, unravel = ravel_pytree(params)
+    steps = eps * jnp.eye(flat.size, dtype=flat.dtype)
+    values = jax.jit(jax.vmap(lambda v: f(unravel(v))))(jnp.concatenate([flat + steps, flat - steps]))
+    return np.asarray(values[: flat.size] - values[flat.size:]) / (2 * eps)
+
+
+def _loss(q, xs, target, reorth_every=1, checkpoint=False):
+    """The exact-gradient flossing loss of the small tanh RNN that the float64 tests share (compiled once)."""
+    return flossing_loss(rnn_step(q), jnp.zeros(H, xs.dtype), xs, num=NUM, warmup=5, reorth_every=reorth_every,
+                         target=target, checkpoint=checkpoint)
+
+
+_grad = jax.jit(jax.grad(_loss), static_argnames=("reorth_every", "checkpoint"))
+
+
+@pytest.mark.parametrize("reorth_every,checkpoint", [(1, False), (3, True)])
+def test_exact_gradient_matches_central_differences(x64, reorth_every, checkpoint):
+    p, xs = _net(input_scale=0.3), _xs()  # unsaturated: no near-singular step, so FD's truncation error is small
+    grad = _grad(p, xs, 0.1, reorth_every=reorth_every, checkpoint=checkpoint)
+    fd = _central_differences(lambda q: _loss(q, xs, 0.1, reorth_every, checkpoint), p)
+    assert np.abs(fd).max() > 1e-2  # a real gradient, not zeros against zeros
+    np.testing.assert_allclose(np.asarray(ravel_pytree(grad)[0]), fd, rtol=0, atol=1e-6 * np.abs(fd).max())
+    if reorth_every == 1:  # the vanilla convenience has the same gradient
+        spectrum = jax.jit(jax.grad(lambda q: jnp.sum((lyapunov_spectrum(q, xs, num=NUM, warmup=5) - 0.1) ** 2)))(p)
+        for got, want in zip(spectrum, grad, strict=True):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-14)
+
+
+def _surrogate_reference(p, xs, num, mode, eps=1e-6):
+    """d/dtheta of sum_i lambda_i^2's surrogate, by central differences of its definition in NumPy:
+    the states h_t (and for "local" the frames Q_{t-1}) come from the unperturbed parameters."""
+    W0, U0, b0 = (np.asarray(a) for a in (p.W_hh, p.W_xh, p.b_h))
+    hs, h = [np.zeros(H)], np.zeros(H)
+    for x in np.asarray(xs):
+        h = np.tanh(x @ U0 + h @ W0 + b0)
+        hs.append(h)
+    frames, Q = [np.eye(H)[:, :num]], np.eye(H)[:, :num]
+    for t in range(len(xs)):  # the unperturbed frames Q_0..Q_{T-1}
+        Q = np.linalg.qr((1 - hs[t + 1] ** 2)[:, None] * W0.T @ Q)[0]
+        frames.append(Q)
+
+    def logs_sum(W, U, b):  # sum_t log |R_t[i, i]| with the held quantities from the unperturbed run
+        total, Q = np.zeros(num), frames[0]
+        for t, x in enumerate(np.asarray(xs)):
+            hn = np.tanh(x @ U + hs[t] @ W + b)  # one step from the held state h_{t-1}
+            Qin = frames[t] if mode == "local" else Q
+            Q, R = np.linalg.qr((1 - hn**2)[:, None] * W.T @ Qin)
+            total += np.log(np.abs(np.diag(R)))
+        return total / len(xs)
+
+    lam = logs_sum(W0, U0, b0)
+    grads = []
+    for k, base in enumerate((W0, U0, b0)):
+        g = np.zeros_like(base)
+        for idx in np.ndindex(base.shape):
+            args = [W0, U0, b0]
+            up, dn = base.copy(), base.copy()
+            up[idx] += eps
+            dn[idx] -= eps
+            args[k] = up
+            l_up = logs_sum(*args)
+            args[k] = dn
+            g[idx] = np.sum(2 * lam * (l_up - logs_sum(*args)) / (2 * eps))  # d/dtheta sum_i lambda_i^2
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("mode", ["frozen_states", "local"])
+def test_surrogate_gradients_match_their_definitions(x64, mode):
+    p, xs = _net(seed=3, rho=2.0), _xs(4, t=12)
+    g = jax.jit(jax.grad(lambda q: flossing_loss(rnn_step(q), jnp.zeros(H), xs, num=NUM, gradient=mode)))(p)
+    ref = _surrogate_reference(p, xs, NUM, mode)
+    for got, want in zip((g.W_hh, g.W_xh, g.b_h), ref, strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-8)
+
+
+def test_float32_gradients_at_T_300():
+    """Exact: float32 agrees with float64 where the dynamics contract. In a chaotic network the exact
+    derivative of a finite-time exponent itself grows like exp(lambda_1 T); "local" stays bounded."""
+    h = 8
+    loss = lambda q, x, mode: flossing_loss(rnn_step(q), jnp.zeros(h, x.dtype), x, num=2, warmup=20, gradient=mode)
+    grad = jax.jit(jax.grad(loss), static_argnums=2)
+    xs32 = _xs(5, t=300, d=1, dtype=jnp.float32)
+    p32 = _net(seed=4, rho=1.0, dtype=jnp.float32, h=h, d=1)
+    g32 = np.asarray(grad(p32, xs32, "exact").W_hh)
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), p32)
+        g64 = np.asarray(grad(p64, jnp.asarray(xs32, jnp.float64), "exact").W_hh)
+    np.testing.assert_allclose(g32, g64, rtol=0, atol=1e-4 * np.abs(g64).max())
+    chaotic = _net(seed=3, rho=3.0, dtype=jnp.float32, input_scale=0.1, h=h, d=1)
+    assert numpy_lyapunov(chaotic, xs32, np.zeros(h), 1)[0] > 0.03
+    norm = lambda mode: float(jnp.linalg.norm(ravel_pytree(grad(chaotic, xs32, mode))[0]))
+    assert norm("exact") > 1e6 and 0 < norm("local") < 10
+
+
+# ------------------------------------------------------------------------------------------- floss
+
+SEEDS = 6
+
+
+@pytest.fixture(scope="module")
+def edge_of_chaos():
+    """tanh, rho 2.5, weak input (W_xh x 0.1): floss's defaults with plain Adam, seeds vmapped."""
+    h, t = 12, 50
+    init = lambda s: _net(seed=s, rho=2.5, dtype=jnp.float32, input_scale=0.1, h=h, d=1)
+    params = jax.vmap(init)(jnp.arange(SEEDS))
+    xs = jax.vmap(lambda s: _xs(100 + s, t=t, d=1, dtype=jnp.float32))(jnp.arange(SEEDS))
+    run = jax.vmap(lambda p, x: floss(rnn_step, p, jnp.zeros(h), x, num=4, num_steps=800,
+                                      optimizer=optax.adam(5e-3)))
+    out, hist = run(params, xs)
+    return params, xs, out, hist
+
+
+def test_flossing_edge_of_chaos_cuts_sum_of_squares_5x_on_every_seed(edge_of_chaos):
+    params, xs, out, hist = edge_of_chaos
+    assert FLOSS_GRADIENT == "local"
+    pick = lambda tree, s: jax.tree.map(lambda a: a[s], tree)
+    tops = [numpy_lyapunov(pick(params, s), xs[s], np.zeros(12), 1)[0] for s in range(SEEDS)]
+    assert sum(top > 0 for top in tops) >= SEEDS // 2  # edge of chaos: half the starts are chaotic
+    for s in range(SEEDS):
+        before = numpy_lyapunov(pick(params, s), xs[s], np.zeros(12), 4)
+        after = numpy_lyapunov(pick(out, s), xs[s], np.zeros(12), 4)
+        assert np.sum(after**2) * 5 <= np.sum(before**2), (s, before, after)
+    assert bool(hist.finite.all())
+    np.testing.assert_allclose(np.asarray(hist.exponents[:, 0]), np.asarray(jax.vmap(
+        lambda p, x: lyapunov_of(rnn_step(p), jnp.zeros(12), x, num=4))(params, xs)), rtol=1e-5, atol=1e-6)
+
+
+def test_flossing_a_contracting_network_brings_exponents_to_zero():
+    h = 8
+    p = _net(seed=7, rho=0.5, dtype=jnp.float32, h=h, d=1)
+    xs = _xs(8, t=60, d=1, dtype=jnp.float32)
+    before = numpy_lyapunov(p, xs, np.zeros(h), 3)
+    assert np.all(before < -0.5)
+    out, hist = floss(rnn_step, p, jnp.zeros(h), xs, num=3, num_steps=800, optimizer=optax.adam(3e-3))
+    after = numpy_lyapunov(out, xs, np.zeros(h), 3)
+    np.testing.assert_array_less(np.abs(after), 0.05)
+    assert float(hist.loss[-1]) < 1e-2 * float(hist.loss[0])
+
+
+def test_floss_steps_are_the_optimizer_applied_to_flossing_loss(x64):
+    p, xs = _net(seed=5, input_scale=0.5), jnp.stack([_xs(6), _xs(7), _xs(8)])  # 3 sequences: step s uses s mod 3
+    lr, target = 0.05, -0.2
+    out, hist = floss(rnn_step, p, jnp.zeros(H), xs, num=NUM, num_steps=4, optimizer=optax.sgd(lr), warmup=5,
+                      gradient="exact", target=target)
+    q = p
+    for s in range(4):
+        lam = numpy_lyapunov(q, xs[s % 3], np.zeros(H), NUM, warmup=5)  # independent NumPy QR
+        np.testing.assert_allclose(np.asarray(hist.exponents[s]), lam, rtol=1e-10)
+        np.testing.assert_allclose(float(hist.loss[s]), np.sum((lam - target) ** 2), rtol=1e-10)
+        q = jax.tree.map(lambda a, g: a - lr * g, q, _grad(q, xs[s % 3], target))  # plain SGD by hand
+    for a, b in zip(out, q, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-14)
+
+
+def test_non_finite_step_halts_flossing():
+    p = RNNParams(W_xh=jnp.ones((1, 3)), W_hh=1e30 * jnp.eye(3), b_h=jnp.zeros(3), W_ho=jnp.ones((3, 1)),
+                  b_o=jnp.zeros(1))
+    relu = lambda q: (lambda h, x: jax.nn.relu(x @ q.W_xh + h @ q.W_hh))  # overflows to inf in two steps
+    out, hist = floss(relu, p, jnp.ones(3), jnp.ones((20, 1)), num=2, num_steps=3, optimizer=optax.adam(0.1))
+    assert not bool(hist.finite.any())
+    for a, b in zip(out, p, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_bad_arguments_raise_clear_errors():
+    p, xs = _net(dtype=jnp.float32), _xs(dtype=jnp.float32)
+    h0 = jnp.zeros(H)
+    with pytest.raises(ValueError, match="num must be at most"):
+        floss(rnn_step, p, h0, xs, num=H + 1, num_steps=2, optimizer=optax.adam(1e-3))
+    with pytest.raises(TypeError, match="optax.GradientTransformation"):
+        floss(rnn_step, p, h0, xs, num=2, num_steps=2, optimizer="adam")
+    with pytest.raises(ValueError, match="num_steps"):
+        floss(rnn_step, p, h0, xs, num=2, num_steps=0, optimizer=optax.adam(1e-3))
+    with pytest.raises(ValueError, match=r"xs must be one sequence \(T, D\)"):
+        floss(rnn_step, p, h0, xs[0], num=2, num_steps=2, optimizer=optax.adam(1e-3))
+    with pytest.raises(ValueError, match="unknown gradient"):
+        flossing_loss(rnn_step(p), h0, xs, num=2, gradient="approx")
