@@ -40,6 +40,13 @@ from rnnjax.cells import (
     rnn_cell,
     spectral_radius,
 )
+from rnnjax.flossing import (
+    FlossHistory,
+    floss,
+    flossing_loss,
+    flossing_regularizer,
+    spectrum_monitor,
+)
 from rnnjax.forward import rnn_forward
 from rnnjax.interop import gru_params_from_torch, lstm_params_from_torch, params_to_torch, rnn_params_from_torch
 from rnnjax.scan import (
@@ -67,6 +74,7 @@ __all__ = [
     "bptt", "loss_and_grad",
     "RECURRENT_INITS", "Cell", "GRUParams", "LSTMCarry", "LSTMParams", "RNNParams", "gru_cell", "init_gru",
     "init_lstm", "init_recurrent", "init_rnn", "lstm_cell", "rnn_cell", "spectral_radius",
+    "FlossHistory", "floss", "flossing_loss", "flossing_regularizer", "spectrum_monitor",
     "rnn_forward",
     "gru_params_from_torch", "lstm_params_from_torch", "params_to_torch", "rnn_params_from_torch",
     "ModelParams", "Readout", "cell_loss_and_grad", "gru_forward", "init_model", "lstm_forward", "make_loss",

@@ -148,3 +148,47 @@ def _floss(make_step, params, carry0, xs, target, *, num, num_steps, optimizer, 
     (params, _, _), history = lax.scan(update, (params, optimizer.init(params), jnp.asarray(True)),
                                        jnp.arange(num_steps))
     return params, history
+
+
+def flossing_regularizer(make_step: Callable, carry0, xs, *, num: int, weight=1.0, warmup: int = 0,
+                         reorth_every: int = 1, target=0.0, gradient: str = FLOSS_GRADIENT, checkpoint: bool = False):
+    """``regularizer(params, batch) = weight * flossing_loss`` for :func:`rnnjax.fit` (flossing during training).
+
+    Args:
+      make_step: ``make_step(params) -> step`` over the parameters ``fit`` trains (e.g.
+        ``lambda m: partial(cell.step, m.cell)`` for a :class:`rnnjax.ModelParams`).
+      carry0: initial carry of the flossing sequence.
+      xs: the flossing inputs: an array (T, D), or a function ``xs(batch) -> (T, D)`` that takes
+        them from the step's batch (fresh inputs at every flossing step, as Engelken 2023 does),
+        e.g. ``lambda batch: batch[0][0]``, the first sequence of a ``(xs, targets)`` batch.
+      num, warmup, reorth_every, target, checkpoint: as for :func:`flossing_loss`.
+      weight: the regulariser's weight (``fit`` adds ``weight * d L_floss / d params``).
+      gradient: ``"local"`` by default, as :func:`floss`.
+
+    Build it once and pass the same function to every ``fit`` call that should share a compiled run.
+    """
+    check_positive_int("num", num)
+    pick = xs if callable(xs) else (lambda batch: xs)
+
+    def regularizer(params, batch):
+        return weight * flossing_loss(make_step(params), carry0, pick(batch), num=num, warmup=warmup,
+                                      reorth_every=reorth_every, target=target, gradient=gradient,
+                                      checkpoint=checkpoint)  # weight * sum_i (lambda_i - target)^2
+
+    return regularizer
+
+
+def spectrum_monitor(make_step: Callable, carry0, xs: jax.Array, *, num: int, warmup: int = 0,
+                     reorth_every: int = 1):
+    """``monitor(params) -> lambdas (num,)`` for :func:`rnnjax.fit`: the top ``num`` Lyapunov exponents of
+    ``make_step(params)`` driven by the fixed inputs ``xs (T, D)`` from ``carry0`` (:func:`rnnjax.lyapunov_of`).
+
+    Fixed inputs make the records comparable from step to step; ``fit(..., monitor=m,
+    monitor_every=10)`` records them every 10 steps inside the jitted run.
+    """
+    check_lyapunov_args(carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every)
+
+    def monitor(params):
+        return lyapunov_of(make_step(params), carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every)
+
+    return monitor

@@ -77,25 +77,40 @@ class FitHistory(NamedTuple):
     grad_norm: jax.Array  # global L2 norm of all gradients, before any clipping
     finite: jax.Array  # bool: this step's loss and gradients were finite and training had not halted
     extra: Any = ()  # whatever ``record(params, grads)`` returned, stacked over steps
+    monitor: Any = ()  # whatever ``monitor(params)`` returned at steps 0, every, 2 every, ... (before their update)
 
 
 def run_steps(value_and_grad, params, batches, optimizer: optax.GradientTransformation, *, num_steps: int,
-              carry0=None, carry_state: bool = False, record=None):
+              carry0=None, carry_state: bool = False, record=None, regularizer=None, regularize_every: int = 1,
+              monitor=None, monitor_every: int = 10):
     """The one training loop of rnnjax: ``num_steps`` optax updates inside one ``lax.scan``. Traceable.
 
     ``value_and_grad(params, batch, carry) -> (loss, grads, final_carry)``; step s trains on item
     s mod N of ``batches`` (a pytree with a leading axis N). With ``carry_state`` the final carry of
     an item starts the next (its gradient stopped: truncated BPTT), else every item starts from
     ``carry0``. ``record(params, grads) -> pytree`` adds per-step quantities to ``history.extra``.
-    The first non-finite step halts training: parameters, optimiser state and carry keep their last
-    finite values. Returns ``(params, FitHistory)``.
+    ``regularizer(params, batch) -> scalar`` adds its gradient on steps s = 0, k, 2k, ... (k =
+    ``regularize_every``; ``lax.cond``, so the other steps skip its cost); ``monitor(params) ->
+    pytree`` is recorded into ``history.monitor`` at steps 0, m, 2m, ... (m = ``monitor_every``),
+    inside the scan. The first non-finite step halts training: parameters, optimiser state and carry
+    keep their last finite values. Returns ``(params, FitHistory)``.
     """
     n_data = jax.tree.leaves(batches)[0].shape[0]
+    n_records = -(-num_steps // monitor_every)  # ceil: steps 0, m, 2m, ... < num_steps
 
     def step(state, s):
-        params, opt_state, carry, alive = state
+        params, opt_state, carry, alive, records = state
         batch = jax.tree.map(lambda a: a[s % n_data], batches)  # step s trains on item s mod N
         value, grads, final = value_and_grad(params, batch, carry)
+        if regularizer is not None:  # g = dL/dtheta + dR/dtheta on every k-th step
+            reg = lax.cond(s % regularize_every == 0, lambda p: jax.grad(regularizer)(p, batch),
+                           lambda p: jax.tree.map(jnp.zeros_like, p), params)
+            grads = jax.tree.map(jnp.add, grads, reg)
+        if monitor is not None:  # write monitor(params) into slot s / m on every m-th step
+            records = lax.cond(s % monitor_every == 0,
+                               lambda r: jax.tree.map(lambda buf, v: buf.at[s // monitor_every].set(v), r,
+                                                      monitor(params)),
+                               lambda r: r, records)
         gnorm = optax.tree.norm(grads)  # ||g|| = sqrt(sum of squares over every parameter)
         finite = alive & jnp.isfinite(value) & jnp.isfinite(gnorm)
         extra = () if record is None else record(params, grads)
@@ -105,23 +120,30 @@ def run_steps(value_and_grad, params, batches, optimizer: optax.GradientTransfor
         opt_state = jax.tree.map(keep, new_state, opt_state)
         if carry_state:  # truncated BPTT: the state crosses items, the gradient does not
             carry = jax.tree.map(keep, lax.stop_gradient(final), carry)
-        return (params, opt_state, carry, finite), FitHistory(value, gnorm, finite, extra)
+        return (params, opt_state, carry, finite, records), FitHistory(value, gnorm, finite, extra)
 
-    init = (params, optimizer.init(params), carry0, jnp.asarray(True))
-    (params, _, _, _), history = lax.scan(step, init, jnp.arange(num_steps))
-    return params, history
+    records = () if monitor is None else jax.tree.map(lambda a: jnp.zeros((n_records, *a.shape), a.dtype),
+                                                      jax.eval_shape(monitor, params))
+    init = (params, optimizer.init(params), carry0, jnp.asarray(True), records)
+    (params, _, _, _, records), history = lax.scan(step, init, jnp.arange(num_steps))
+    return params, history._replace(monitor=records)
 
 
-@partial(jax.jit, static_argnames=("loss_fn", "optimizer", "num_steps", "record"))
-def _fit(loss_fn, params, batches, optimizer, num_steps, record):
+@partial(jax.jit, static_argnames=("loss_fn", "optimizer", "num_steps", "record", "regularizer", "regularize_every",
+                                   "monitor", "monitor_every"))
+def _fit(loss_fn, params, batches, optimizer, num_steps, record, regularizer, regularize_every, monitor,
+         monitor_every):
     def value_and_grad(p, batch, carry):
         value, grads = jax.value_and_grad(loss_fn)(p, batch)
         return value, grads, carry
 
-    return run_steps(value_and_grad, params, batches, optimizer, num_steps=num_steps, record=record)
+    return run_steps(value_and_grad, params, batches, optimizer, num_steps=num_steps, record=record,
+                     regularizer=regularizer, regularize_every=regularize_every, monitor=monitor,
+                     monitor_every=monitor_every)
 
 
-def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, num_steps: int, record=None):
+def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, num_steps: int, record=None,
+        regularizer=None, regularize_every: int = 1, monitor=None, monitor_every: int = 10):
     """Train ``params`` with any optax transformation; the whole run is one jitted ``lax.scan``.
 
     Args:
@@ -135,22 +157,39 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
       num_steps: number of updates.
       record: optional ``record(params, grads) -> pytree`` of per-step quantities (e.g. a norm of one
         weight's gradient), stacked in ``history.extra``; static, like ``loss_fn``.
+      regularizer: optional ``regularizer(params, batch) -> scalar`` whose gradient is added to the
+        loss's on steps 0, k, 2k, ... (k = ``regularize_every``); the other steps skip its cost.
+        E.g. :func:`rnnjax.flossing_regularizer` (gradient flossing during training, Engelken 2023).
+        Static, like ``loss_fn``. ``history.loss`` stays the loss alone.
+      regularize_every: k >= 1.
+      monitor: optional ``monitor(params) -> pytree`` evaluated inside the jitted run at steps 0, m,
+        2m, ... (m = ``monitor_every``) on that step's parameters (before its update), e.g.
+        :func:`rnnjax.spectrum_monitor` (the top Lyapunov exponents); stacked in
+        ``history.monitor`` with a leading axis ceil(num_steps / m). Static, like ``loss_fn``.
+      monitor_every: m >= 1.
 
     Returns:
       ``(params, history)``: a :class:`FitHistory` with the loss, the global gradient norm (before
-      clipping) and a finite flag per step. The first non-finite step halts training: ``params``
-      keep their last finite values and :func:`describe_nonfinite` says where it happened.
+      clipping, the regulariser's gradient included) and a finite flag per step, and the monitor's
+      records. The first non-finite step halts training: ``params`` keep their last finite values
+      and :func:`describe_nonfinite` says where it happened.
     """
     check_positive_int("num_steps", num_steps)
+    check_positive_int("regularize_every", regularize_every)
+    check_positive_int("monitor_every", monitor_every)
     if not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
                          f"got {type(optimizer).__name__}")
+    for name, fn in (("regularizer", regularizer), ("monitor", monitor)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{name} must be a function of the parameters or None, got {type(fn).__name__}")
     leaves = jax.tree.leaves(batches)
     if not leaves or any(jnp.ndim(a) < 1 or jnp.shape(a)[0] != jnp.shape(leaves[0])[0] for a in leaves):
         raise ValueError("batches must be a pytree of arrays sharing a leading axis N (step s uses item s mod N), "
                          f"got leading shapes {[tuple(jnp.shape(a))[:1] for a in leaves]}")
     check_loss_fn(loss_fn, params, batches)
-    return _fit(loss_fn, params, batches, optimizer, num_steps, record)
+    return _fit(loss_fn, params, batches, optimizer, num_steps, record, regularizer, regularize_every, monitor,
+                monitor_every)
 
 
 def check_loss_fn(loss_fn, params, batches) -> None:
@@ -268,7 +307,7 @@ def describe_nonfinite(history) -> str | None:
     step = int(first_nonfinite_step(history))
     if step < 0:
         return None
-    fields = [f for f in history._fields if f not in ("finite", "extra")]
+    fields = [f for f in history._fields if f not in ("finite", "extra", "monitor")]
     bad = [f for f in fields if not bool(jnp.isfinite(getattr(history, f)[step]))]
     what = ", ".join(bad) if bad else "an earlier quantity"
     return (f"training went non-finite at step {step} of {history.finite.shape[-1]} "
