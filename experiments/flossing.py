@@ -1,0 +1,411 @@
+"""Gradient flossing (Engelken, NeurIPS 2023) on a task the vanilla tanh RNN fails: the delayed recall of one bit.
+
+    python -m experiments.flossing [--out DIR] [--quick] [--seeds 8] [--delays 5 10 20 40 70] ...
+
+Two parts, each writing CSV/JSON beside its figures:
+
+1. Which gradient flosses (``fig13_flossing_gradients.png``): edge-of-chaos tanh networks (rho 2.5,
+   weak input) flossed with plain Adam under each gradient of :func:`rnnjax.lyapunov_of` -- exact,
+   frozen states, local -- seeds vmapped; sum lambda_i^2 before and after, re-measured on the
+   flossing sequence. This is the measurement behind :func:`rnnjax.floss`'s default.
+2. The delayed recall (``fig10``-``fig12``): a bit +-1 at step T - 1 - d, Gaussian distractor noise
+   on a second channel, recall at the last step (:func:`rnnjax.data.tasks.delayed_recall`; one
+   bit, so the task measures how far back the gradient reaches, not memory capacity). A vanilla
+   tanh RNN (Gaussian W_hh, rho 1) per seed, all seeds and delays vmapped, trained three ways on the
+   same batches: (a) plainly, (b) after flossing, (c) after flossing and with the flossing loss
+   as a regulariser every k steps. Success (held-out accuracy >= threshold) and test MSE per delay,
+   the Lyapunov spectrum at initialisation, after flossing and after training, the condition
+   number of the long-term Jacobian, and the top exponents recorded during training by
+   ``fit``'s monitor.
+"""
+
+from __future__ import annotations
+
+import time
+
+_T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import rnnjax  # noqa: E402
+from rnnjax.analysis import GRADIENTS  # noqa: E402
+from rnnjax.data import tasks  # noqa: E402
+from rnnjax.io import write_csv, write_json  # noqa: E402
+
+CONDITIONS = ("plain", "floss_before", "floss_before_and_during")
+FIGURES = ("fig10_flossing_delay.png", "fig11_flossing_spectra.png", "fig12_flossing_monitor.png",
+           "fig13_flossing_gradients.png")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.flossing", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/flossing"), help="output folder (default: runs/flossing)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes)")
+    p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default: 0)")
+    g = p.add_argument_group("1. which gradient flosses")
+    g.add_argument("--choice-seeds", type=int, default=8, help="edge-of-chaos networks (default: 8)")
+    g.add_argument("--choice-steps", type=int, default=1000, help="Adam steps per gradient (default: 1000)")
+    g.add_argument("--choice-lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
+    t = p.add_argument_group("2. delayed recall")
+    t.add_argument("--seeds", type=int, default=8, help="networks per delay and condition (default: 8)")
+    t.add_argument("--delays", type=int, nargs="+", default=[5, 10, 20, 40, 70],
+                   help="delays d between the bit and its recall (default: 5 10 20 40 70)")
+    t.add_argument("--length", type=int, default=80, help="sequence length T, > every delay (default: 80)")
+    t.add_argument("--hidden", type=int, default=32, help="hidden units H (default: 32)")
+    t.add_argument("--noise", type=float, default=1.0, help="std of the distractor input (default: 1)")
+    t.add_argument("--rho", type=float, default=1.0, help="W_hh = rho x N(0, 1/H) at initialisation (default: 1)")
+    t.add_argument("--steps", type=int, default=400, help="training steps, a fresh batch each (default: 400)")
+    t.add_argument("--batch", type=int, default=32, help="sequences per step (default: 32)")
+    t.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, clipping at 1 (default: 3e-3)")
+    t.add_argument("--num", type=int, default=16, help="exponents flossed (default: 16)")
+    t.add_argument("--floss-steps", type=int, default=200, help="flossing steps before training (default: 200)")
+    t.add_argument("--floss-lr", type=float, default=1e-3, help="flossing Adam learning rate (default: 1e-3)")
+    t.add_argument("--floss-every", type=int, default=10, help="(c): flossing loss every k steps (default: 10)")
+    t.add_argument("--floss-weight", type=float, default=1.0, help="(c): its weight (default: 1)")
+    t.add_argument("--threshold", type=float, default=0.9, help="success: held-out accuracy >= this (default: 0.9)")
+    t.add_argument("--test-size", type=int, default=512, help="held-out sequences per delay (default: 512)")
+    t.add_argument("--monitor-every", type=int, default=20, help="monitor the top 4 exponents every m steps "
+                                                                     "(default: 20)")
+    return p
+
+
+def _quick(cfg):
+    cfg.choice_seeds, cfg.choice_steps = 2, 30
+    cfg.seeds, cfg.delays, cfg.length, cfg.hidden, cfg.steps, cfg.batch = 2, [3, 12], 16, 8, 30, 8
+    cfg.num, cfg.floss_steps, cfg.floss_every, cfg.test_size, cfg.monitor_every = 4, 10, 5, 64, 10
+    return cfg
+
+
+def validate(cfg, parser: argparse.ArgumentParser) -> None:
+    """Every argument checked before any work: a bad one is one line and exit status 2 (``parser.error``)."""
+    positive = ("choice_seeds", "choice_steps", "seeds", "length", "hidden", "steps", "batch", "num", "floss_steps",
+                "floss_every", "test_size", "monitor_every")
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
+    for name in ("choice_lr", "lr", "floss_lr", "rho"):
+        if not getattr(cfg, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    if cfg.noise < 0 or cfg.floss_weight < 0:
+        parser.error("--noise and --floss-weight must be >= 0")
+    if not 0 < cfg.threshold <= 1:
+        parser.error(f"--threshold must be in (0, 1], got {cfg.threshold}")
+    if cfg.num > cfg.hidden:
+        parser.error(f"--num ({cfg.num}) must be at most --hidden ({cfg.hidden})")
+    bad = [d for d in cfg.delays if not 1 <= d <= cfg.length - 2]
+    if bad:
+        parser.error(f"--delays must lie in 1..length-2 = {cfg.length - 2} (the state needs a step before the bit), "
+                     f"got {bad}")
+    if len(set(cfg.delays)) != len(cfg.delays):
+        parser.error(f"--delays must be distinct, got {cfg.delays}")
+    cfg.delays = sorted(cfg.delays)
+
+
+def _stage(msg: str) -> None:
+    print(f"[flossing {time.perf_counter() - _T_START:6.1f}s] {msg}", flush=True)
+
+
+def _timed(fn, *args):
+    """``fn(*args)`` compiled ahead of time: (result, compile seconds, run seconds)."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    t1 = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    return out, t1 - t0, time.perf_counter() - t1
+
+
+# ------------------------------------------------------------------------------- 1. which gradient
+
+def run_gradient_choice(cfg, out: Path) -> dict:
+    """Edge-of-chaos tanh networks (H 12, T 50, rho 2.5, W_xh x 0.1) flossed with each gradient; sum lambda^2."""
+    H, T, num = 12, 50, 4
+    cell = rnnjax.cells.vanilla("tanh", rho=2.5)
+    seeds = jnp.arange(cfg.choice_seeds) + 100 * cfg.seed
+    make_step = lambda p: partial(cell.step, p)
+    params = jax.vmap(lambda s: cell.init(jax.random.PRNGKey(s), 1, H))(seeds)
+    params = params._replace(W_xh=0.1 * params.W_xh)  # weak input
+    xs = jax.vmap(lambda s: jax.random.normal(jax.random.PRNGKey(10_000 + s), (T, 1)))(seeds)
+    h0 = jnp.zeros(H)
+    lyap = jax.vmap(lambda p, x: rnnjax.lyapunov_of(make_step(p), h0, x, num=num))
+    before = np.asarray(jnp.sum(lyap(params, xs) ** 2, -1))
+    rows, modes = [], {}
+    for mode in GRADIENTS:
+        run = lambda p, x, mode=mode: jax.vmap(lambda q, y: rnnjax.floss(
+            make_step, q, h0, y, num=num, num_steps=cfg.choice_steps, optimizer=optax.adam(cfg.choice_lr),
+            gradient=mode))(p, x)
+        (flossed, hist), compile_s, run_s = _timed(run, params, xs)
+        after = np.asarray(jnp.sum(lyap(flossed, xs) ** 2, -1))  # re-measured on the final parameters
+        ratio = before / np.maximum(after, 1e-30)
+        modes[mode] = {"sum_sq_after": after.tolist(), "reduction": ratio.tolist(),
+                       "min_reduction": float(ratio.min()), "median_reduction": float(np.median(ratio)),
+                       "seeds_at_least_5x": int((ratio >= 5).sum()), "seeds_worse": int((ratio < 1).sum()),
+                       "all_finite": bool(np.asarray(hist.finite).all()), "run_s": run_s, "compile_s": compile_s}
+        loss = np.asarray(hist.loss)
+        for s in range(len(seeds)):
+            rows.append(pd.DataFrame({"gradient": mode, "seed": s, "step": np.arange(cfg.choice_steps),
+                                      "loss": loss[s]}))
+        _stage(f"  gradient {mode}: reduction min {ratio.min():.3g}, median {np.median(ratio):.3g} ({run_s:.1f}s)")
+    best = max(GRADIENTS, key=lambda m: (modes[m]["seeds_at_least_5x"], modes[m]["min_reduction"]))
+    summary = {"hidden": H, "T": T, "num": num, "rho": 2.5, "input_scale": 0.1, "optimizer": "adam",
+               "lr": cfg.choice_lr, "steps": cfg.choice_steps, "seeds": len(seeds), "sum_sq_before": before.tolist(),
+               "gradients": modes, "best": best, "floss_default": rnnjax.flossing.FLOSS_GRADIENT}
+    write_csv(out / "gradient_choice.csv", pd.concat(rows, ignore_index=True))
+    write_json(out / "gradient_choice.json", summary)
+    return summary
+
+
+# ------------------------------------------------------------------------------- 2. delayed recall
+
+def _setup(cfg):
+    """The cell, the data and every seed's initial parameters (one jitted program)."""
+    cell = rnnjax.cells.vanilla("tanh", rho=cfg.rho)
+    T, H = cfg.length, cfg.hidden
+    delays = jnp.asarray(cfg.delays)
+
+    def arrays():
+        k_train, k_test, k_floss, k_probe = jax.random.split(jax.random.PRNGKey(cfg.seed), 4)
+        draw = lambda key, n, d: tasks.delayed_recall(key, n, T, d, noise=cfg.noise)
+        # the same batches for every seed and condition (a paired comparison); one stream per delay
+        keys = jax.random.split(k_train, len(cfg.delays))
+        train = jax.vmap(lambda d, key: draw(key, cfg.steps * cfg.batch, d))(delays, keys)
+        train = jax.tree.map(lambda a: a.reshape(len(cfg.delays), cfg.steps, cfg.batch, *a.shape[2:]), train)
+        test = jax.vmap(lambda d, key: draw(key, cfg.test_size, d))(delays, jax.random.split(k_test, len(delays)))
+        # flossing inputs: the task's inputs without the bit, a fresh sequence per flossing step
+        floss_x = draw(k_floss, cfg.floss_steps, 1)[0].at[..., 0].set(0.0)  # (floss_steps, T, 2)
+        probe = draw(k_probe, 1, 1)[0][0].at[:, 0].set(0.0)  # (T, 2): spectra and the monitor, fixed
+        seeds = jnp.arange(cfg.seeds) + 1000 * cfg.seed
+        params0 = jax.vmap(lambda s: rnnjax.init_model(cell, jax.random.PRNGKey(s), 2, H, 1))(seeds)
+        return train, test, floss_x, probe, params0
+
+    return (cell, *jax.jit(arrays)())
+
+
+def _programs(cfg, cell, probe):
+    H = cfg.hidden
+    h0 = jnp.zeros(H)
+    make_step = lambda m: partial(cell.step, m.cell)
+    warmup = min(10, cfg.length // 4)
+    loss_fn = rnnjax.make_loss(cell, "mse_last")
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(cfg.lr))
+    monitor = rnnjax.spectrum_monitor(make_step, h0, probe, num=min(4, H), warmup=warmup)
+    reg = rnnjax.flossing_regularizer(make_step, h0, lambda batch: batch[0][0], num=cfg.num, weight=cfg.floss_weight,
+                                      warmup=warmup)
+
+    def spectrum(model):  # all H exponents on the fixed probe; log10 condition number of the T-step Jacobian
+        lam = rnnjax.lyapunov_of(make_step(model), h0, probe, num=H, warmup=warmup)
+        # sigma_1 / sigma_num of d h_T / d h_0 over the task's T steps ~ exp(T (lambda_1 - lambda_num)) (Engelken 2023)
+        log10_cond = cfg.length * (lam[0] - lam[cfg.num - 1]) / np.log(10.0)
+        return lam, log10_cond
+
+    def floss_all(params0, floss_x):
+        return jax.vmap(lambda p: rnnjax.floss(make_step, p, h0, floss_x, num=cfg.num, num_steps=cfg.floss_steps,
+                                               optimizer=optax.adam(cfg.floss_lr), warmup=warmup))(params0)
+
+    def train_grid(params, train, test, regularize):
+        def one(p, batches, test_set):
+            p, hist = rnnjax.fit(loss_fn, p, batches, opt, num_steps=cfg.steps, monitor=monitor,
+                                 monitor_every=cfg.monitor_every, regularizer=reg if regularize else None,
+                                 regularize_every=cfg.floss_every)
+            pred = jax.vmap(lambda x: rnnjax.predict(cell, p, x)[-1])(test_set[0])  # y_T per test sequence
+            acc = tasks.recall_accuracy(pred, test_set[1])
+            mse = jnp.mean((pred - test_set[1]) ** 2)  # held-out MSE of y_T against the bit
+            lam, cond = spectrum(p)
+            return {"loss": hist.loss, "finite": hist.finite, "monitor": hist.monitor, "acc": acc, "mse": mse,
+                    "spectrum": lam, "log10_cond": cond}
+
+        per_delay = jax.vmap(one, in_axes=(0, None, None))  # seeds
+        return jax.vmap(per_delay, in_axes=(None, 0, 0))(params, train, test)  # delays x seeds
+
+    return floss_all, train_grid, jax.vmap(spectrum)
+
+
+def run_delayed_recall(cfg, out: Path) -> dict:
+    cell, train, test, floss_x, probe, params0 = _setup(cfg)
+    floss_all, train_grid, spectra = _programs(cfg, cell, probe)
+    timings = {}
+    spectra = jax.jit(spectra)
+    (lam0, cond0) = jax.block_until_ready(spectra(params0))
+    _stage(f"  flossing {cfg.seeds} networks, {cfg.floss_steps} steps, num {cfg.num}")
+    (flossed, fhist), timings["floss_compile"], timings["floss_run"] = _timed(floss_all, params0, floss_x)
+    lam_f, cond_f = jax.block_until_ready(spectra(flossed))
+    results = {}
+    plain = partial(train_grid, regularize=False)
+    _stage(f"  training (a) plain: {len(cfg.delays)} delays x {cfg.seeds} seeds x {cfg.steps} steps")
+    t0 = time.perf_counter()
+    compiled = jax.jit(plain).lower(params0, train, test).compile()  # (a) and (b) share this program
+    t1 = time.perf_counter()
+    results["plain"] = jax.block_until_ready(compiled(params0, train, test))
+    timings["plain_compile"], timings["plain_run"] = t1 - t0, time.perf_counter() - t1
+    _stage(f"  training (b) after flossing ({timings['plain_run']:.1f}s for (a))")
+    t0 = time.perf_counter()
+    results["floss_before"] = jax.block_until_ready(compiled(flossed, train, test))  # same program, new init
+    timings["floss_before_run"] = time.perf_counter() - t0
+    _stage(f"  training (c) flossing before and every {cfg.floss_every} steps during "
+           f"({timings['floss_before_run']:.1f}s for (b))")
+    results["floss_before_and_during"], timings["during_compile"], timings["floss_before_and_during_run"] = _timed(
+        partial(train_grid, regularize=True), flossed, train, test)
+    return _summarise(cfg, results, (lam0, cond0), (lam_f, cond_f), fhist, timings, out)
+
+
+def _bridgeable(rates: list[float], delays: list[int]) -> int | None:
+    """The largest delay solved by at least half the seeds (None if none)."""
+    ok = [d for d, r in zip(delays, rates, strict=True) if r >= 0.5]
+    return max(ok) if ok else None
+
+
+def _summarise(cfg, results, init_spec, floss_spec, fhist, timings, out: Path) -> dict:
+    delays = list(cfg.delays)
+    rows, spec_rows, mon_rows, conds = [], [], [], {}
+    H = cfg.hidden
+    for name in CONDITIONS:
+        r = {k: np.asarray(v) for k, v in results[name].items()}
+        finite = r["finite"].all(-1)  # (K, S): every step finite
+        acc, mse = r["acc"], r["mse"]
+        if not np.isfinite(mse[finite]).all():
+            raise FloatingPointError(f"{name}: a finite run has a non-finite test MSE")
+        success = (acc >= cfg.threshold) & finite
+        per_delay = []
+        for i, d in enumerate(delays):
+            per_delay.append({
+                "delay": d, "success_rate": float(success[i].mean()), "solved_seeds": int(success[i].sum()),
+                "finite_seeds": int(finite[i].sum()),
+                "test_acc_mean": float(acc[i].mean()), "test_mse_mean": float(np.mean(mse[i][finite[i]]))
+                if finite[i].any() else None,
+                "test_mse_min": float(np.min(mse[i][finite[i]])) if finite[i].any() else None,
+                "test_mse_max": float(np.max(mse[i][finite[i]])) if finite[i].any() else None,
+                "lambda1_mean": float(r["spectrum"][i, :, 0].mean()),
+                "log10_cond_mean": float(r["log10_cond"][i].mean()),
+            })
+            for s in range(cfg.seeds):
+                rows.append({"condition": name, "delay": d, "seed": s, "finite": bool(finite[i, s]),
+                             "test_acc": float(acc[i, s]), "test_mse": float(mse[i, s]) if finite[i, s] else None,
+                             "solved": bool(success[i, s]), "lambda1": float(r["spectrum"][i, s, 0]),
+                             "log10_cond": float(r["log10_cond"][i, s])})
+                spec_rows.append(pd.DataFrame({"stage": "trained", "condition": name, "delay": d, "seed": s,
+                                               "index": np.arange(1, H + 1), "lambda": r["spectrum"][i, s]}))
+                steps = np.arange(r["monitor"].shape[2]) * cfg.monitor_every
+                for j in range(r["monitor"].shape[3]):
+                    mon_rows.append(pd.DataFrame({"condition": name, "delay": d, "seed": s, "step": steps,
+                                                  "index": j + 1, "lambda": r["monitor"][i, s, :, j]}))
+        rates = [p["success_rate"] for p in per_delay]
+        conds[name] = {"per_delay": per_delay, "bridgeable_delay": _bridgeable(rates, delays),
+                       "run_s": timings[f"{name}_run"]}
+    for stage, (lam, cond) in (("init", init_spec), ("flossed", floss_spec)):
+        lam, cond = np.asarray(lam), np.asarray(cond)
+        for s in range(cfg.seeds):
+            spec_rows.append(pd.DataFrame({"stage": stage, "condition": "", "delay": 0, "seed": s,
+                                           "index": np.arange(1, H + 1), "lambda": lam[s]}))
+    lam0, cond0 = (np.asarray(a) for a in init_spec)
+    lamf, condf = (np.asarray(a) for a in floss_spec)
+    floss_loss = np.asarray(fhist.loss)
+    spectra = {
+        "init": {"lambda1_mean": float(lam0[:, 0].mean()), "lambda_num_mean": float(lam0[:, cfg.num - 1].mean()),
+                 "log10_cond_mean": float(cond0.mean()), "mean_spectrum": lam0.mean(0).tolist()},
+        "flossed": {"lambda1_mean": float(lamf[:, 0].mean()), "lambda_num_mean": float(lamf[:, cfg.num - 1].mean()),
+                    "log10_cond_mean": float(condf.mean()), "mean_spectrum": lamf.mean(0).tolist(),
+                    "floss_loss_first_mean": float(floss_loss[:, 0].mean()),
+                    "floss_loss_last_mean": float(floss_loss[:, -1].mean())},
+    }
+    plain_d, best = conds["plain"]["bridgeable_delay"], None
+    for name in CONDITIONS[1:]:
+        d = conds[name]["bridgeable_delay"]
+        conds[name]["extends_by"] = None if d is None or plain_d is None else d - plain_d
+        best = d if best is None or (d is not None and d > best) else best
+    floss_s = timings["floss_run"]
+    cost = {
+        "plain_s": conds["plain"]["run_s"],
+        "floss_before_s": floss_s + conds["floss_before"]["run_s"],
+        "floss_before_and_during_s": floss_s + conds["floss_before_and_during"]["run_s"],
+    }
+    cost["floss_before_ratio"] = cost["floss_before_s"] / cost["plain_s"]
+    cost["floss_before_and_during_ratio"] = cost["floss_before_and_during_s"] / cost["plain_s"]
+    verdict = _verdict(plain_d, best, delays)
+    write_csv(out / "runs.csv", pd.DataFrame(rows).fillna({"test_mse": -1.0}))
+    write_csv(out / "spectra.csv", pd.concat(spec_rows, ignore_index=True))
+    write_csv(out / "monitor.csv", pd.concat(mon_rows, ignore_index=True))
+    write_csv(out / "floss_curves.csv", pd.DataFrame({
+        "seed": np.repeat(np.arange(cfg.seeds), cfg.floss_steps), "step": np.tile(np.arange(cfg.floss_steps),
+                                                                                 cfg.seeds),
+        "loss": floss_loss.reshape(-1)}))
+    return {"conditions": conds, "spectra": spectra, "cost": cost, "verdict": verdict,
+            "timings_s": timings, "delays": delays}
+
+
+def _verdict(plain_d, best, delays) -> dict:
+    if best is None and plain_d is None:
+        text, kind = "no condition solved any delay: no verdict on flossing", "none"
+    elif plain_d is None or (best is not None and best > plain_d):
+        text = (f"flossing extends the bridgeable delay from {plain_d if plain_d is not None else 'none'} "
+                f"to {best} steps")
+        kind = "extends"
+    elif best == plain_d:
+        text, kind = f"null result: flossing does not extend the bridgeable delay ({plain_d} steps either way)", "null"
+    else:
+        text, kind = f"flossing shortens the bridgeable delay from {plain_d} to {best} steps", "shortens"
+    return {"kind": kind, "text": text, "plain_bridgeable_delay": plain_d, "flossing_bridgeable_delay": best,
+            "largest_delay_tried": max(delays)}
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
+    if cfg.quick:
+        cfg = _quick(cfg)
+    validate(cfg, parser)
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    from rnnjax.plots import flossing as plots
+
+    timings = {}
+    t = time.perf_counter()
+    _stage("1/2 which gradient flosses (exact, frozen states, local)")
+    choice = run_gradient_choice(cfg, out)
+    timings["gradient_choice"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _stage("2/2 delayed recall: plain, flossing before, flossing before and during")
+    recall = run_delayed_recall(cfg, out)
+    timings["delayed_recall"] = time.perf_counter() - t
+    _stage(recall["verdict"]["text"])
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    recall_cfg = {"task": "delayed recall of one bit (tasks.delayed_recall), recall at the last step",
+                  "loss": "mse_last against the bit +-1", "cell": "vanilla tanh, Gaussian W_hh x rho",
+                  "optimizer": "adam + clip_by_global_norm(1)", "flossing_optimizer": "adam",
+                  "flossing_gradient": rnnjax.flossing.FLOSS_GRADIENT,
+                  "flossing_inputs": "distractor noise without the bit, a fresh sequence per flossing step",
+                  "regularizer_inputs": "the first sequence of each training batch",
+                  "data": "the same training batches and test sets for every seed and condition",
+                  "log10_cond": "T (lambda_1 - lambda_num) / ln 10: sigma_1 / sigma_num of the T-step Jacobian"}
+    t = time.perf_counter()
+    plots.plot_delay(pd.read_csv(out / "runs.csv"), recall, cfg.threshold, out / FIGURES[0])
+    plots.plot_spectra(pd.read_csv(out / "spectra.csv"), recall, out / FIGURES[1])
+    plots.plot_monitor(pd.read_csv(out / "monitor.csv"), recall, out / FIGURES[2])
+    plots.plot_gradient_choice(pd.read_csv(out / "gradient_choice.csv"), choice, out / FIGURES[3])
+    timings["figures"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - _T_START
+    timings["cpu_total"] = time.process_time()  # CPU seconds of this process, all threads (on a shared machine
+    #                                            the wall time above also counts other programs' load)
+    metrics = {"quick": cfg.quick, "seed": cfg.seed, "config": config, "recall_setup": recall_cfg,
+               "gradient_choice": choice, **recall, "timings_s": {**recall["timings_s"], **timings},
+               "figures": list(FIGURES),
+               "files": ["gradient_choice.csv", "gradient_choice.json", "runs.csv", "spectra.csv", "monitor.csv",
+                         "floss_curves.csv"]}
+    write_json(out / "metrics.json", metrics)  # last: its presence means the run completed
+    _stage(f"done in {timings['total']:.1f}s -> {out}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
