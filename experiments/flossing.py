@@ -298,8 +298,10 @@ def _summarise(cfg, results, init_spec, floss_spec, fhist, timings, out: Path) -
                     mon_rows.append(pd.DataFrame({"condition": name, "delay": d, "seed": s, "step": steps,
                                                   "index": j + 1, "lambda": r["monitor"][i, s, :, j]}))
         rates = [p["success_rate"] for p in per_delay]
+        lam1 = r["monitor"][-1, :, :, 0]  # (S, records): the monitor's lambda_1 at the longest delay
         conds[name] = {"per_delay": per_delay, "bridgeable_delay": _bridgeable(rates, delays),
-                       "run_s": timings[f"{name}_run"]}
+                       "run_s": timings[f"{name}_run"], "monitor_lambda1_first_mean": float(lam1[:, 0].mean()),
+                       "monitor_lambda1_last_mean": float(lam1[:, -1].mean())}
     for stage, (lam, cond) in (("init", init_spec), ("flossed", floss_spec)):
         lam, cond = np.asarray(lam), np.asarray(cond)
         for s in range(cfg.seeds):

@@ -1,0 +1,106 @@
+"""End-to-end: ``python -m experiments.flossing --quick`` writes consistent numbers, figures and its page section."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import experiments.flossing as exp
+from experiments.check_report import check
+from experiments.report import write_report
+from rnnjax.plots import flossing as plots
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return root, exp.main(["--quick", "--out", str(root / "flossing")])
+
+
+def test_quick_run_writes_everything(quick_run):
+    root, m = quick_run
+    out = root / "flossing"
+    for name in m["figures"] + m["files"] + ["metrics.json"]:
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "metrics.json").read_text())["verdict"] == m["verdict"]
+    assert set(m["conditions"]) == set(exp.CONDITIONS)
+
+
+def test_summary_agrees_with_the_per_run_table(quick_run):
+    root, m = quick_run
+    runs = pd.read_csv(root / "flossing" / "runs.csv")
+    cfg = m["config"]
+    assert len(runs) == len(exp.CONDITIONS) * len(cfg["delays"]) * cfg["seeds"]
+    for name, c in m["conditions"].items():
+        for p in c["per_delay"]:
+            sub = runs[(runs["condition"] == name) & (runs["delay"] == p["delay"])]
+            solved = (sub["test_acc"] >= cfg["threshold"]) & sub["finite"]
+            assert p["solved_seeds"] == int(solved.sum()) and p["success_rate"] == pytest.approx(solved.mean())
+            assert p["test_mse_mean"] == pytest.approx(sub.loc[sub["finite"], "test_mse"].mean(), rel=1e-6)
+        rates = [p["success_rate"] for p in c["per_delay"]]
+        ok = [p["delay"] for p, r in zip(c["per_delay"], rates, strict=True) if r >= 0.5]
+        assert c["bridgeable_delay"] == (max(ok) if ok else None)
+    spectra = pd.read_csv(root / "flossing" / "spectra.csv")
+    init = spectra[spectra["stage"] == "init"]
+    assert len(init) == cfg["seeds"] * cfg["hidden"]
+    lam1 = init[init["index"] == 1]["lambda"].mean()
+    assert m["spectra"]["init"]["lambda1_mean"] == pytest.approx(lam1, rel=1e-6)
+    for stage in ("init", "flossed", "trained"):  # every spectrum sorted, largest first
+        for _, g in spectra[spectra["stage"] == stage].groupby(["condition", "delay", "seed"]):
+            assert np.all(np.diff(g.sort_values("index")["lambda"].to_numpy()) <= 1e-6)
+    monitor = pd.read_csv(root / "flossing" / "monitor.csv")
+    assert sorted(monitor["step"].unique()) == list(range(0, cfg["steps"], cfg["monitor_every"]))
+
+
+def test_flossing_before_training_lowered_its_loss(quick_run):
+    root, m = quick_run
+    curves = pd.read_csv(root / "flossing" / "floss_curves.csv")
+    first = curves[curves["step"] == 0]["loss"].mean()
+    last = curves[curves["step"] == curves["step"].max()]["loss"].mean()
+    assert m["spectra"]["flossed"]["floss_loss_first_mean"] == pytest.approx(first, rel=1e-6)
+    assert last < first  # even 10 quick steps move the exponents towards zero
+    g = m["gradient_choice"]
+    assert set(g["gradients"]) == {"exact", "frozen_states", "local"} and g["floss_default"] == "local"
+
+
+def test_page_section_is_true_to_the_json(quick_run):
+    root, _ = quick_run
+    page = write_report(root, quick=True).read_text()
+    assert "## Gradient flossing" in page and "**Verdict:" in page
+    assert "fig10_flossing_delay.png" in page and "*Not run: `flossing/metrics.json`" not in page
+    assert check(root) == []
+
+
+def test_figures_redraw_from_saved_files(quick_run, tmp_path):
+    root, m = quick_run
+    out = root / "flossing"
+    saved = json.loads((out / "metrics.json").read_text())
+    plots.plot_delay(pd.read_csv(out / "runs.csv"), saved, saved["config"]["threshold"], tmp_path / "a.png")
+    plots.plot_spectra(pd.read_csv(out / "spectra.csv"), saved, tmp_path / "b.png")
+    plots.plot_monitor(pd.read_csv(out / "monitor.csv"), saved, tmp_path / "c.png")
+    plots.plot_gradient_choice(pd.read_csv(out / "gradient_choice.csv"), saved["gradient_choice"], tmp_path / "d.png")
+    assert all((tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in ("a.png", "b.png", "c.png", "d.png"))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--delays", "5", "90"], "--delays must lie in 1..length-2"),
+    (["--num", "40"], "--num (40) must be at most --hidden (32)"),
+    (["--seeds", "0"], "--seeds must be a positive integer"),
+    (["--threshold", "1.5"], "--threshold must be in (0, 1]"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        exp.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_verdict_covers_extension_null_and_none():
+    assert exp._verdict(20, 70, [5, 70])["kind"] == "extends"
+    assert exp._verdict(None, 10, [5, 70])["kind"] == "extends"
+    assert exp._verdict(20, 20, [5, 70])["kind"] == "null"
+    assert exp._verdict(40, 20, [5, 70])["kind"] == "shortens"
+    assert exp._verdict(None, None, [5, 70])["kind"] == "none"
+    assert exp._bridgeable([1.0, 0.5, 0.25], [5, 10, 20]) == 10 and exp._bridgeable([0.0], [5]) is None
