@@ -12,7 +12,10 @@ one bit, Adam + clipping). Every variant runs ``--steps`` updates inside one jit
    ``lyapunov_of`` (local, frozen_states, exact) and with ``checkpoint=True``;
 2. training with the monitor (top ``--monitor-num`` exponents on a T-step probe) every
    ``--every`` steps against plain training -- target: under 20% more time at every = 10;
-3. training with the flossing regulariser every ``--every`` steps against plain training.
+3. training with the flossing regulariser every ``--every`` steps against plain training;
+4. the memory of the flossing gradient (XLA's temporary buffers of the compiled ``jax.grad`` of
+   ``flossing_loss``, S = 64, num = 32, T = 300, float32) per gradient, with and without
+   ``checkpoint=True`` and ``reorth_every``, against the forward pass alone.
 
 Timings on a shared machine are noisy: compare the ratios, measured in one process.
 """
@@ -111,7 +114,27 @@ def main(argv=None) -> dict:
     overhead = results[f"train + monitor every {cfg.every}"]["cpu_vs_train"] - 1
     print(f"monitor overhead at every = {cfg.every} (CPU time): {100 * overhead:.1f}% (target < 20%): "
           f"{'OK' if overhead < 0.2 else 'ABOVE TARGET'}")
+    results["memory_mb"] = gradient_memory()
     return results
+
+
+def gradient_memory(S: int = 64, num: int = 32, T: int = 300) -> dict:
+    """MB of XLA temporaries of the compiled gradient of flossing_loss (compile only, nothing runs)."""
+    cell = rnnjax.cells.vanilla("tanh")
+    params = cell.init(jax.random.PRNGKey(0), 2, S)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (T, 2))
+    loss = lambda q, **kw: rnnjax.flossing_loss(partial(cell.step, q), jnp.zeros(S), xs, num=num, **kw)
+    temp_mb = lambda f: jax.jit(f).lower(params).compile().memory_analysis().temp_size_in_bytes / 1e6
+    out = {"forward": temp_mb(loss)}
+    print(f"\nmemory of the flossing gradient, S = {S}, num = {num}, T = {T}, float32 (MB of temporaries):")
+    print(f"  forward pass alone: {out['forward']:.2f}")
+    for gradient in ("exact", "local"):
+        for checkpoint in (False, True):
+            for k in (1, 4):
+                name = f"{gradient}, checkpoint={checkpoint}, reorth_every={k}"
+                out[name] = temp_mb(jax.grad(partial(loss, gradient=gradient, checkpoint=checkpoint, reorth_every=k)))
+                print(f"  {name}: {out[name]:.2f}")
+    return out
 
 
 if __name__ == "__main__":
