@@ -1,4 +1,5 @@
-"""The adding problem: data checks, the 1/6 baseline, and a short seeded run where an LSTM beats it."""
+"""The synthetic tasks: the adding problem (data checks, the 1/6 baseline, a short seeded run where an LSTM beats
+it) and the delayed recall of one bit."""
 
 import jax
 import jax.numpy as jnp
@@ -71,3 +72,18 @@ def test_short_adding_run_lstm_beats_the_baseline():
     assert bool(hist.finite.all())
     assert before > tasks.ADDING_BASELINE_MSE  # an untrained LSTM does worse than predicting 1
     assert after < 0.02
+
+
+def test_delayed_recall_places_one_bit_d_steps_before_the_end():
+    T, d, n = 12, 5, 64
+    xs, ys = tasks.delayed_recall(jax.random.PRNGKey(3), n, T, d, noise=0.5)
+    assert xs.shape == (n, T, 2) and ys.shape == (n, 1)
+    bit = np.asarray(xs[..., 0])
+    assert np.all(bit[:, T - 1 - d] == np.asarray(ys[:, 0]))  # the bit at step T-1-d is the target
+    assert np.all(np.delete(bit, T - 1 - d, axis=1) == 0) and set(np.unique(ys).tolist()) == {-1.0, 1.0}
+    assert 0.35 < float(np.std(xs[..., 1])) < 0.65  # the distractor's std 0.5
+    traced = jax.jit(lambda d: tasks.delayed_recall(jax.random.PRNGKey(3), n, T, d, noise=0.5))(d)  # vmappable d
+    np.testing.assert_array_equal(np.asarray(traced[0]), np.asarray(xs))
+    assert float(tasks.recall_accuracy(ys, ys)) == 1.0 and float(tasks.recall_accuracy(-ys, ys)) == 0.0
+    with pytest.raises(ValueError, match="delay must satisfy"):
+        tasks.delayed_recall(jax.random.PRNGKey(0), 2, T, T)
