@@ -233,30 +233,21 @@ def _fit_setup(steps=7, h=5):
     return rnnjax, cell, model, (xs, ys), make_step, jnp.zeros(h)
 
 
-def test_fit_monitor_records_lyapunov_of_that_steps_parameters():
+def test_fit_regularizer_and_monitor():
+    """One fit run with both: the regulariser's gradient is added on steps 0, 2, 4 (checked against a hand
+    loop of SGD steps), and the monitor's records equal lyapunov_of on the parameters of steps 0, 3."""
     rnnjax, cell, model, batches, make_step, h0 = _fit_setup()
     probe = jax.random.normal(jax.random.PRNGKey(3), (30, 1))
     monitor = rnnjax.spectrum_monitor(make_step, h0, probe, num=2, warmup=5)
-    loss_fn = rnnjax.make_loss(cell, "mse_last")
-    _, hist = rnnjax.fit(loss_fn, model, batches, optax.adam(0.05), num_steps=7, record=lambda p, g: p,
-                         monitor=monitor, monitor_every=3)
-    assert hist.monitor.shape == (3, 2)  # steps 0, 3, 6
-    lyap = jax.jit(lambda q: lyapunov_of(make_step(q), h0, probe, num=2, warmup=5))
-    for j, s in enumerate((0, 3, 6)):
-        want = lyap(jax.tree.map(lambda a, s=s: a[s], hist.extra))  # on the parameters step s saw
-        np.testing.assert_allclose(np.asarray(hist.monitor[j]), np.asarray(want), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(np.asarray(hist.monitor[0]), np.asarray(hist.monitor[2]))  # the spectrum moved
-
-
-def test_fit_regularizer_adds_its_gradient_every_k_steps():
-    rnnjax, cell, model, batches, make_step, h0 = _fit_setup()
     reg = rnnjax.flossing_regularizer(make_step, h0, lambda batch: batch[0][0], num=2, weight=0.5)
     loss_fn = rnnjax.make_loss(cell, "mse_last")
-    lr = 0.02
+    lr = 0.05
     params, hist = rnnjax.fit(loss_fn, model, batches, optax.sgd(lr), num_steps=5, regularizer=reg,
-                              regularize_every=2)
+                              regularize_every=2, monitor=monitor, monitor_every=3)
     p, value_and_grad = model, jax.jit(jax.value_and_grad(loss_fn))
     reg_grad = jax.jit(jax.grad(lambda q, x: 0.5 * flossing_loss(make_step(q), h0, x, num=2, gradient="local")))
+    lyap = jax.jit(lambda q: lyapunov_of(make_step(q), h0, probe, num=2, warmup=5))
+    assert hist.monitor.shape == (2, 2)  # steps 0 and 3
     for s in range(5):
         batch = jax.tree.map(lambda a, s=s: a[s % 3], batches)
         value, g = value_and_grad(p, batch)
@@ -266,8 +257,11 @@ def test_fit_regularizer_adds_its_gradient_every_k_steps():
             assert float(optax.tree.norm(gr)) > 1e-3
             g = jax.tree.map(jnp.add, g, gr)
         np.testing.assert_allclose(float(hist.grad_norm[s]), float(optax.tree.norm(g)), rtol=1e-5)
+        if s % 3 == 0:  # the monitor saw this step's parameters, before its update
+            np.testing.assert_allclose(np.asarray(hist.monitor[s // 3]), np.asarray(lyap(p)), rtol=1e-5, atol=1e-6)
         p = jax.tree.map(lambda a, b: a - lr * b, p, g)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(hist.monitor[0]), np.asarray(hist.monitor[1]), atol=1e-4)  # it moved
     with pytest.raises(ValueError, match="monitor_every"):
         rnnjax.fit(loss_fn, model, batches, optax.sgd(lr), num_steps=5, monitor=lambda p: 0.0, monitor_every=0)
