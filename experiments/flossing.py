@@ -94,10 +94,11 @@ def validate(cfg, parser: argparse.ArgumentParser) -> None:
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
     for name in ("choice_lr", "lr", "floss_lr", "rho"):
-        if not getattr(cfg, name) > 0:
-            parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
-    if cfg.noise < 0 or cfg.floss_weight < 0:
-        parser.error("--noise and --floss-weight must be >= 0")
+        if not 0 < getattr(cfg, name) < float("inf"):
+            parser.error(f"--{name.replace('_', '-')} must be a finite number > 0, got {getattr(cfg, name)}")
+    for name in ("noise", "floss_weight"):
+        if not 0 <= getattr(cfg, name) < float("inf"):  # NaN fails too
+            parser.error(f"--{name.replace('_', '-')} must be a finite number >= 0, got {getattr(cfg, name)}")
     if not 0 < cfg.threshold <= 1:
         parser.error(f"--threshold must be in (0, 1], got {cfg.threshold}")
     if cfg.num > cfg.hidden:
@@ -388,7 +389,9 @@ def main(argv: list[str] | None = None) -> dict:
                   "flossing_inputs": "distractor noise without the bit, a fresh sequence per flossing step",
                   "regularizer_inputs": "the first sequence of each training batch",
                   "data": "the same training batches and test sets for every seed and condition",
-                  "log10_cond": "T (lambda_1 - lambda_num) / ln 10: sigma_1 / sigma_num of the T-step Jacobian"}
+                  "log10_cond": "T (lambda_1 - lambda_num) / ln 10: sigma_1 / sigma_num of the T-step Jacobian",
+                  "runs_csv": "one row per condition, delay and seed; test_mse is -1 where the run went non-finite "
+                              "(finite = False; such runs count as unsolved and stay out of the MSE means)"}
     t = time.perf_counter()
     plots.plot_delay(pd.read_csv(out / "runs.csv"), recall, cfg.threshold, out / FIGURES[0])
     plots.plot_spectra(pd.read_csv(out / "spectra.csv"), recall, out / FIGURES[1])

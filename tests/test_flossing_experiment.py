@@ -88,6 +88,8 @@ def test_figures_redraw_from_saved_files(quick_run, tmp_path):
     (["--num", "40"], "--num (40) must be at most --hidden (32)"),
     (["--seeds", "0"], "--seeds must be a positive integer"),
     (["--threshold", "1.5"], "--threshold must be in (0, 1]"),
+    (["--noise", "nan"], "--noise must be a finite number >= 0"),
+    (["--lr", "inf"], "--lr must be a finite number > 0"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as e:
