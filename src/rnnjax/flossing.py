@@ -6,15 +6,19 @@ exponents lambda_1 >= lambda_2 >= ... of the forward dynamics, :func:`rnnjax.lya
 Exponents near zero keep the products of step Jacobians well-conditioned over long horizons.
 Flossing descends on
 
-    L_floss = sum_{i=1}^{num} (lambda_i - target)^2        (Engelken 2023, eq. 4; target 0 there)
+    L_floss = sum_{i=1}^{num} (lambda_i - target)^2        (Engelken 2023, the flossing loss)
 
-with the exponents computed by QR re-orthonormalisation and differentiated through it.
+with the exponents computed by QR re-orthonormalisation and differentiated through it (the paper's
+code averages over the num exponents instead of summing: a constant factor num, which only rescales
+a plain gradient step and leaves Adam's unchanged).
 
 * :func:`flossing_loss` -- the loss for any step ``step(carry, x) -> carry``; ``jax.grad`` of it
   with respect to whatever the step closes over is the exact gradient by default.
 * :func:`floss` -- flossing on its own (e.g. before training): ``num_steps`` updates of any optax
   transformation inside one jitted ``lax.scan``; its default gradient is the ``"local"`` surrogate,
   chosen by measurement (``docs/flossing.md``).
+* :func:`flossing_regularizer` and :func:`spectrum_monitor` -- flossing during training and the top
+  exponents recorded inside the jitted run, as options of :func:`rnnjax.fit`.
 """
 
 from __future__ import annotations
@@ -58,9 +62,8 @@ def flossing_loss(step: Callable, carry0, xs: jax.Array, *, num: int, warmup: in
     Returns:
       A scalar; NaN when the state stopped being finite.
     """
-    lambdas = lyapunov_of(step, carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every, gradient=gradient,
-                          checkpoint=checkpoint)
-    return jnp.sum((lambdas - target) ** 2)  # L_floss = sum_i (lambda_i - target)^2 (Engelken 2023, eq. 4)
+    return flossing_loss_and_exponents(step, carry0, xs, num=num, warmup=warmup, reorth_every=reorth_every,
+                                       target=target, gradient=gradient, checkpoint=checkpoint)[0]
 
 
 def flossing_loss_and_exponents(step: Callable, carry0, xs: jax.Array, *, num: int, warmup: int = 0,
@@ -69,7 +72,7 @@ def flossing_loss_and_exponents(step: Callable, carry0, xs: jax.Array, *, num: i
     """``(flossing_loss, lambdas (num,))`` from one QR pass; ``jax.value_and_grad(..., has_aux=True)`` form."""
     lambdas = lyapunov_of(step, carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every, gradient=gradient,
                           checkpoint=checkpoint)
-    return jnp.sum((lambdas - target) ** 2), lambdas  # (Engelken 2023, eq. 4)
+    return jnp.sum((lambdas - target) ** 2), lambdas  # L_floss = sum_i (lambda_i - target)^2 (Engelken 2023)
 
 
 class FlossHistory(NamedTuple):
