@@ -26,7 +26,6 @@ import time
 _T_START = time.perf_counter()
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -37,6 +36,7 @@ import optax  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import rnnjax  # noqa: E402
+from experiments import _cli  # noqa: E402
 from rnnjax.analysis import GRADIENTS  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
@@ -47,35 +47,46 @@ FIGURES = ("fig10_flossing_delay.png", "fig11_flossing_spectra.png", "fig12_flos
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.flossing", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("runs/flossing"), help="output folder (default: runs/flossing)")
+    p = _cli.Parser("flossing", __doc__)
+    p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
+                   "(default: runs/flossing-<date>-<time>/)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes)")
-    p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default: 0)")
+    p.add_argument("--seed", type=_cli.number(int, min=0, max=_cli.SEED_MAX // 1000 - 1), default=0,
+                   help="base PRNG seed (default: 0)")
+    count = lambda hi: _cli.number(int, min=1, max=hi)
     g = p.add_argument_group("1. which gradient flosses")
-    g.add_argument("--choice-seeds", type=int, default=8, help="edge-of-chaos networks (default: 8)")
-    g.add_argument("--choice-steps", type=int, default=1000, help="Adam steps per gradient (default: 1000)")
-    g.add_argument("--choice-lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
+    g.add_argument("--choice-seeds", type=count(100), default=8, help="edge-of-chaos networks (default: 8)")
+    g.add_argument("--choice-steps", type=count(10**6), default=1000, help="Adam steps per gradient (default: 1000)")
+    g.add_argument("--choice-lr", type=_cli.learning_rate, default=3e-3, help="Adam learning rate (default: 3e-3)")
     t = p.add_argument_group("2. delayed recall")
-    t.add_argument("--seeds", type=int, default=8, help="networks per delay and condition (default: 8)")
-    t.add_argument("--delays", type=int, nargs="+", default=[5, 10, 20, 40, 70],
+    t.add_argument("--seeds", type=count(999), default=8, help="networks per delay and condition (default: 8)")
+    t.add_argument("--delays", type=count(10**5), nargs="+", default=[5, 10, 20, 40, 70],
                    help="delays d between the bit and its recall (default: 5 10 20 40 70)")
-    t.add_argument("--length", type=int, default=80, help="sequence length T, > every delay (default: 80)")
-    t.add_argument("--hidden", type=int, default=32, help="hidden units H (default: 32)")
-    t.add_argument("--noise", type=float, default=1.0, help="std of the distractor input (default: 1)")
-    t.add_argument("--rho", type=float, default=1.0, help="W_hh = rho x N(0, 1/H) at initialisation (default: 1)")
-    t.add_argument("--steps", type=int, default=400, help="training steps, a fresh batch each (default: 400)")
-    t.add_argument("--batch", type=int, default=32, help="sequences per step (default: 32)")
-    t.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, clipping at 1 (default: 3e-3)")
-    t.add_argument("--num", type=int, default=16, help="exponents flossed (default: 16)")
-    t.add_argument("--floss-steps", type=int, default=200, help="flossing steps before training (default: 200)")
-    t.add_argument("--floss-lr", type=float, default=1e-3, help="flossing Adam learning rate (default: 1e-3)")
-    t.add_argument("--floss-every", type=int, default=10, help="(c): flossing loss every k steps (default: 10)")
-    t.add_argument("--floss-weight", type=float, default=1.0, help="(c): its weight (default: 1)")
-    t.add_argument("--threshold", type=float, default=0.9, help="success: held-out accuracy >= this (default: 0.9)")
-    t.add_argument("--test-size", type=int, default=512, help="held-out sequences per delay (default: 512)")
-    t.add_argument("--monitor-every", type=int, default=20, help="monitor the top 4 exponents every m steps "
-                                                                     "(default: 20)")
+    t.add_argument("--length", type=_cli.number(int, min=3, max=10**5), default=80,
+                   help="sequence length T, > every delay + 1 (default: 80)")
+    t.add_argument("--hidden", type=count(4096), default=32, help="hidden units H (default: 32)")
+    t.add_argument("--noise", type=_cli.number(float, min=0, max=1e3), default=1.0,
+                   help="std of the distractor input (default: 1)")
+    t.add_argument("--rho", type=_cli.number(float, min=0, min_open=True, max=1e3), default=1.0,
+                   help="W_hh = rho x N(0, 1/H) at initialisation (default: 1)")
+    t.add_argument("--steps", type=count(10**6), default=400, help="training steps, a fresh batch each (default: 400)")
+    t.add_argument("--batch", type=count(10**5), default=32, help="sequences per step (default: 32)")
+    t.add_argument("--lr", type=_cli.learning_rate, default=3e-3, help="Adam learning rate, clipping at 1 "
+                                                                       "(default: 3e-3)")
+    t.add_argument("--num", type=count(4096), default=16, help="exponents flossed, at most --hidden (default: 16)")
+    t.add_argument("--floss-steps", type=count(10**6), default=200,
+                   help="flossing steps before training (default: 200)")
+    t.add_argument("--floss-lr", type=_cli.learning_rate, default=1e-3, help="flossing Adam learning rate "
+                                                                             "(default: 1e-3)")
+    t.add_argument("--floss-every", type=count(10**6), default=10,
+                   help="(c): flossing loss every k training steps (default: 10)")
+    t.add_argument("--floss-weight", type=_cli.number(float, min=0, max=1e6), default=1.0,
+                   help="(c): its weight (default: 1)")
+    t.add_argument("--threshold", type=_cli.number(float, min=0, min_open=True, max=1), default=0.9,
+                   help="success: held-out accuracy >= this, in (0, 1] (default: 0.9)")
+    t.add_argument("--test-size", type=count(10**6), default=512, help="held-out sequences per delay (default: 512)")
+    t.add_argument("--monitor-every", type=count(10**6), default=20,
+                   help="monitor the top 4 exponents every m training steps (default: 20)")
     return p
 
 
@@ -86,30 +97,23 @@ def _quick(cfg):
     return cfg
 
 
-def validate(cfg, parser: argparse.ArgumentParser) -> None:
-    """Every argument checked before any work: a bad one is one line and exit status 2 (``parser.error``)."""
-    positive = ("choice_seeds", "choice_steps", "seeds", "length", "hidden", "steps", "batch", "num", "floss_steps",
-                "floss_every", "test_size", "monitor_every")
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
-    for name in ("choice_lr", "lr", "floss_lr", "rho"):
-        if not 0 < getattr(cfg, name) < float("inf"):
-            parser.error(f"--{name.replace('_', '-')} must be a finite number > 0, got {getattr(cfg, name)}")
-    for name in ("noise", "floss_weight"):
-        if not 0 <= getattr(cfg, name) < float("inf"):  # NaN fails too
-            parser.error(f"--{name.replace('_', '-')} must be a finite number >= 0, got {getattr(cfg, name)}")
-    if not 0 < cfg.threshold <= 1:
-        parser.error(f"--threshold must be in (0, 1], got {cfg.threshold}")
+def validate(cfg) -> None:
+    """The checks between flags (each flag's own range is its argparse type): a :class:`_cli.UsageError`."""
     if cfg.num > cfg.hidden:
-        parser.error(f"--num ({cfg.num}) must be at most --hidden ({cfg.hidden})")
-    bad = [d for d in cfg.delays if not 1 <= d <= cfg.length - 2]
+        raise _cli.UsageError(f"--num ({cfg.num}) must be at most --hidden ({cfg.hidden}): only H exponents exist")
+    bad = [d for d in cfg.delays if not d <= cfg.length - 2]
     if bad:
-        parser.error(f"--delays must lie in 1..length-2 = {cfg.length - 2} (the state needs a step before the bit), "
-                     f"got {bad}")
+        raise _cli.UsageError(f"--delays must lie in 1..length-2 = {cfg.length - 2} (the state needs a step before "
+                              f"the bit), got {bad}; use shorter delays or a larger --length")
     if len(set(cfg.delays)) != len(cfg.delays):
-        parser.error(f"--delays must be distinct, got {cfg.delays}")
+        raise _cli.UsageError(f"--delays must be distinct, got {cfg.delays}")
     cfg.delays = sorted(cfg.delays)
+    runs = 3 * len(cfg.delays) * cfg.seeds
+    data = len(cfg.delays) * (cfg.steps * cfg.batch + cfg.test_size) * cfg.length * 3  # inputs and targets
+    work = runs * (cfg.batch * cfg.length * cfg.hidden * 6 + 24 * cfg.hidden**2 + cfg.length * cfg.hidden * cfg.num)
+    _cli.check_memory(4.0 * (data + 2 * work), f"the delayed recall ({len(cfg.delays)} delays x {cfg.seeds} seeds x "
+                      f"{cfg.steps:,} steps x {cfg.batch} sequences of {cfg.length}, --hidden {cfg.hidden})",
+                      "use fewer --steps or --seeds, a smaller --batch, --hidden or --length")
 
 
 def _stage(msg: str) -> None:
@@ -362,13 +366,18 @@ def _verdict(plain_d, best, delays) -> dict:
 # ------------------------------------------------------------------------------------------------ main
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = build_parser()
-    cfg = parser.parse_args(argv)
+    cfg = build_parser().parse_args(argv)
     if cfg.quick:
         cfg = _quick(cfg)
-    validate(cfg, parser)
-    out = cfg.out
-    out.mkdir(parents=True, exist_ok=True)
+    validate(cfg)
+    final = _cli.check_out(cfg.out or _cli.default_out("flossing"))
+    with _cli.atomic_folder(final) as out:
+        metrics = _run(cfg, out)
+    _stage(f"done: {final}/ (metrics.json and {len(metrics['figures'])} figures)")
+    return metrics
+
+
+def _run(cfg, out: Path) -> dict:
     from rnnjax.plots import flossing as plots
 
     timings = {}
@@ -381,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
     recall = run_delayed_recall(cfg, out)
     timings["delayed_recall"] = time.perf_counter() - t
     _stage(recall["verdict"]["text"])
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items() if k not in ("out", "debug")}
     recall_cfg = {"task": "delayed recall of one bit (tasks.delayed_recall), recall at the last step",
                   "loss": "mse_last against the bit +-1", "cell": "vanilla tanh, Gaussian W_hh x rho",
                   "optimizer": "adam + clip_by_global_norm(1)", "flossing_optimizer": "adam",
@@ -407,10 +416,9 @@ def main(argv: list[str] | None = None) -> dict:
                "files": ["gradient_choice.csv", "gradient_choice.json", "runs.csv", "spectra.csv", "monitor.csv",
                          "floss_curves.csv"]}
     write_json(out / "metrics.json", metrics)  # last: its presence means the run completed
-    _stage(f"done in {timings['total']:.1f}s -> {out}")
+    _stage(f"finished in {timings['total']:.1f}s")
     return metrics
 
 
 if __name__ == "__main__":
-    main()
-    sys.exit(0)
+    _cli.run_as_command(main, "flossing")

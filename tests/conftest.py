@@ -29,7 +29,8 @@ def quick_runs(tmp_path_factory):
     args = {"stock_forecast": ("--quick", "--seeds", "2"),
             "gradient_stability": ("--quick", "--rhos", "0.9", "0.99", "1.2", "60"),  # rho 60 goes non-finite
             "gradient_spectra": ("--quick",),
-            "remedies": ("--quick", "--models", "rnn_tanh", "lstm")}
+            "remedies": ("--quick", "--models", "rnn_tanh", "lstm"),
+            "flossing": ("--quick",)}
     root = tmp_path_factory.mktemp("main_job") / "runs"
     root.mkdir()
     done = {}

@@ -193,6 +193,17 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
         (["--adding-steps", "1000000", "--batch", "100000", *out], ["--adding-steps", "GiB"]),
         (["--out", r("d/history.csv")], ["history.csv", "is a file"]),
     ]
+    fl = [
+        (["--delays", "5", "90", *out], ["--delays", "1..length-2 = 78"]),
+        (["--num", "40", *out], ["--num (40)", "--hidden (32)"]),
+        (["--seeds", "0", *out], ["--seeds", ">= 1"]),
+        (["--threshold", "1.5", *out], ["--threshold", "<= 1"]),
+        (["--noise", "nan", *out], ["--noise", "finite"]),
+        (["--floss-lr", "1e-60", *out], ["--floss-lr", "rounds to 0"]),
+        (["--delays", "5", "5", *out], ["--delays", "distinct"]),
+        (["--steps", "1000000", "--batch", "100000", *out], ["delayed recall", "GiB"]),
+        (["--out", r("d/history.csv")], ["history.csv", "is a file"]),
+    ]
     rp = [
         (["--only", "nothing"], ["--only", "invalid choice"]),
         (["--out", r("a_file")], ["a_file", "is a file"]),
@@ -209,7 +220,8 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
         ([r("bad_json")], [str(root / "bad_json" / "stock_forecast" / "metrics.json"), "not valid JSON"]),
     ]
     return {"experiments.stock_forecast": sf, "experiments.gradient_stability": gs,
-            "experiments.gradient_spectra": sp, "experiments.remedies": rm, "experiments.reproduce": rp,
+            "experiments.gradient_spectra": sp, "experiments.remedies": rm, "experiments.flossing": fl,
+            "experiments.reproduce": rp,
             "experiments.check_report": cr, "experiments.report": re_}
 
 
@@ -248,7 +260,8 @@ def test_the_table_covers_at_least_40_bad_inputs(results):
 
 
 @pytest.mark.parametrize("module", ["experiments.stock_forecast", "experiments.gradient_stability",
-                                    "experiments.gradient_spectra", "experiments.remedies", "experiments.reproduce",
+                                    "experiments.gradient_spectra", "experiments.remedies", "experiments.flossing",
+                                    "experiments.reproduce",
                                     "experiments.check_report", "experiments.report"])
 def test_bad_inputs_exit_2_with_one_clear_line_and_change_nothing(results, module):
     table, done = results
