@@ -219,17 +219,16 @@ def _run(args, out: Path) -> dict:
     write_csv(out / "phase.csv", pd.concat(phase_rows, ignore_index=True))
 
     # 3. figures, then metrics.json last
-    figs = [
-        plot_lag_profiles(out / "fig4_lag_profile.png", [
-            {"rho": float(r), "k": k, "log_profile": lag["log_profile"][i], "log_bound": lag["log_bound"][i],
-             "log_sigma_max": np.concatenate([[0.0], lag["log_sigma"][i][:-1, 0]]), "lyap": float(lyap_med[i, 0]),
-             "label": f"{args.activation}, rho = {r:g}: gradient vs lag"} for i, r in enumerate(rhos)]),
-        plot_jacobian_spectra(out / "fig5_jacobian_spectra.png", [
-            {"rho": float(r), "k": np.arange(1, T + 1), "log_sigma": lag["log_sigma"][i],
-             "log_bound": np.arange(1, T + 1) * lag["log_bound"][i][1]} for i, r in enumerate(rhos)],
-            {float(r): lyap_med[i] for i, r in enumerate(rhos)}),
-        plot_phase_diagram(out / "fig6_phase_diagram.png", panels),
-    ]
+    figs = ["fig4_lag_profile.png", "fig5_jacobian_spectra.png", "fig6_phase_diagram.png"]
+    plot_lag_profiles(out / figs[0], [
+        {"rho": float(r), "k": k, "log_profile": lag["log_profile"][i], "log_bound": lag["log_bound"][i],
+         "log_sigma_max": np.concatenate([[0.0], lag["log_sigma"][i][:-1, 0]]), "lyap": float(lyap_med[i, 0]),
+         "label": f"{args.activation}, rho = {r:g}: gradient vs lag"} for i, r in enumerate(rhos)])
+    plot_jacobian_spectra(out / figs[1], [
+        {"rho": float(r), "k": np.arange(1, T + 1), "log_sigma": lag["log_sigma"][i],
+         "log_bound": np.arange(1, T + 1) * lag["log_bound"][i][1]} for i, r in enumerate(rhos)],
+        {float(r): lyap_med[i] for i, r in enumerate(rhos)})
+    plot_phase_diagram(out / figs[2], panels)
     metrics = {
         "experiment": "gradient_spectra",
         "config": {"rhos": rhos.tolist(), "activation": args.activation, "gamma": gamma,
@@ -240,7 +239,7 @@ def _run(args, out: Path) -> dict:
         "per_rho": per_rho,
         "phase_crossings": crossings,
         "wall_s": time.perf_counter() - t0,
-        "figures": [f.name for f in figs],
+        "figures": figs,
     }
     write_json(out / "metrics.json", metrics)
     return metrics

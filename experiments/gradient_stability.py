@@ -176,9 +176,10 @@ def _run(args, rhos, seeds, out: Path):
         say(f"no rho is one of the report's ({', '.join(f'{r:g}' for r in REPORT_CLAIMS)}): no claims to judge, "
             "no claims.csv")
 
-    fig = plot_grad_norm_history(out / "fig3_grad_norm.png", curves, norm=args.norm,
-                                 title=f"||dL/dW_hh|| per SGD step, {args.activation} H={args.hidden}, "
-                                       f"{args.recurrent_init} init (median, min-max band)")
+    fig = out / "fig3_grad_norm.png"
+    plot_grad_norm_history(fig, curves, norm=args.norm,
+                           title=f"||dL/dW_hh|| per SGD step, {args.activation} H={args.hidden}, "
+                                 f"{args.recurrent_init} init (median, min-max band)")
     metrics = {
         "experiment": "gradient_stability",
         "config": {**{k: v for k, v in config.items()}, "rhos": [float(r) for r in rhos],

@@ -2,7 +2,9 @@
 
 Nothing here touches pyplot or the backend: figures are :class:`matplotlib.figure.Figure` objects
 rendered by the Agg canvas when saved, so importing :mod:`rnnjax.plots` leaves a user's notebook
-backend and pyplot state as they were.
+backend and pyplot state as they were. Every plot function returns its ``Figure`` (display it in a
+notebook, or save it yourself) and writes a PNG only when given a ``path``; one-panel plots also
+draw into a caller's ``ax=``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: fl
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width, height))
         return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def single_axes(ax, *, width: float, height: float):
+    """``(fig, ax)``: the caller's ``ax`` and its figure, or a new one-panel figure when ``ax`` is None."""
+    if ax is not None:
+        return ax.figure, ax
+    return new_figure(1, 1, width=width, height=height)
+
+
+def finish(fig: Figure, path) -> Figure:
+    """Save ``fig`` as PNG at ``path`` (atomically) unless ``path`` is None; return the Figure."""
+    if path is not None:
+        save_png(fig, path)
+    return fig
 
 
 def save_png(fig: Figure, path) -> Path:

@@ -6,12 +6,11 @@ Each takes the DataFrame the experiment writes as CSV and its JSON summary (``me
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from rnnjax.plots.common import new_figure, save_png, styled
+from rnnjax.plots.common import finish, new_figure, single_axes, styled
 
 
 def _delay_axis(ax, delays) -> None:
@@ -34,7 +33,7 @@ COLORS = {"plain": "tab:gray", "floss_before": "tab:blue", "floss_before_and_dur
 
 
 @styled
-def plot_delay(runs: pd.DataFrame, summary: dict, threshold: float, path) -> Path:
+def plot_delay(runs: pd.DataFrame, summary: dict, threshold: float, path) -> Figure:
     """Figure 10: success rate and held-out MSE against the delay d, per condition (seeds as points)."""
     fig, (ax_s, ax_m) = new_figure(1, 2, width=11.0, height=4.8)
     conds = summary["conditions"]
@@ -57,11 +56,11 @@ def plot_delay(runs: pd.DataFrame, summary: dict, threshold: float, path) -> Pat
     _legend_below(ax_s, ncol=2)
     _legend_below(ax_m, ncol=2)
     fig.suptitle("Delayed recall of one bit, vanilla tanh RNN: does gradient flossing bridge longer delays?")
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
-def plot_spectra(spectra: pd.DataFrame, summary: dict, path) -> Path:
+def plot_spectra(spectra: pd.DataFrame, summary: dict, path) -> Figure:
     """Figure 11: Lyapunov spectra (mean over seeds, band min-max) at init, after flossing, after training at
     the longest delay; and log10 condition number of the long-term Jacobian against the delay."""
     fig, (ax_a, ax_b, ax_c) = new_figure(1, 3, width=15.0, height=5.6)
@@ -93,11 +92,11 @@ def plot_spectra(spectra: pd.DataFrame, summary: dict, path) -> Path:
     _delay_axis(ax_c, summary["delays"])
     _legend_below(ax_c)
     fig.suptitle("Lyapunov spectrum of the forward dynamics (fixed noise probe), nats per step")
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
-def plot_monitor(monitor: pd.DataFrame, summary: dict, path) -> Path:
+def plot_monitor(monitor: pd.DataFrame, summary: dict, path) -> Figure:
     """Figure 12: the top exponents recorded by ``fit``'s monitor during training, per condition, longest delay."""
     d_show = max(summary["delays"])
     conds = list(summary["conditions"])
@@ -113,13 +112,13 @@ def plot_monitor(monitor: pd.DataFrame, summary: dict, path) -> Path:
     axes[0][0].set_ylabel("lambda_i (nats/step): mean, seed range")
     _legend_below(axes[0][len(conds) // 2], ncol=4)
     fig.suptitle(f"Spectrum monitored inside the jitted training run (d = {d_show})")
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
-def plot_gradient_choice(curves: pd.DataFrame, choice: dict, path) -> Path:
+def plot_gradient_choice(curves: pd.DataFrame, choice: dict, path, *, ax=None) -> Figure:
     """Figure 13: sum lambda_i^2 during flossing of edge-of-chaos networks, per gradient (median, quartile band)."""
-    fig, ax = new_figure(1, 1, width=7.5, height=5.0)
+    fig, ax = single_axes(ax, width=7.5, height=5.0)
     for mode, g in curves.groupby("gradient", sort=False):
         m = g.groupby("step")["loss"]
         r = choice["gradients"][mode]
@@ -132,4 +131,4 @@ def plot_gradient_choice(curves: pd.DataFrame, choice: dict, path) -> Path:
            title=f"Flossing edge-of-chaos tanh RNNs (rho {choice['rho']}, H {choice['hidden']}, "
                  f"T {choice['T']}, num {choice['num']})")
     _legend_below(ax)
-    return save_png(fig, path)
+    return finish(fig, path)

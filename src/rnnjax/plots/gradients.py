@@ -5,8 +5,9 @@ so every figure can be redrawn from the CSV files the experiments save."""
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from rnnjax.plots.common import new_figure, save_png, styled
+from rnnjax.plots.common import finish, new_figure, single_axes, styled
 
 REPORT_RHOS = (0.90, 0.99, 1.20)
 NORM_LABELS = {"spec": r"$\|\partial L/\partial W_{hh}\|_2$ (spectral)",
@@ -22,12 +23,12 @@ def _colors(n):
 
 
 @styled
-def plot_grad_norm_history(path, curves: dict, *, norm: str = "spec", title: str | None = None):
+def plot_grad_norm_history(path, curves: dict, *, norm: str = "spec", title: str | None = None, ax=None) -> Figure:
     """Figure 3: per rho the median over seeds of the gradient norm per step, with a min-max band.
 
     ``curves`` maps rho -> dict(steps (K,), median (K,), low (K,), high (K,), seeds int, diverged str|None).
     """
-    fig, ax = new_figure(width=7.0, height=4.2)
+    fig, ax = single_axes(ax, width=7.0, height=4.2)
     for color, (rho, c) in zip(_colors(len(curves)), sorted(curves.items()), strict=True):
         label = f"rho = {rho:g} ({c['seeds']} seeds)"
         if c.get("diverged"):
@@ -42,11 +43,11 @@ def plot_grad_norm_history(path, curves: dict, *, norm: str = "spec", title: str
     ax.set_ylabel(NORM_LABELS[norm] + ", log scale")
     ax.set_title(title or "Figure 3 reproduced: median over seeds, band = min..max")
     ax.legend(fontsize=8)
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
-def plot_lag_profiles(path, panels: list[dict]):
+def plot_lag_profiles(path, panels: list[dict]) -> Figure:
     """Figure 4: per rho, ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| against the lag k (geometric means).
 
     Each panel dict: rho, k (K,), log_profile (K,) natural log of the ratio, log_bound (K,) for
@@ -64,11 +65,11 @@ def plot_lag_profiles(path, panels: list[dict]):
         ax.set_ylabel("gradient norm ratio (log scale)")
         ax.set_title(p.get("label", f"rho = {p['rho']:g}"))
         ax.legend(fontsize=7)
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
-def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict):
+def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict) -> Figure:
     """Figure 5: all singular values of the products P_k against k per rho, and the Lyapunov spectra.
 
     Each panel dict: rho, k (K,), log_sigma (K, S) natural logs (geometric means), log_bound (K,).
@@ -106,11 +107,11 @@ def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict):
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax.text(0.5, -0.32, "exponents off the bottom: collapsed directions (-inf, shown as log(tiny))",
             transform=ax.transAxes, fontsize=6.5, ha="center", va="top")
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
-def plot_phase_diagram(path, panels: list[dict], *, marks=REPORT_RHOS):
+def plot_phase_diagram(path, panels: list[dict], *, marks=REPORT_RHOS) -> Figure:
     """Figure 6: per activation, top Lyapunov exponent and lag-profile slope against rho, per length.
 
     Each panel dict: activation, rho (R,), lengths {T: dict(lyap (R,), slope (R,))} (NaN = not
@@ -132,4 +133,4 @@ def plot_phase_diagram(path, panels: list[dict], *, marks=REPORT_RHOS):
         ax.set_ylabel("growth rate (nats/step): < 0 vanishing, > 0 exploding")
         ax.set_title(f"{p['activation']}: where vanishing turns into exploding")
         ax.legend(fontsize=6.5)
-    return save_png(fig, path)
+    return finish(fig, path)

@@ -6,12 +6,11 @@ redrawn from ``runs/remedies/`` without retraining.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from rnnjax.plots.common import new_figure, save_png, styled
+from rnnjax.plots.common import finish, new_figure, single_axes, styled
 
 MODEL_LABELS = {
     "rnn_tanh": "RNN tanh (Gaussian, rho 1)",
@@ -39,7 +38,7 @@ def _fmt(x) -> str:
 
 
 @styled
-def plot_clipping(frame: pd.DataFrame, summary: dict, path) -> Path:
+def plot_clipping(frame: pd.DataFrame, summary: dict, path) -> Figure:
     """Figure 7: loss and global gradient norm per step, each learning rate with and without clipping.
 
     ``frame`` has columns lr, clipped, step, loss, grad_norm (rows of a diverged run stop before its
@@ -69,11 +68,11 @@ def plot_clipping(frame: pd.DataFrame, summary: dict, path) -> Path:
     ax_grad.legend(fontsize=8)
     fig.suptitle(f"Clipping on Experiment 2's RNN (ReLU, hidden {summary['hidden']}, rho {summary['rho']:g}, "
                  f"SGD, {summary['steps']} steps)")
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
-def plot_lag_profiles(frame: pd.DataFrame, path) -> Path:
+def plot_lag_profiles(frame: pd.DataFrame, path) -> Figure:
     """Figure 8: ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| vs lag k, per model, at initialisation and after training.
 
     ``frame`` has columns model, stage ("init"/"trained"), part ("state"/"h"/"c"), lag, log10_norm.
@@ -100,16 +99,16 @@ def plot_lag_profiles(frame: pd.DataFrame, path) -> Path:
         ax.axhline(1.0, color="k", lw=0.6)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle("Gradient reaching back k steps, by cell (adding problem, L_T = last-step squared error)")
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
-def plot_adding(frame: pd.DataFrame, summary: dict, path) -> Path:
+def plot_adding(frame: pd.DataFrame, summary: dict, path, *, ax=None) -> Figure:
     """Figure 9: adding-problem MSE vs step (log scale), mean over seeds and each seed, baseline 1/6.
 
     ``frame`` has columns model, seed, step, mse, mse_smooth; ``summary`` is ``adding.json``.
     """
-    fig, ax = new_figure(1, 1, width=8.5, height=5.0)
+    fig, ax = single_axes(ax, width=8.5, height=5.0)
     models = summary["models"]
     for name in dict.fromkeys(frame["model"]):
         m = frame[frame["model"] == name]
@@ -135,4 +134,4 @@ def plot_adding(frame: pd.DataFrame, summary: dict, path) -> Path:
                  f"lr {summary['lr']:g}, clip {summary['clip_norm']:g}")
     ax.set_ylim(bottom=max(1e-4, float(np.nanmin(frame["mse_smooth"])) / 2), top=1.0)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)  # below: never over a curve
-    return save_png(fig, path)
+    return finish(fig, path)

@@ -7,25 +7,25 @@ without retraining.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rnnjax.plots.common import new_figure, save_png, styled
+from rnnjax.plots.common import finish, new_figure, styled
 
 
 @styled
 def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray],
                   clipped_norms: Sequence[np.ndarray], *, clip_norm: float | None, path, title: str = "",
-                  loss_label: str = "training loss (scaled units)") -> Path:
+                  loss_label: str = "training loss (scaled units)") -> Figure:
     """Figure 1: batch loss and global gradient norm (before/after clipping) vs epoch, one line per seed.
 
     Args:
       losses, grad_norms, clipped_norms: one 1-D array per seed (a diverged seed's arrays stop at
         its last finite epoch); epochs are numbered from 1.
       clip_norm: the clipping threshold tau, drawn as a dashed line (None: no clipping).
-      path: PNG file to write.
+      path: PNG file to write, or None (the Figure is returned either way).
     """
     fig, (ax_loss, ax_grad) = new_figure(1, 2, width=11.0, height=4.0)
     several = len(losses) > 1
@@ -53,14 +53,14 @@ def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray]
     ax_grad.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     if title:
         fig.suptitle(title)
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 @styled
 def plot_forecast(context_dates, context_close, test_dates, actual, predicted: np.ndarray, persistence, *,
                   path, title: str = "", rmse: float | None = None, persistence_rmse: float | None = None,
                   train_max: float | None = None, currency: str = "price units",
-                  zoom_days: int | None = None) -> Path:
+                  zoom_days: int | None = None) -> Figure:
     """Figure 2: actual closes, the RNN's forecast (one line per seed) and persistence on the test range.
 
     Args:
@@ -109,4 +109,4 @@ def plot_forecast(context_dates, context_close, test_dates, actual, predicted: n
         zoom.set(xlabel="date", ylabel=f"close ({currency})",
                  title=f"The last {len(d)} test days: each forecast is close to the day before's price")
         zoom.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
-    return save_png(fig, path)
+    return finish(fig, path)
