@@ -347,8 +347,10 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
                                                                                         actual_test)
     test_rmse, test_mae = forecast.seed_summary(test_rmse_s, ok), forecast.seed_summary(test_mae_s, ok)
     p_rmse, p_mae = float(forecast.rmse(persist_test, actual_test)), float(forecast.mae(persist_test, actual_test))
-    dm_stat = per_seed(lambda p: forecast.diebold_mariano(p, persist_test, actual_test)[0], pred_test)
-    dm_p = per_seed(lambda p: forecast.diebold_mariano(p, persist_test, actual_test)[1], pred_test)
+    dm = forecast.diebold_mariano(np.where(ok[:, None], pred_test, actual_test), persist_test, actual_test)
+    dm_seeds = _dm_by_seed(ok, dm, test_rmse_s / p_rmse)
+    for st, rec in zip(status, dm_seeds, strict=True):
+        st.update(rec)
     timings["predict"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -376,12 +378,8 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
         "persistence_rmse": p_rmse, "persistence_mae": p_mae,
         "beats_persistence": None if test_rmse["mean"] is None else bool(test_rmse["mean"] < p_rmse),
         "seeds_beating_persistence": int(np.sum(test_rmse_s[ok] < p_rmse)),
-        "dm_vs_persistence": {  # Diebold-Mariano on squared errors: stat < 0 = RNN more accurate
-            "stat_per_seed": [float(v) if k else None for v, k in zip(dm_stat, ok, strict=True)],
-            "pvalue_per_seed": [float(v) if k else None for v, k in zip(dm_p, ok, strict=True)],
-            "seeds_significantly_better": int(np.sum(ok & (dm_stat < 0) & (dm_p < 0.05))),
-            "seeds_significantly_worse": int(np.sum(ok & (dm_stat > 0) & (dm_p < 0.05)))},
-        "verdict_vs_persistence": _verdict(ok, dm_stat, dm_p),
+        "dm_vs_persistence": _dm_summary(dm_seeds),  # per seed: seeds.status[s]["dm"]
+        "verdict_vs_persistence": _verdict([r["verdict"] for r in dm_seeds]),
         **_stat_fields("train_rmse", forecast.seed_summary(per_seed(forecast.rmse, pred_train, actual_train), ok)),
         **_stat_fields("train_mae", forecast.seed_summary(per_seed(forecast.mae, pred_train, actual_train), ok)),
         "train_persistence_rmse": float(forecast.rmse(persist_train, actual_train)),
@@ -413,15 +411,72 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
     return metrics
 
 
-def _verdict(ok, dm_stat, dm_p, level: float = 0.05) -> str:
-    """'better' / 'worse' when every finite seed differs from persistence significantly (Diebold-Mariano)."""
-    n, better, worse = int(ok.sum()), int(np.sum(ok & (dm_stat < 0) & (dm_p < level))), int(
-        np.sum(ok & (dm_stat > 0) & (dm_p < level)))
-    if n == 0:
+LEVEL = 0.05  # significance level of the Diebold-Mariano test
+DECISIVE_RATIO = 2.0  # an RMSE ratio beyond a factor 2 either way decides a seed whose DM test is unreliable
+DM_TEST = ("Diebold-Mariano on squared errors (d = e_rnn^2 - e_persistence^2), Newey-West (Bartlett) long-run "
+           "variance with the Newey-West (1994) automatic lag, Harvey-Leybourne-Newbold factor, two-sided t(M - 1)")
+
+
+def _seed_verdict(reliable: bool, stat: float, p: float, ratio: float) -> str:
+    """One seed against persistence: by DM at LEVEL when its test is reliable, else by the RMSE ratio alone."""
+    if reliable:
+        return "better" if p < LEVEL and stat < 0 else "worse" if p < LEVEL and stat > 0 else "tie"
+    return "worse" if ratio >= DECISIVE_RATIO else "better" if ratio <= 1 / DECISIVE_RATIO else "undecided"
+
+
+def _dm_by_seed(ok, dm: forecast.DMTest, ratio) -> list[dict]:
+    """Per seed (None fields for a failed seed): its ``dm`` record, RMSE ratio and verdict."""
+    records = []
+    for s, good in enumerate(ok):
+        if not good:
+            records.append({"dm": None, "rmse_ratio": None, "verdict": None})
+            continue
+        rec = {"statistic": float(dm.statistic[s]), "p_value": float(dm.p_value[s]), "lags": int(dm.lags[s]),
+               "lag1_autocorr": float(dm.lag1_autocorr[s]), "reliable": bool(dm.reliable[s])}
+        if not np.isfinite(rec["statistic"]):  # identical to persistence: no test, a tie
+            rec.update(statistic=None, p_value=None, reliable=True)
+        records.append({"dm": rec, "rmse_ratio": float(ratio[s]),
+                        "verdict": "tie" if rec["statistic"] is None else
+                        _seed_verdict(rec["reliable"], rec["statistic"], rec["p_value"], float(ratio[s]))})
+    return records
+
+
+def _span(values) -> tuple:
+    """(min, max) of the values that are not None, or (None, None)."""
+    v = [x for x in values if x is not None]
+    return (min(v), max(v)) if v else (None, None)
+
+
+def _dm_summary(records: list[dict]) -> dict:
+    """Counts and seed ranges (min, max) of the per-seed tests, and what the verdict rests on."""
+    good = [r for r in records if r["dm"] is not None]
+    reliable = [r for r in good if r["dm"]["reliable"]]
+    unreliable = [r for r in good if not r["dm"]["reliable"]]
+    basis = ("none" if not good else "diebold-mariano" if not unreliable else
+             "rmse ratio" if not reliable else "diebold-mariano and rmse ratio")
+    out = {"test": DM_TEST, "level": LEVEL, "unreliable_from_lag1_autocorr": forecast.PERSISTENT_AUTOCORR,
+           "decisive_rmse_ratio": DECISIVE_RATIO, "basis": basis,
+           "seeds_reliable": len(reliable), "seeds_unreliable": len(unreliable),
+           "seeds_significantly_better": sum(r["verdict"] == "better" for r in reliable),
+           "seeds_significantly_worse": sum(r["verdict"] == "worse" for r in reliable),
+           "seeds_tied": sum(r["verdict"] == "tie" for r in reliable),
+           "seeds_better_by_ratio": sum(r["verdict"] == "better" for r in unreliable),
+           "seeds_worse_by_ratio": sum(r["verdict"] == "worse" for r in unreliable)}
+    for key in ("statistic", "p_value", "lags", "lag1_autocorr"):
+        out[f"{key}_min"], out[f"{key}_max"] = _span(r["dm"][key] for r in good)
+    out["rmse_ratio_min"], out["rmse_ratio_max"] = _span(r["rmse_ratio"] for r in good)
+    return out
+
+
+def _verdict(seed_verdicts) -> str:
+    """All seeds' verdicts together: 'better' / 'worse' / 'indistinguishable' (all ties) / 'undecided' when every
+    finite seed says so, else 'mixed'; 'no finite seed' when none finished."""
+    v = [x for x in seed_verdicts if x is not None]
+    if not v:
         return "no finite seed"
-    if better == n or worse == n:
-        return "better" if better == n else "worse"
-    return "indistinguishable" if better == worse == 0 else "mixed"
+    if len(set(v)) > 1:
+        return "mixed"
+    return {"tie": "indistinguishable"}.get(v[0], v[0])
 
 
 def _fmt(x) -> str:
@@ -442,9 +497,17 @@ def _print_summary(m: dict, out: Path) -> None:
     verdict = {True: "beats", False: "does NOT beat", None: "cannot be compared with"}[m["beats_persistence"]]
     dm = m["dm_vs_persistence"]
     t = m["timings_s"]
+    if dm["seeds_unreliable"]:
+        rests = (f"{dm['seeds_unreliable']} seed(s) have a loss differential too persistent for any DM test (lag-1 "
+                 f"autocorrelation up to {dm['lag1_autocorr_max']:.3f}): judged by the RMSE ratio "
+                 f"({dm['rmse_ratio_min']:.3g}-{dm['rmse_ratio_max']:.3g}x persistence's), "
+                 f"{dm['seeds_worse_by_ratio']} worse, {dm['seeds_better_by_ratio']} better")
+    else:
+        rests = "every seed's DM test is usable"
     print(f"The RNN's mean RMSE {verdict} persistence ({m['seeds_beating_persistence']}/{m['seeds']['count']} seeds "
-          f"lower; Diebold-Mariano at 5%: {dm['seeds_significantly_better']} significantly better, "
-          f"{dm['seeds_significantly_worse']} significantly worse: {m['verdict_vs_persistence']}). "
+          f"lower). Diebold-Mariano (HAC, {dm['lags_min']}-{dm['lags_max']} lags) at 5%: "
+          f"{dm['seeds_significantly_better']} significantly better, {dm['seeds_significantly_worse']} significantly "
+          f"worse; {rests}. Verdict: {m['verdict_vs_persistence']}. "
           f"Timings: imports {t['imports']:.2f} s, compile {t['compile']:.2f} s, train {t['train']:.2f} s, "
           f"figures {t['figures']:.2f} s, total {t['total']:.2f} s. Results in {out}/", flush=True)
 

@@ -158,12 +158,31 @@ def test_unknown_cell_refused(capsys):
 
 
 def test_verdict_needs_every_seed_significant():
-    ok, p_small, p_big = np.array([True, True]), np.array([0.001, 0.01]), np.array([0.5, 0.9])
-    assert exp._verdict(ok, np.array([-3.0, -2.0]), p_small) == "better"
-    assert exp._verdict(ok, np.array([3.0, 2.0]), p_small) == "worse"
-    assert exp._verdict(ok, np.array([-0.1, 0.2]), p_big) == "indistinguishable"
-    assert exp._verdict(ok, np.array([-3.0, 0.2]), np.array([0.001, 0.9])) == "mixed"
-    assert exp._verdict(np.array([True, False]), np.array([-3.0, 9.0]), p_small) == "better"  # failed seed ignored
+    assert exp._seed_verdict(True, -3.0, 0.001, 0.9) == "better"
+    assert exp._seed_verdict(True, 3.0, 0.01, 1.1) == "worse"
+    assert exp._seed_verdict(True, 3.0, 0.2, 30.0) == "tie"  # a reliable test decides, whatever the ratio
+    # an unreliable test: the RMSE ratio decides beyond a factor 2 either way
+    assert exp._seed_verdict(False, 9.0, 1e-20, 26.0) == "worse"
+    assert exp._seed_verdict(False, -9.0, 1e-20, 0.4) == "better"
+    assert exp._seed_verdict(False, 9.0, 1e-20, 1.5) == "undecided"
+    assert exp._verdict(["better", "better"]) == "better" and exp._verdict(["worse", None]) == "worse"
+    assert exp._verdict(["tie", "tie"]) == "indistinguishable" and exp._verdict(["tie", "worse"]) == "mixed"
+    assert exp._verdict([None, None]) == "no finite seed"
+
+
+def test_dm_records_per_seed_and_summary(quick_run):
+    _, m = quick_run
+    dm = m["dm_vs_persistence"]
+    recs = [st["dm"] for st in m["seeds"]["status"]]
+    assert all(set(r) == {"statistic", "p_value", "lags", "lag1_autocorr", "reliable"} for r in recs)
+    assert dm["seeds_reliable"] + dm["seeds_unreliable"] == 2
+    assert dm["lags_min"] == min(r["lags"] for r in recs) and dm["p_value_max"] == max(r["p_value"] for r in recs)
+    for st in m["seeds"]["status"]:  # the ratio is the seed's RMSE over persistence's; the verdict follows
+        assert st["rmse_ratio"] == pytest.approx(m["rmse_per_seed"][st["seed"]] / m["persistence_rmse"])
+        d = st["dm"]
+        assert st["verdict"] == exp._seed_verdict(d["reliable"], d["statistic"], d["p_value"], st["rmse_ratio"])
+        assert d["reliable"] == (d["lag1_autocorr"] < 0.9)
+    assert m["verdict_vs_persistence"] == exp._verdict([st["verdict"] for st in m["seeds"]["status"]])
 
 
 def test_gated_cells_plug_in(tmp_path):
