@@ -195,7 +195,7 @@ def _run(args, out: Path) -> dict:
         panel["log_radius"] = np.median(st["log_radius"], 1)
         for n, L in enumerate(args.lengths):
             lyap_L, slope_L = st["lyap_top"][..., n], st["lag_slope"][..., n]
-            finite = np.isfinite(lyap_L) & np.isfinite(slope_L)  # (G, S); overflowed states are left out
+            finite = np.isfinite(lyap_L) & np.isfinite(slope_L)  # (G, S); overflowed or collapsed states left out
             lyap_m = np.array([np.median(v[f]) if f.any() else np.nan for v, f in zip(lyap_L, finite, strict=True)])
             slope_m = np.array([np.median(v[f]) if f.any() else np.nan for v, f in zip(slope_L, finite, strict=True)])
             panel["lengths"][L] = {"lyap": lyap_m, "slope": slope_m}
@@ -212,7 +212,8 @@ def _run(args, out: Path) -> dict:
             }
             say(f"phase {act} T={L}: lambda_1 = 0 at rho {_about(crossings[act][str(L)]['rho_lyapunov_zero'])}, "
                 f"lag slope = 0 at rho {_about(crossings[act][str(L)]['rho_lag_slope_zero'])}"
-                + (f"; {int((~finite).sum())} runs non-finite (state overflow), left out" if (~finite).any() else ""))
+                + (f"; {int((~finite).sum())} runs without an exponent (state overflow or collapse), left out"
+                   if (~finite).any() else ""))
         crossings[act]["rho_bound_rate_one"] = zero_crossing(grid_rhos, panel["log_gamma_norm"])
         crossings[act]["rho_spectral_radius_one"] = zero_crossing(grid_rhos, panel["log_radius"])
         panels.append(panel)

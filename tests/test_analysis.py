@@ -7,6 +7,7 @@ import pytest
 
 from rnnjax.activations import get_activation
 from rnnjax.analysis import (
+    LYAPUNOV_STATUS,
     jacobians_of,
     lag_profile,
     lag_profile_of,
@@ -18,6 +19,7 @@ from rnnjax.analysis import (
     product_log_singular_values,
     report_bound,
     rnn_step,
+    states_of,
     step_jacobians,
 )
 from rnnjax.cells import RNNParams, init_rnn
@@ -176,6 +178,49 @@ def test_overflowing_state_gives_nan_not_a_fake_collapse():
     assert np.all(np.isnan(np.asarray(product_log_singular_values(Js))))  # and LAPACK never sees the NaN
     finite = lyapunov_of(step, jnp.ones(3), xs[:2], num=2)  # before the overflow: log 1e10 per step
     np.testing.assert_allclose(np.asarray(finite), np.log(1e10), rtol=1e-5)
+
+
+def _autonomous(activation, rho, dtype, H=50):
+    """A zero-bias, input-free vanilla RNN (W_hh = rho W, W ~ N(0, std 1/sqrt(H))) from a random h0."""
+    p = init_rnn(jax.random.PRNGKey(4), 1, H, 1, rho=rho, dtype=dtype)  # b_h = 0
+    h0 = jax.random.uniform(jax.random.PRNGKey(5), (H,), dtype)
+    return p, rnn_step(p, activation=activation), h0
+
+
+@pytest.mark.parametrize("dtype,T", [(jnp.float32, 1000), (jnp.float64, 6000)])
+def test_a_state_collapsing_to_zero_is_flagged_not_averaged(x64, dtype, T):
+    p, step, h0 = _autonomous("relu", 0.9, dtype)  # ReLU decays to exactly 0, where J = diag(1[a > 0]) W^T = 0
+    xs = jnp.zeros((T, 1), dtype)
+    hs = np.asarray(states_of(step, h0, xs))
+    assert not hs[-1].any() and hs[T // 20].any()  # it does collapse, after a while
+    lyap, status = lyapunov_of(step, h0, xs, num=1, with_status=True)
+    assert np.isnan(np.asarray(lyap)).all() and LYAPUNOV_STATUS[int(status)] == "collapsed"
+    assert np.isnan(np.asarray(lyapunov_of(step, h0, xs, num=3))).all()  # every direction dies at J = 0
+    # before the collapse the same network has an ordinary, finite exponent (the state shrinks steadily)
+    before, status = lyapunov_of(step, h0, xs[: T // 20], num=1, with_status=True)
+    assert LYAPUNOV_STATUS[int(status)] == "ok" and -1.0 < float(before[0]) < -0.05
+
+
+def test_a_contracting_net_at_a_regular_fixed_point_keeps_its_exponents(x64):
+    p, step, h0 = _autonomous("tanh", 0.5, jnp.float64, H=8)  # tanh decays to the fixed point 0, where J = W^T
+    assert np.abs(np.linalg.eigvals(np.asarray(p.W_hh))).max() < 0.9  # a contracting linearisation
+    xs = jnp.zeros((4000, 1))
+    assert not np.asarray(states_of(step, h0, xs))[-1].any()  # the state stops changing ...
+    lyap, status = lyapunov_of(step, h0, xs, warmup=2000, with_status=True)  # ... but J is regular there
+    assert LYAPUNOV_STATUS[int(status)] == "ok"
+    expected = np.sort(np.log(np.abs(np.linalg.eigvals(np.asarray(p.W_hh)))))[::-1]
+    np.testing.assert_allclose(np.asarray(lyap), expected, atol=1e-4)  # the linearisation at 0: log|eig W_hh|
+    # and a driven ReLU network at rho 0.9 (Experiment 2's regime) is never mistaken for a collapse
+    q = init_rnn(jax.random.PRNGKey(6), D, 50, O, rho=0.9)
+    top, status = lyapunov_of(rnn_step(q, activation="relu"), jnp.zeros(50), jax.random.normal(
+        jax.random.PRNGKey(7), (1000, D)), num=1, with_status=True)
+    assert LYAPUNOV_STATUS[int(status)] == "ok" and -1.0 < float(top[0]) < 0.0
+
+
+def test_overflow_status_is_reported():
+    step = lambda h, x: jax.nn.relu(1e10 * h + x)
+    lyap, status = lyapunov_of(step, jnp.ones(3), jnp.ones((12, 3)), num=2, with_status=True)
+    assert LYAPUNOV_STATUS[int(status)] == "overflow" and np.isnan(np.asarray(lyap)).all()
 
 
 def test_bad_inputs_raise_clear_errors():

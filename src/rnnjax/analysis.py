@@ -118,8 +118,12 @@ def check_lyapunov_args(carry0, xs, *, warmup, num, reorth_every, gradient="exac
     return num
 
 
+LYAPUNOV_STATUS = ("ok", "overflow", "collapsed")  # lyapunov_of(..., with_status=True)'s codes 0, 1, 2
+
+
 def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int | None = None,
-                reorth_every: int = 1, gradient: str = "exact", checkpoint: bool = False) -> jax.Array:
+                reorth_every: int = 1, gradient: str = "exact", checkpoint: bool = False,
+                with_status: bool = False):
     """Lyapunov exponents of any cell driven by ``xs``, by QR re-orthonormalisation.
 
     Benettin's algorithm (Benettin et al. 1980; Vogt et al. 2022, Alg. 1; Engelken et al. 2023):
@@ -154,6 +158,7 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
           and :func:`rnnjax.floss`'s default, by measurement (``docs/flossing.md``).
       checkpoint: wrap the scan body in ``jax.checkpoint``, so the gradient recomputes each
         step's Jacobian-frame product and QR instead of storing them.
+      with_status: also return why exponents are NaN (see Returns).
 
     Cost of the gradient: a forward pass costs T Jacobian-frame products (num forward-mode
     products, ``jax.jvp``) and T QRs of (S, num) frames, O(T S num^2), in O(S num) memory; reverse
@@ -165,11 +170,22 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
     ``reorth_every`` = k > 1 saves compute (a k-th of the QRs), not memory.
 
     Returns:
-      (num,) exponents in nats per step, largest first; all NaN when the state itself stopped
-      being finite (e.g. a ReLU network whose activity overflows), since an overflowed state
-      would otherwise fake a collapse (ReLU's derivative at NaN is 0). A direction that collapses exactly
-      (a rank-deficient Jacobian, e.g. dead ReLU units) contributes log(tiny) (~ -87 in float32)
-      per re-orthonormalisation instead of -inf, so such exponents read as very negative, finite.
+      (num,) exponents in nats per step, largest first; with ``with_status`` the pair
+      ``(exponents, status)``, status an int32 index into :data:`LYAPUNOV_STATUS`:
+
+      * 1 ``"overflow"``: the state stopped being finite (e.g. a ReLU network whose activity
+        overflows); every exponent is NaN, since an overflowed state would otherwise fake a
+        collapse (ReLU's derivative at NaN is 0).
+      * 2 ``"collapsed"``: after the warm-up the state reached an exact fixed point
+        (h_t == h_{t-1} bit for bit) at which the Jacobian annihilates a tracked direction
+        (|R_ii| underflows to 0), e.g. a zero-bias ReLU network decaying to the all-zero state.
+        That direction's exponent is -inf; it is reported NaN (listed last) instead of an
+        average of log(tiny) that depends only on T and the float type. With ``num=1`` the one
+        exponent is NaN.
+      * 0 ``"ok"``. A direction that collapses while the state keeps moving (a rank-deficient
+        Jacobian along a driven trajectory, e.g. dead ReLU units, with ``num`` above the rank)
+        still contributes log(tiny) (~ -87 in float32) per re-orthonormalisation instead of
+        -inf, so such trailing exponents read as very negative, finite.
     """
     num = check_lyapunov_args(carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every, gradient=gradient)
     step, h0, _ = flatten_step(step, carry0)
@@ -184,8 +200,10 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
         Q, R = jnp.linalg.qr(Q)  # J Q = Q' R (Benettin et al. 1980)
         return hold_frame(Q), _safe_log(jnp.abs(jnp.diagonal(R)))  # log |R_ii|: stretch of direction i
 
+    log_tiny = jnp.log(jnp.finfo(h0.dtype).tiny)
+
     def body(carry, tx):
-        h, Q, total, ok = carry
+        h, Q, total, ok, dead = carry
         t, x = tx
         h = hold_state(h)
         f = lambda h_: step(h_, x)
@@ -199,12 +217,20 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
         total = total + jnp.where(t >= warmup, logs, 0.0)
         h_next = f(h)
         ok = ok & jnp.all(jnp.isfinite(h_next)) & jnp.all(jnp.isfinite(Q))
-        return (h_next, Q, total, ok), None
+        fixed = (t >= warmup) & jnp.all(h_next == h)  # an exact fixed point: the state stopped changing
+        dead = dead | (fixed & (logs <= log_tiny))  # ... where J_t annihilates direction i: lambda_i = -inf
+        return (h_next, Q, total, ok, dead), None
 
-    init = (h0, jnp.eye(S, num, dtype=h0.dtype), jnp.zeros((num,), h0.dtype), jnp.all(jnp.isfinite(h0)))
-    (_, _, total, ok), _ = lax.scan(jax.checkpoint(body) if checkpoint else body, init, (jnp.arange(T), xs))
+    init = (h0, jnp.eye(S, num, dtype=h0.dtype), jnp.zeros((num,), h0.dtype), jnp.all(jnp.isfinite(h0)),
+            jnp.zeros((num,), bool))
+    (_, _, total, ok, dead), _ = lax.scan(jax.checkpoint(body) if checkpoint else body, init,
+                                          (jnp.arange(T), xs))
     exponents = total / (T - warmup)  # lambda_i = (1/T) sum_t log |R_t[i, i]| (Benettin et al. 1980)
-    return jnp.where(ok, -jnp.sort(-exponents), jnp.nan)  # NaN: the state overflowed, no exponent
+    exponents = -jnp.sort(-jnp.where(dead, jnp.nan, exponents))  # largest first, collapsed (NaN) last
+    exponents = jnp.where(ok, exponents, jnp.nan)  # NaN: the state overflowed, no exponent
+    if not with_status:
+        return exponents
+    return exponents, jnp.where(~ok, 1, jnp.where(dead.any(), 2, 0)).astype(jnp.int32)
 
 
 def _backward_vjps(step: Step, carry0, xs: jax.Array, g_T, *, normalise: bool):
