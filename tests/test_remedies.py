@@ -95,3 +95,50 @@ def test_help_and_bad_arguments(capsys):
     with pytest.raises(SystemExit) as stop:
         exp.main(["--adding-steps", "0"])
     assert stop.value.code == 2 and "argument --adding-steps: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_chunks_continue_one_adam_run():
+    """Two chunks of 6 updates give the curve and parameters of one chunk of 12 (Adam state carried over)."""
+    import jax
+    import jax.numpy as jnp
+
+    members = (("rnn_tanh", 2),)
+    params0 = exp._compiled(jax.random.PRNGKey(0), program=exp._Init("rnn", members, 4))
+    long = exp._Chunk("rnn", "tanh", 12, 4, 10, 3e-3, 1.0)
+    start = lambda: (params0, jax.vmap(long.optimizer().init)(params0), jnp.ones(2, bool), jax.random.PRNGKey(1))
+    p12, _, _, m12, _ = exp._compiled(*start(), jnp.int32(0), program=long)
+    half = long._replace(steps=6)
+    p, o, a, m1, _ = exp._compiled(*start(), jnp.int32(0), program=half)
+    p6, _, _, m2, _ = exp._compiled(p, o, a, jax.random.PRNGKey(1), jnp.int32(6), program=half)
+    np.testing.assert_allclose(np.concatenate([m1, m2], 1), m12, rtol=1e-5)
+    np.testing.assert_allclose(p6.cell.W_hh, p12.cell.W_hh, rtol=1e-5, atol=1e-7)
+    assert m12.shape == (2, 12) and not np.allclose(m12[:, 0], m12[:, -1])  # it trains
+
+
+def test_training_stops_after_the_chunk_where_every_run_solved(monkeypatch):
+    """With a threshold every run meets at once, a group trains one chunk, not the whole budget."""
+    import jax
+
+    cfg = exp.build_parser().parse_args(["--adding-steps", "30", "--batch", "4", "--hidden", "4", "--adding-T", "10"])
+    monkeypatch.setattr(exp, "CHUNK", 10)
+    keys = jax.random.split(jax.random.PRNGKey(2))
+    _, _, mse, finite, _, solved = exp.train_until_solved(cfg, "rnn", "tanh", (("rnn_tanh", 2),), *keys)
+    assert mse.shape == (2, 30) and finite.all() and (solved < 0).all()  # nothing solves: the whole budget
+    monkeypatch.setattr(exp, "THRESHOLD", 10.0)
+    _, _, mse, _, _, solved = exp.train_until_solved(cfg, "rnn", "tanh", (("rnn_tanh", 2),), *keys)
+    assert mse.shape == (2, 10) and (solved == 0).all()  # solved at once: one chunk
+
+
+def test_a_gradient_that_reaches_exactly_zero_is_counted_not_averaged():
+    """log(tiny) steps (an exactly-zero backward signal) leave a sequence out of the geometric mean."""
+    tiny = float(np.log(np.finfo(np.float32).tiny))
+    good = -0.5 * np.arange(6, dtype=np.float32)  # ln-norm falling 0.5 nats per lag
+    dead = good.copy()
+    dead[3:] = good[2] + tiny * np.arange(1, 4)  # exactly 0 from lag 3: log(tiny) added per lag
+    profiles = {"state": np.stack([good, dead])[None], "h": np.stack([good, good])[None]}
+    rows, gains = exp._profile_rows("m", "init", profiles, 0, np.arange(6))
+    assert gains["sequences_exactly_zero"] == {"state": 1, "h": 0}
+    assert gains["log10_gain_state"] == pytest.approx(-2.5 / np.log(10), rel=1e-6)  # the good sequence alone
+    all_dead = {"state": np.stack([dead, dead])[None], "h": np.stack([good, good])[None]}
+    rows, gains = exp._profile_rows("m", "init", all_dead, 0, np.arange(6))
+    assert gains["log10_gain_state"] is None and [r["part"].iloc[0] for r in rows] == ["h"]

@@ -128,7 +128,7 @@ def plot_adding(frame: pd.DataFrame, summary: dict, path, *, ax=None) -> Figure:
             ax.plot([], [], color=color, ls="--", label=f"{_label(name)} (1 seed): test MSE {_fmt(r['test_mse_mean'])}")
     ax.axhline(summary["baseline_mse"], color="k", ls="--", lw=1.2, label="predict 1 (baseline): MSE 1/6")
     ax.axhline(summary["threshold"], color="k", ls=":", lw=1.0, label=f"MSE {summary['threshold']:g}")
-    ax.set(xscale="linear", yscale="log", xlabel="update step (Adam, fresh batch each)",
+    ax.set(xscale="log", yscale="log", xlabel="update step (Adam, fresh batch each; log scale)",
            ylabel=f"MSE on each step's unseen batch (running mean of {summary['smoothing_window']})",
            title=f"Adding problem, T = {summary['T']}: hidden {summary['hidden']}, batch {summary['batch']}, "
                  f"lr {summary['lr']:g}, clip {summary['clip_norm']:g}")
