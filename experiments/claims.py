@@ -29,7 +29,7 @@ def judge_claim(rho: float, summary: dict) -> dict:
         ok = s["min"] >= 10**0.5 and s["max"] <= 10**1.5 and s["trend"] == "flat"
     else:
         test, ok = "end > 20 and trend rising", s["end"] > 20 and s["trend"] == "rising"
-    measured = (f"start {s['start']:.3g}, end {s['end']:.3g}, min {s['min']:.3g}, max {s['max']:.3g}, "
-                f"trend {s['trend']} ({s['decades']:+.2f} decades fitted over the run)")
+    measured = (f"start {s['start']:.3g}, end {s['end']:.3g}, min {s['min']:.3g}, max {s['max']:.3g}; "
+                f"{s['trend']} ({s['change_decades']:+.2f} decades first to last, {s['decades']:+.2f} fitted)")
     return {"rho": key, "claim": REPORT_CLAIMS[key], "test": test, "measured": measured,
             "verdict": "agrees" if ok else "disagrees"}

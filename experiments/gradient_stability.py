@@ -2,12 +2,13 @@
 
     python -m experiments.gradient_stability [--rhos 0.9 0.99 1.2] [--seeds 5] [--norm spec] [--out DIR]
 
-Defaults are the report's run as SPEC §5 reads it: "the quick brown fox jumps over the lazy dog" x
-200 (joined by spaces), one-hot characters (27 symbols), non-overlapping segments of 50 with
-next-character targets; a vanilla RNN with 50 ReLU units, W_hh ~ N(0, std 1/sqrt(50)) times rho
-(``--recurrent-init spectral`` rescales W to spectral radius exactly rho), W_xh ~ N(0, 1/sqrt(27)),
-W_ho ~ N(0, 1/sqrt(50)) (std), zero biases; cross-entropy summed over the 50 steps; plain SGD,
-lr 1e-4, 200 updates, update s on segment s mod 175, hidden state reset to 0 per segment
+Defaults are the report's run as docs/report_restated.md (§5 and "Decisions") reads it: "the quick
+brown fox jumps over the lazy dog" x 200 (joined by spaces), one-hot characters (27 symbols),
+non-overlapping segments of 50 with next-character targets; a vanilla RNN with 50 ReLU units,
+W_hh = rho W, W ~ N(0, std 1/sqrt(50)) (``--recurrent-init spectral`` rescales W to spectral radius
+exactly rho), W_xh ~ N(0, std 1/sqrt(27)), W_ho ~ N(0, std 1/sqrt(50)), zero biases; cross-entropy
+summed over the 50 steps; plain SGD, lr 1e-4, 200 updates, update s on segment s mod 175, hidden
+state reset to 0 per segment
 (``--carry-state`` carries it over). Every (rho, seed) trains in ONE jitted, vmapped program.
 
 Writes ``history.csv`` (rho, seed, step, loss, grad_whh_fro, grad_whh_spec; a run that went
@@ -39,6 +40,16 @@ def _median(values) -> float | None:
     return float(np.median(v)) if v.size else None
 
 
+def _min(values) -> float | None:
+    v = np.asarray(values, float)
+    return float(v[np.isfinite(v)].min()) if np.isfinite(v).any() else None
+
+
+def _max(values) -> float | None:
+    v = np.asarray(values, float)
+    return float(v[np.isfinite(v)].max()) if np.isfinite(v).any() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _cli.Parser("gradient_stability", __doc__)
     p.add_argument("--rhos", type=_cli.number(float, min=0, min_open=True, max=1e3), nargs="+",
@@ -51,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=_cli.positive_int, default=50, help="hidden units (default: 50)")
     p.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "linear"), default="relu")
     p.add_argument("--recurrent-init", choices=("gaussian", "spectral"), default="gaussian",
-                   help="gaussian: N(0, 1/sqrt(H)) x rho (SPEC's reading); spectral: radius exactly rho")
+                   help="gaussian: rho x N(0, std 1/sqrt(H)) (the report's N(0, 1/sqrt(h)) read as a standard "
+                        "deviation, docs/report_restated.md); spectral: radius exactly rho")
     p.add_argument("--segment-length", type=_cli.number(int, min=2, max=100_000), default=50,
                    help="characters per segment (default: 50)")
     p.add_argument("--repeats", type=_cli.number(int, min=1, max=100_000), default=200,
@@ -153,8 +165,15 @@ def _run(args, rhos, seeds, out: Path):
         last = [hist.loss[i, j, (args.steps if bad[i, j] < 0 else int(bad[i, j])) - 1]
                 for j in range(len(seeds)) if bad[i, j] != 0]
         exp = lambda v: None if v is None else float(np.exp(v))
+        per_seed_end = [values[j, (args.steps if bad[i, j] < 0 else int(bad[i, j])) - 1]
+                        for j in range(len(seeds)) if bad[i, j] != 0]
         entry = {"rho": float(rho), "status": "finite" if not diverged else "non-finite runs", "diverged": diverged,
-                 "norm": args.norm, **{k: s[k] for k in ("start", "end", "min", "max", "decades", "trend")},
+                 "norm": args.norm,
+                 **{k: s[k] for k in ("start", "end", "min", "max", "decades", "change_decades", "trend")},
+                 "start_per_seed": [float(v) for v in values[:, 0] if np.isfinite(v)],  # step 0, every seed
+                 "end_per_seed": [float(v) for v in per_seed_end],  # each seed's last finite step
+                 "start_seed_min": _min(values[:, 0]), "start_seed_max": _max(values[:, 0]),
+                 "end_seed_min": _min(per_seed_end), "end_seed_max": _max(per_seed_end),
                  "loss_start_median": _median(hist.loss[i, :, 0]),
                  "loss_last_finite_median": _median(last),
                  "init_W_hh_norm2_median": exp(init["log_norm"]),
@@ -165,9 +184,10 @@ def _run(args, rhos, seeds, out: Path):
         per_rho.append(entry)
         if any(abs(rho - r) < 1e-9 for r in REPORT_CLAIMS):
             claims.append(judge_claim(float(rho), s))
-    for c in claims:
-        say(f"rho {c['rho']:.2f}  REPORT: {c['claim']}\n{'':>24}MEASURED: {c['measured']}\n"
-            f"{'':>24}=> {c['verdict'].upper()} ({c['test']})")
+    for c in claims:  # the measurement, then the test the claim was turned into, then whether it passed
+        say(f"rho {c['rho']:.2f}  REPORT:   {c['claim']}\n{'':>24}MEASURED: {c['measured']}\n"
+            f"{'':>24}TEST:     {c['test'] or 'none'} -> {'met' if c['verdict'] == 'agrees' else 'not met'}"
+            f"\n{'':>24}VERDICT:  the claim {c['verdict']} with the measurement")
     files = ["history.csv"]
     if claims:
         write_csv(out / "claims.csv", pd.DataFrame(claims))

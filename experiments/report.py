@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rnnjax.io import atomic_write_text, write_json
 
-# What the report (SPEC.md §3, §5) published: quoted, not measured.
+# What the report (§3, §5; restated in docs/report_restated.md) published: quoted, not measured.
 REPORT = {
     "experiment1": {"rmse": 136.39, "mae": 135.67, "price_range_low": 220, "price_range_high": 540},
     "experiment2": {

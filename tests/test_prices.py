@@ -27,7 +27,7 @@ def test_embedded_msft_matches_spec():
     assert str(s.index[0].date()) == "1986-03-13" and str(s.index[-1].date()) == "2017-11-10"
     assert s.index.is_monotonic_increasing and s.index.is_unique and (s > 0).all()
     assert s.iloc[0] == pytest.approx(0.07533)
-    # SPEC §3: the 80/20 split puts test prices (20.4-84.6) above the train maximum (44.8)
+    # the 80/20 split puts test prices (20.4-84.6) above the train maximum (44.8) (docs/report_restated.md)
     n_train = P.split_point(len(s))
     assert n_train == 6386
     assert s.iloc[:n_train].max() == pytest.approx(44.814)

@@ -111,6 +111,15 @@ def test_curve_summary_and_the_report_claims_on_constructed_curves():
     r = curve_summary(rising, np.ones_like(rising, bool))
     assert r["trend"] == "rising" and judge_claim(1.2, r)["verdict"] == "agrees"
     assert judge_claim(0.99, r)["verdict"] == "disagrees"
+    # a tenfold fall in the first steps, then a level tail (Experiment 2 at rho 1.2): the fitted slope is
+    # small, but the run falls; it is not "flat"
+    drop = np.where(steps < 10, 91.0 * 10.0 ** (-steps / 10), 9.1)[None] * (1 + 0.02 * np.sin(steps))
+    d = curve_summary(drop, np.ones_like(drop, bool))
+    assert abs(d["decades"]) < 0.3 and d["change_decades"] == pytest.approx(-1.0, abs=0.02)
+    assert d["trend"] == "falling" and judge_claim(0.99, d)["verdict"] == "disagrees"
+    assert "; falling (-1.01 decades first to last, -0.16 fitted)" in judge_claim(1.2, d)["measured"]
+    up_down = np.concatenate([np.full(100, 1.0), np.full(99, 100.0), [0.1]])[None]  # rises, ends low
+    assert curve_summary(up_down, np.ones_like(up_down, bool))["trend"] == "mixed"
     # non-finite steps drop out of the median; a run with none finite says so
     finite = np.ones((2, 200), bool)
     finite[1, 50:] = False

@@ -6,7 +6,7 @@ the shape of ``outputs``. These gradients are what :func:`rnnjax.bptt.bptt` cons
 
 * ``mse_last``: L = 0.5 ||o_T - y||^2, targets (..., O)             (report §3, many-to-one)
 * ``mse``:      L = sum_t 0.5 ||o_t - y_t||^2, targets (..., T, O)   (report §2.1, many-to-many)
-* ``xent``:     L = sum_t -log softmax(o_t)[y_t], targets (..., T) int (report §5 as decided in SPEC)
+* ``xent``:     L = sum_t -log softmax(o_t)[y_t], targets (..., T) int (report §5, decided in docs/report_restated.md)
 """
 
 from __future__ import annotations

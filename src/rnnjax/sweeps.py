@@ -363,7 +363,7 @@ def stability_sweep(rhos, seeds, xs, targets, *, hidden_size: int, output_size: 
 # Summaries of a training sweep, and the report's Figure 3 claims (report §5)
 # ----------------------------------------------------------------------------------------------
 
-TREND_DECADES = 0.3  # a fitted change of more than 0.3 decade (a factor 2) over the run counts as a trend
+TREND_DECADES = 0.3  # a change of more than 0.3 decade (a factor 2) over the run counts as a trend
 
 
 def curve_summary(values, finite) -> dict:
@@ -377,8 +377,10 @@ def curve_summary(values, finite) -> dict:
       dict with ``steps`` (K',) kept steps, ``median``/``low``/``high`` (K',) median, min, max over
       the finite seeds; ``start``, ``end``, ``min``, ``max`` of the median; ``decades`` =
       least-squares slope of log10(median) against the step times the run length (the fitted
-      change in decades) and ``trend`` ("rising" / "falling" / "flat", threshold
-      :data:`TREND_DECADES`). Steps where no seed is finite are dropped.
+      change in decades); ``change_decades`` = log10(end / start); ``trend``: "rising" or
+      "falling" when either change exceeds :data:`TREND_DECADES` in that direction (so a tenfold
+      fall in the first steps followed by a level tail is "falling", not "flat"), "mixed" when
+      they point opposite ways beyond it, else "flat". Steps where no seed is finite are dropped.
     """
     values, finite = np.asarray(values, float), np.asarray(finite, bool) & np.isfinite(values)
     if values.ndim != 2 or values.shape != finite.shape:
@@ -390,7 +392,8 @@ def curve_summary(values, finite) -> dict:
            "low": np.nanmin(masked, 0) if steps.size else masked[0],
            "high": np.nanmax(masked, 0) if steps.size else masked[0]}
     if steps.size == 0:
-        return out | {"start": None, "end": None, "min": None, "max": None, "decades": None, "trend": None}
+        return out | {"start": None, "end": None, "min": None, "max": None, "decades": None, "change_decades": None,
+                      "trend": None}
     med = out["median"]
     if steps.size > 1:
         y = np.log10(med)
@@ -398,9 +401,11 @@ def curve_summary(values, finite) -> dict:
         decades = float(slope * (steps[-1] - steps[0]))
     else:
         decades = 0.0
-    trend = "rising" if decades > TREND_DECADES else "falling" if decades < -TREND_DECADES else "flat"
+    change = float(np.log10(med[-1] / med[0]))  # first to last step, in decades
+    up, down = max(decades, change) > TREND_DECADES, min(decades, change) < -TREND_DECADES
+    trend = "mixed" if up and down else "rising" if up else "falling" if down else "flat"
     return out | {"start": float(med[0]), "end": float(med[-1]), "min": float(med.min()),
-                  "max": float(med.max()), "decades": decades, "trend": trend}
+                  "max": float(med.max()), "decades": decades, "change_decades": change, "trend": trend}
 
 
 # ----------------------------------------------------------------------------------------------
