@@ -1,10 +1,24 @@
-"""Check a results page against the run that wrote it (used by CI after ``reproduce --quick``).
+"""Check a results page, and the documentation's measured numbers, against the run that wrote them.
 
-    python -m experiments.check_report [runs/]
+    python -m experiments.check_report [runs/]               # the page, and the docs against a full run
+    python -m experiments.check_report runs/ --write-docs    # rewrite the docs' generated blocks from runs/
 
-Fails (exit 1, one line per problem) unless every figure the page links to exists, every number
-recorded in ``report_sources.json`` re-derives from its JSON file to exactly the text on the
-page, and every decimal number on the page is one of those recorded numbers.
+The page (``OUT/report.md``) fails unless every figure it links to exists, every number recorded in
+``report_sources.json`` re-derives from its JSON file to exactly the text on the page, and every
+decimal number on the page is one of those recorded numbers.
+
+The documentation (``docs/*.md`` and the findings section of ``README.md``) holds its measured
+numbers only inside generated blocks::
+
+    <!-- generated: NAME -->
+    ...text written by experiments/report_docs.py from the main job's JSON...
+    <!-- /generated -->
+
+Each block is regenerated from ``OUT``'s JSON (with the same provenance rule as the page) and must
+equal the text in the file; ``--write-docs`` rewrites them. Outside the blocks (and outside code),
+a decimal number must be a quoted or configured value: one of the report's own numbers
+(``OUT/reference.json``), a value of some experiment's ``config``, or one of :data:`PROSE_CONSTANTS`.
+After a ``--quick`` run the blocks are generated (so every key they read exists) but not compared.
 """
 
 from __future__ import annotations
@@ -15,9 +29,50 @@ import sys
 from pathlib import Path
 
 from experiments import _cli
-from experiments.report import lookup, render
+from experiments.report import Page, lookup, render
 
 DECIMAL = re.compile(r"(?<![\w.§])-?\d+\.\d+(?:e[+-]\d+)?(?![\w.])")
+BLOCK = re.compile(r"(<!-- generated: ([\w.\-]+) -->\n)(.*?)(<!-- /generated -->)", re.S)
+CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+ROOT = Path(__file__).resolve().parents[1]
+# Decimals that prose may state outside a generated block: constants of mathematics and of the
+# methods, not measurements: sqrt 2 (the ReLU edge); 0.5 of the loss 0.5 (o - y)^2; NW 1994's
+# Bartlett constant; 2.66 = 50^(1/4), the scale between the two readings of W_hh at H = 50;
+# sigma(1) = 0.73 (the LSTM's initial forget gate); the trend threshold of 0.3 decade; the AR(1)
+# coefficient 0.95 of the DM size simulation.
+PROSE_CONSTANTS = {"1.41", "0.5", "1.1447", "2.66", "0.73", "0.3", "0.95"}
+
+
+def _check_sources(out: Path, text: str, sources: list[dict], where: str) -> list[str]:
+    """Every recorded number re-derives from its JSON and is in ``text``; every decimal in ``text`` is recorded."""
+    problems, cache = [], {}
+    for src in sources:
+        path = out / src["file"]
+        if src["file"] not in cache:
+            try:
+                cache[src["file"]] = json.loads(path.read_text()) if path.is_file() else None
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not valid JSON ({err}); rerun that experiment") from None
+        if cache[src["file"]] is None:
+            problems.append(f"{where}: {src['file']} is missing")
+            continue
+        try:
+            value = render(src["format"], lookup(cache[src["file"]], src["path"]))
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            problems.append(f"{where}: {src['file']}:{'/'.join(map(str, src['path']))} cannot be read: {err!r}")
+            continue
+        if value != src["text"]:
+            problems.append(f"{where}: {src['file']}:{'/'.join(map(str, src['path']))} is {value}, "
+                            f"the page says {src['text']}")
+        elif value not in text:
+            problems.append(f"{where}: {value} ({src['file']}:{'/'.join(map(str, src['path']))}) is not on the page")
+    recorded = set()
+    for src in sources:
+        recorded.update(DECIMAL.findall(src["text"]))
+    for number in DECIMAL.findall(text):
+        if number not in recorded:
+            problems.append(f"{where}: the page says {number}, which comes from no JSON")
+    return problems
 
 
 def check(out: Path) -> list[str]:
@@ -28,36 +83,101 @@ def check(out: Path) -> list[str]:
         sources = json.loads((out / "report_sources.json").read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{out / 'report_sources.json'} is not valid JSON ({err}); rebuild the page") from None
+    problems = [f"missing figure {link}" for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
+                if not (out / link).is_file()]
+    return problems + [p.removeprefix("report.md: ") for p in _check_sources(out, page, sources, "report.md")]
+
+
+def doc_files(root: Path = ROOT) -> list[Path]:
+    """The documentation whose numbers are checked: README.md and docs/*.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def _configured_values(out: Path) -> set[float]:
+    """Numbers the prose may quote: the report's (reference.json) and every experiment's configuration."""
+    values: set[float] = set()
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+        elif isinstance(obj, int | float) and not isinstance(obj, bool):
+            values.add(round(float(obj), 10))
+
+    if (out / "reference.json").is_file():
+        walk(json.loads((out / "reference.json").read_text()))
+    for metrics in out.glob("*/metrics.json"):
+        walk(json.loads(metrics.read_text()).get("config", {}))
+    return values
+
+
+README_FINDINGS = "## What the report claims, and what we measured"
+
+
+def _checked_part(path: Path, text: str) -> str:
+    """The text whose prose must hold no measured number: all of a docs page; of README.md its findings section
+    (the rest of the README states benchmark timings of the development machine, not results of the main job)."""
+    if path.name != "README.md" or README_FINDINGS not in text:
+        return text
+    section = text[text.index(README_FINDINGS):]
+    end = section.find("\n## ", len(README_FINDINGS))
+    return section if end < 0 else section[:end]
+
+
+def is_quick(out: Path) -> bool:
+    """Whether ``out`` holds a ``--quick`` run (``run.json``, written by the main job)."""
+    run = out / "run.json"
+    return run.is_file() and bool(json.loads(run.read_text()).get("quick"))
+
+
+def check_docs(out: Path, root: Path = ROOT, *, write: bool = False) -> list[str]:
+    """Problems in the documentation against the run in ``out`` (rewrites the blocks when ``write``)."""
+    from experiments.report_docs import BLOCKS
+
+    out, quick = Path(out), is_quick(out)
+    allowed = _configured_values(out)
     problems = []
-    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page):
-        if not (out / link).is_file():
-            problems.append(f"missing figure {link}")
-    cache: dict[str, dict] = {}
-    for src in sources:
-        path = out / src["file"]
-        if src["file"] not in cache:
+    for path in doc_files(root):
+        if not path.is_file():
+            continue
+        where = str(path.relative_to(root))
+        text = path.read_text()
+        new_text, seen = text, set()
+        for m in BLOCK.finditer(text):
+            name = m.group(2)
+            if name in seen:
+                problems.append(f"{where}: block {name} appears twice")
+            seen.add(name)
+            if name not in BLOCKS:
+                problems.append(f"{where}: unknown generated block {name}")
+                continue
+            page = Page(out)
             try:
-                cache[src["file"]] = json.loads(path.read_text()) if path.is_file() else None
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} is not valid JSON ({err}); rerun that experiment") from None
-        if cache[src["file"]] is None:
-            problems.append(f"{src['file']} is missing")
-            continue
-        try:
-            text = render(src["format"], lookup(cache[src["file"]], src["path"]))
-        except (KeyError, IndexError, TypeError, ValueError) as err:
-            problems.append(f"{src['file']}:{'/'.join(map(str, src['path']))} cannot be read: {err!r}")
-            continue
-        if text != src["text"]:
-            problems.append(f"{src['file']}:{'/'.join(map(str, src['path']))} is {text}, the page says {src['text']}")
-        elif text not in page:
-            problems.append(f"{text} ({src['file']}:{'/'.join(map(str, src['path']))}) is not on the page")
-    recorded = set()
-    for src in sources:
-        recorded.update(DECIMAL.findall(src["text"]))
-    for number in DECIMAL.findall(page):
-        if number not in recorded:
-            problems.append(f"the page says {number}, which comes from no JSON")
+                BLOCKS[name](page)
+            except (FileNotFoundError, KeyError, IndexError, TypeError) as err:
+                problems.append(f"{where}: block {name} cannot be generated from {out}: {err!r}")
+                continue
+            body = "\n".join(page.lines).rstrip() + "\n"
+            problems += _check_sources(out, body, page.sources, f"{where} [{name}]")
+            if quick:
+                continue
+            if write:
+                new_text = new_text.replace(m.group(0), m.group(1) + body + m.group(4))
+            elif body != m.group(3):
+                problems.append(f"{where}: block {name} differs from the run in {out} "
+                                f"(python -m experiments.check_report {out} --write-docs rewrites it)")
+        if write and new_text != text:
+            from rnnjax.io import atomic_write_text
+
+            atomic_write_text(path, new_text)
+        prose = CODE.sub("", BLOCK.sub("", _checked_part(path, text)))
+        for number in DECIMAL.findall(prose):
+            if number not in PROSE_CONSTANTS and round(float(number), 10) not in allowed:
+                problems.append(f"{where}: {number} outside a generated block is neither a setting nor a quote: "
+                                "measured numbers belong in a generated block")
     return problems
 
 
@@ -65,19 +185,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = _cli.Parser("check_report", __doc__)
     parser.add_argument("out", nargs="?", type=Path, default=Path("runs"),
                         help="the folder the main job wrote (default: runs/)")
-    out = parser.parse_args(sys.argv[1:] if argv is None else argv).out
+    parser.add_argument("--write-docs", action="store_true",
+                        help="rewrite the docs' generated blocks from OUT (a full run only)")
+    parser.add_argument("--no-docs", action="store_true", help="check the page only")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    out = args.out
     if not out.is_dir():
         raise _cli.UsageError(f"{out} is not a folder; give the folder `python -m experiments.reproduce` wrote")
     for name in ("report.md", "report_sources.json"):
         if not (out / name).is_file():
             raise _cli.UsageError(f"{out / name} is missing; build the page with `python -m experiments.reproduce "
                                   f"--out {out}` (or `python -m experiments.report {out}`)")
+    if args.write_docs and is_quick(out):
+        raise _cli.UsageError(f"{out} holds a --quick run; the docs are written from a full run only")
     with _cli.user_errors():
         problems = check(out)
-    for p in problems:
-        print(f"check_report: {p}")
-    print(f"check_report: {out / 'report.md'}: " + ("OK" if not problems else
-                                                    f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"))
+        if not args.no_docs:
+            problems += check_docs(out, write=args.write_docs)
+    for problem in problems:
+        print(f"check_report: {problem}")
+    docs = " and the docs" + (" (quick run: blocks generated, not compared)" if is_quick(out) else "")
+    what = f"{out / 'report.md'}" + ("" if args.no_docs else docs)
+    print(f"check_report: {what}: " + ("OK" if not problems else
+                                       f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"))
     return 1 if problems else 0
 
 

@@ -34,7 +34,29 @@ from rnnjax.data.text import SENTENCE
 from rnnjax.devices import use_host_devices
 
 REPORT_RHOS = (0.90, 0.99, 1.20)
+SAMPLE_RHOS = (0.5, 1.0, 1.5, 2.0)  # phase-diagram points quoted in docs/gradient_analysis.md
 QUICK = dict(seeds=2, segments=2, grid=8, lengths=[20, 50], lyap_length=200, hidden=16)
+
+
+def _finite(v) -> np.ndarray:
+    v = np.asarray(v, float).ravel()
+    return v[np.isfinite(v)]
+
+
+def _nanmedian(v) -> float | None:
+    """Median of the finite entries (None when there are none: NaN is never saved)."""
+    f = _finite(v)
+    return float(np.median(f)) if f.size else None
+
+
+def _nanmin(v) -> float | None:
+    f = _finite(v)
+    return float(f.min()) if f.size else None
+
+
+def _nanmax(v) -> float | None:
+    f = _finite(v)
+    return float(f.max()) if f.size else None
 
 
 def _about(rho) -> str:
@@ -165,7 +187,8 @@ def _run(args, out: Path) -> dict:
         per_rho.append({
             "rho": float(rho),
             "lyapunov_top_median": float(lyap_med[i, 0]),
-            "lyapunov_top_per_seed": lyap[i, :, 0].tolist(),
+            "lyapunov_top_per_seed": [float(v) if np.isfinite(v) else None for v in lyap[i, :, 0]],
+            "lyapunov_top_seed_min": _nanmin(lyap[i, :, 0]), "lyapunov_top_seed_max": _nanmax(lyap[i, :, 0]),
             "lyapunov_positive_count_median": float(np.median((lyap[i] > 0).sum(-1))),
             "lag_profile_slope": float(np.polyfit(k, prof, 1)[0]),  # nats per step back
             "log10_grad_ratio_at_max_lag": float(prof[-1] / np.log(10)),
@@ -174,6 +197,7 @@ def _run(args, out: Path) -> dict:
             "bound_over_measured_decades_at_max_lag": float((lag["log_bound"][i][-1] - prof[-1]) / np.log(10)),
             "bound_holds": bool(np.all(prof <= lag["log_bound"][i] + 1e-4)),
             "verdict": "vanishing" if lyap_med[i, 0] < 0 else "exploding",
+            "mean_field_relu_lyapunov": float(np.log(rho / np.sqrt(2.0))),  # log(rho / sqrt 2): ReLU keeps half
         })
         say(f"rho {rho:g}: lambda_1 = {lyap_med[i, 0]:+.3f} nats/step ({per_rho[-1]['verdict']}); gradient ratio "
             f"at lag {T - 1}: 10^{per_rho[-1]['log10_grad_ratio_at_max_lag']:.1f}; report bound "
@@ -184,7 +208,7 @@ def _run(args, out: Path) -> dict:
 
     # 2. phase diagram: rho grid x seeds x lengths, tanh and ReLU
     grid_rhos = np.linspace(args.rho_min, args.rho_max, args.grid)
-    phase_rows, panels, crossings = [], [], {}
+    phase_rows, panels, crossings, samples = [], [], {}, {}
     for act in ("tanh", "relu"):
         g = get_activation(act).gamma
         panel = {"activation": act, "rho": grid_rhos, "lengths": {}}
@@ -204,8 +228,15 @@ def _run(args, out: Path) -> dict:
                                   "lag_slope": slope_L.ravel(), "log_gamma_norm": np.log(g) + st["log_norm"].ravel(),
                                   "log_radius": st["log_radius"].ravel()})
             phase_rows.append(frame[finite.ravel()])
+            per_seed = [zero_crossing(grid_rhos, np.where(finite[:, j], lyap_L[:, j], np.nan))
+                        for j in range(len(seeds))]  # each seed's own crossing (None: none in the grid)
+            found = [c for c in per_seed if c is not None]
             crossings[act][str(L)] = {
                 "rho_lyapunov_zero": zero_crossing(grid_rhos, lyap_m),
+                "rho_lyapunov_zero_per_seed": per_seed,
+                "rho_lyapunov_zero_seed_min": min(found) if found else None,
+                "rho_lyapunov_zero_seed_max": max(found) if found else None,
+                "seeds_without_crossing": len(per_seed) - len(found),
                 "rho_lag_slope_zero": zero_crossing(grid_rhos, slope_m),
                 "nonfinite_runs": int((~finite).sum()),
                 "nonfinite_rhos": sorted({float(r) for r in frame["rho"][~finite.ravel()]}),
@@ -214,12 +245,35 @@ def _run(args, out: Path) -> dict:
                 f"lag slope = 0 at rho {_about(crossings[act][str(L)]['rho_lag_slope_zero'])}"
                 + (f"; {int((~finite).sum())} runs without an exponent (state overflow or collapse), left out"
                    if (~finite).any() else ""))
+        longest = panel["lengths"][max(args.lengths)]["lyap"]
+        samples[act] = [{"rho": float(grid_rhos[g]), "length": max(args.lengths),
+                         "lyapunov_top_median": None if np.isnan(longest[g]) else float(longest[g]),
+                         "log_radius_median": float(panel["log_radius"][g]),
+                         "log_gamma_norm_median": float(panel["log_gamma_norm"][g])}
+                        for g in sorted({int(np.argmin(np.abs(grid_rhos - r))) for r in SAMPLE_RHOS})]
         crossings[act]["rho_bound_rate_one"] = zero_crossing(grid_rhos, panel["log_gamma_norm"])
         crossings[act]["rho_spectral_radius_one"] = zero_crossing(grid_rhos, panel["log_radius"])
         panels.append(panel)
     write_csv(out / "phase.csv", pd.concat(phase_rows, ignore_index=True))
 
-    # 3. figures, then metrics.json last
+    # 3. the other reading of the report's W_hh ~ N(0, 1/sqrt(h)): variance 1/sqrt(H), i.e. std H^(-1/4), the
+    # same as our std-1/sqrt(H) matrix times H^(1/4) (docs/report_restated.md, "Decisions")
+    scale = float(args.hidden ** 0.25)
+    L_var = min(args.segment_length, len(chars_y))
+    var = stability_sweep(rhos * scale, seeds, chars_x[:L_var], chars_y[:L_var], activation=args.activation, **net)
+    v_lyap, v_slope = var["lyap_top"][..., 0], var["lag_slope"][..., 0]  # (R, S)
+    variance_reading = {
+        "scale": scale, "length": L_var, "rhos": rhos.tolist(), "effective_rhos": (rhos * scale).tolist(),
+        "lyapunov_top_median": [_nanmedian(v) for v in v_lyap],
+        "lyapunov_top_seed_min": [_nanmin(v) for v in v_lyap], "lyapunov_top_seed_max": [_nanmax(v) for v in v_lyap],
+        "lag_slope_median": [_nanmedian(v) for v in v_slope],
+        "nonfinite_runs": int((~np.isfinite(v_lyap)).sum()),
+        "verdict": [None if _nanmedian(v) is None else "vanishing" if _nanmedian(v) < 0 else "exploding"
+                    for v in v_lyap]}
+    say(f"variance reading (W std H^-1/4 = rho x {scale:.2f} in our scale): lambda_1 medians "
+        f"{variance_reading['lyapunov_top_median']} over {L_var} steps")
+
+    # 4. figures, then metrics.json last
     figs = ["fig4_lag_profile.png", "fig5_jacobian_spectra.png", "fig6_phase_diagram.png"]
     plot_lag_profiles(out / figs[0], [
         {"rho": float(r), "k": k, "log_profile": lag["log_profile"][i], "log_bound": lag["log_bound"][i],
@@ -239,6 +293,11 @@ def _run(args, out: Path) -> dict:
                    "quick": args.quick, "devices": len(jax.devices())},
         "per_rho": per_rho,
         "phase_crossings": crossings,
+        "phase_samples": samples,  # the phase diagram at the grid points nearest SAMPLE_RHOS, longest length
+        "variance_reading": variance_reading,
+        "relu_mean_field_edge": float(np.sqrt(2.0)),  # lambda_1 = log(rho / sqrt 2) = 0 for a large ReLU network
+        "bound_over_measured_decades_min": min(r["bound_over_measured_decades_at_max_lag"] for r in per_rho),
+        "bound_over_measured_decades_max": max(r["bound_over_measured_decades_at_max_lag"] for r in per_rho),
         "wall_s": time.perf_counter() - t0,
         "figures": figs,
     }

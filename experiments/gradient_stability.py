@@ -205,7 +205,7 @@ def _run(args, rhos, seeds, out: Path):
         "config": {**{k: v for k, v in config.items()}, "rhos": [float(r) for r in rhos],
                    "seeds": [int(s) for s in seeds], "segment_length": args.segment_length,
                    "segments": int(data.inputs.shape[0]), "vocabulary": "".join(data.vocab),
-                   "repeats": args.repeats, "norm": args.norm, "quick": args.quick,
+                   "repeats": args.repeats, "norm": args.norm, "quick": args.quick, "stability_chars": n_lyap,
                    "devices": len(jax.devices())},
         "per_rho": per_rho,
         "claims": claims,

@@ -68,8 +68,17 @@ class Page:
         return text
 
     def reader(self, file: str, *prefix):
-        """``num`` bound to one JSON file (and a key prefix): ``n = page.reader(f); n("rmse")``."""
-        return lambda *path, fmt="{:.2f}": self.num(file, *prefix, *path, fmt=fmt)
+        """``num`` bound to one JSON file (and a key prefix): ``n = page.reader(f); n("rmse")``. A value that
+        may be null reads as ``missing`` with ``n(..., missing="—")`` (nothing is recorded then);
+        ``n.get(*path)`` is the raw value, for decisions about the wording (nothing is recorded)."""
+        get = lambda *path: lookup(self.json(file), (*prefix, *path))
+
+        def n(*path, fmt="{:.2f}", missing=None):
+            if missing is not None and get(*path) is None:
+                return missing
+            return self.num(file, *prefix, *path, fmt=fmt)
+        n.get = get
+        return n
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
@@ -87,6 +96,8 @@ def write_report(out: Path, *, quick: bool = False) -> Path:
     page.add("# rnnjax: the report reproduced, and what it did not show", "")
     if quick:
         page.add("> **Quick mode**: reduced sizes for a smoke test; the numbers below are not the full run's.", "")
+    page.add("What the report says and every decision taken where it is ambiguous: `docs/report_restated.md`. "
+             "Medians and means below come with their spread over seeds.", "")
     from experiments import report_sections
 
     for section in report_sections.SECTIONS:

@@ -1,13 +1,15 @@
 """The sections of the results page, one function each; every number goes through ``Page.num``.
 
 Each section reads one experiment's ``metrics.json`` (written last by the experiment, so its
-presence means that experiment completed) and skips itself with a note when it is missing.
+presence means that experiment completed) and skips itself with a note when it is missing. The
+sentence builders (``dm_verdict``, ``claim_measured``, ...) are shared with the generated blocks
+of the documentation (:mod:`experiments.report_docs`), so page and docs say the same thing.
 """
 
 from __future__ import annotations
 
-S1, S2, SP, RM, FL = (f"{name}/metrics.json" for name in
-                      ("stock_forecast", "gradient_stability", "gradient_spectra", "remedies", "flossing"))
+S1, SV, S2, SP, RM, FL = (f"{name}/metrics.json" for name in ("stock_forecast", "stock_variants", "gradient_stability",
+                                                              "gradient_spectra", "remedies", "flossing"))
 
 
 def _missing(page, file: str, title: str) -> bool:
@@ -16,6 +18,76 @@ def _missing(page, file: str, title: str) -> bool:
     page.add(f"## {title}", "", f"*Not run: `{file}` is missing (run without `--only`).*", "")
     return True
 
+
+# ------------------------------------------------------------------------------- shared sentences
+
+def dm_verdict(n, seeds: int, basis: str) -> str:
+    """The verdict against persistence and what it rests on; ``n`` reads one Experiment 1 metrics dict."""
+    verdict = f"**{n('verdict_vs_persistence', fmt='{}')}**"
+    if basis == "none":
+        return f"{verdict}: no seed finished with finite forecasts, so there is nothing to compare."
+    test = (f"HAC Diebold–Mariano (Newey–West long-run variance, {n('dm_vs_persistence', 'lags_min', fmt='{}')}–"
+            f"{n('dm_vs_persistence', 'lags_max', fmt='{}')} lags by the Newey–West 1994 rule, HLN factor, t(M−1))")
+    ratio = (f"{n('dm_vs_persistence', 'rmse_ratio_min', fmt='{:.3g}')}–"
+             f"{n('dm_vs_persistence', 'rmse_ratio_max', fmt='{:.3g}')}")
+    r1 = (f"{n('dm_vs_persistence', 'lag1_autocorr_min', fmt='{:.3f}')}–"
+          f"{n('dm_vs_persistence', 'lag1_autocorr_max', fmt='{:.3f}')}")
+    p = (f"{n('dm_vs_persistence', 'p_value_min', fmt='{:.2g}', missing='—')}–"
+         f"{n('dm_vs_persistence', 'p_value_max', fmt='{:.2g}', missing='—')}")
+    if basis == "rmse ratio":
+        return (f"{verdict}, judged by the error ratio alone: the test RMSE is {ratio} times persistence's over the "
+                f"{seeds} seeds. No Diebold–Mariano test is reliable here: the loss differential's lag-1 "
+                f"autocorrelation is {r1} (the errors trend with the price), so one test period cannot give its "
+                f"long-run variance; the {test} says p = {p}, and that is not evidence.")
+    if basis == "diebold-mariano":
+        return (f"{verdict} by a {test} at 5%: {n('dm_vs_persistence', 'seeds_significantly_worse', fmt='{}')} of "
+                f"{seeds} seeds significantly worse, {n('dm_vs_persistence', 'seeds_significantly_better', fmt='{}')} "
+                f"significantly better (p = {p}; lag-1 autocorrelation of the loss differential {r1}; RMSE "
+                f"{ratio} times persistence's).")
+    return (f"{verdict}: {n('dm_vs_persistence', 'seeds_reliable', fmt='{}')} seed(s) judged by a {test} at 5% "
+            f"(p = {p}), {n('dm_vs_persistence', 'seeds_unreliable', fmt='{}')} by the error ratio, their loss "
+            f"differential being too persistent for any DM test (lag-1 autocorrelation up to "
+            f"{n('dm_vs_persistence', 'lag1_autocorr_max', fmt='{:.3f}')}); RMSE {ratio} times persistence's.")
+
+
+def dm_cell(n, basis: str) -> str:
+    """A short table cell: the verdict and its basis."""
+    d = lambda *path, fmt: n("dm_vs_persistence", *path, fmt=fmt)
+    if basis == "rmse ratio":
+        return (f"{n('verdict_vs_persistence', fmt='{}')} (RMSE ratio {d('rmse_ratio_min', fmt='{:.3g}')}–"
+                f"{d('rmse_ratio_max', fmt='{:.3g}')}; DM unreliable, r₁ up to {d('lag1_autocorr_max', fmt='{:.3f}')})")
+    return (f"{n('verdict_vs_persistence', fmt='{}')} (DM: {d('seeds_significantly_worse', fmt='{}')} worse, "
+            f"{d('seeds_significantly_better', fmt='{}')} better; p "
+            f"{n('dm_vs_persistence', 'p_value_min', fmt='{:.2g}', missing='—')}–"
+            f"{n('dm_vs_persistence', 'p_value_max', fmt='{:.2g}', missing='—')})")
+
+
+def claim_measured(n, i: int) -> str:
+    """Experiment 2's measured curve for per_rho[i]: median start and end with every seed's, and the trend."""
+    starts = ", ".join(n("per_rho", i, "start_per_seed", j, fmt="{:.3g}")
+                       for j in range(len(n.get("per_rho", i, "start_per_seed"))))
+    return (f"median {n('per_rho', i, 'start', fmt='{:.3g}')} → {n('per_rho', i, 'end', fmt='{:.3g}')} "
+            f"(seeds start at {starts}; end {n('per_rho', i, 'end_seed_min', fmt='{:.3g}')}–"
+            f"{n('per_rho', i, 'end_seed_max', fmt='{:.3g}')}); {n('per_rho', i, 'trend', fmt='{}')}: "
+            f"{n('per_rho', i, 'change_decades', fmt='{:+.2f}')} decades first to last, "
+            f"{n('per_rho', i, 'decades', fmt='{:+.2f}')} fitted")
+
+
+def crossing(n, act: str, length: str) -> str:
+    """The rho where lambda_1 = 0 (median over seeds) with the seeds' own crossings."""
+    base = ("phase_crossings", act, length)
+    if n.get(*base, "rho_lyapunov_zero") is None:
+        return f"{act} T={length}: none in the grid"
+    text = f"{act} T={length}: rho = {n(*base, 'rho_lyapunov_zero')}"
+    lo = n(*base, "rho_lyapunov_zero_seed_min", missing="")
+    if lo:
+        text += f" (seeds {lo}–{n(*base, 'rho_lyapunov_zero_seed_max')}"
+        text += (f"; {n(*base, 'seeds_without_crossing', fmt='{}')} without one in the grid)"
+                 if n.get(*base, "seeds_without_crossing") else ")")
+    return text
+
+
+# ------------------------------------------------------------------------------------------ sections
 
 def experiment1(page) -> None:
     title = "Experiment 1 — next-day stock price (report §3, Table 1, Figures 1–2)"
@@ -43,12 +115,9 @@ def experiment1(page) -> None:
         f"| rnnjax, vanilla RNN (mean over {seeds} seeds; min–max) | {n('rmse')} ({n('rmse_min')}–{n('rmse_max')}) "
         f"| {n('mae')} ({n('mae_min')}–{n('mae_max')}) |",
         f"| persistence baseline (tomorrow = today) | {n('persistence_rmse')} | {n('persistence_mae')} |", "",
-        f"Verdict against persistence (Diebold–Mariano, 5%): **{n('verdict_vs_persistence', fmt='{}')}** — "
-        f"{n('dm_vs_persistence', 'seeds_significantly_worse', fmt='{}')} of {seeds} seeds significantly worse, "
-        f"{n('dm_vs_persistence', 'seeds_significantly_better', fmt='{}')} significantly better. The test "
-        f"closes ({n('data', 'test_close_min')}–{n('data', 'test_close_max')}) rise above the train maximum "
-        f"({n('data', 'train_close_max')}), the top of the min–max scaler: the report's extrapolation trap. "
-        "Variants (log-returns, a loss at every step, Adam) are compared in `docs/stock_forecast.md`.", "",
+        f"Against persistence: {dm_verdict(n, seeds, m['dm_vs_persistence']['basis'])} The test closes "
+        f"({n('data', 'test_close_min')}–{n('data', 'test_close_max')}) rise above the train maximum "
+        f"({n('data', 'train_close_max')}), the top of the min–max scaler: the report's extrapolation trap.", "",
     )
     if diverged:
         page.add(f"**{len(diverged)} of {seeds} seeds went non-finite** "
@@ -71,6 +140,24 @@ def experiment1(page) -> None:
     page.figure("stock_forecast", "fig2_forecast.png",
                 f"*Figure 2.* Forecast vs actual vs persistence on the test range. The RNN's test RMSE is "
                 f"{n('rmse')} against persistence's {n('persistence_rmse')}" + reading)
+    variants(page)
+
+
+def variants(page) -> None:
+    if not page.has(SV):
+        page.add("*Variants not run (`stock_variants/metrics.json` is missing).*", "")
+        return
+    v = page.json(SV)["variants"]
+    page.add("**Variants** (the report's own list of fixes, and gated cells; same data and split, "
+             f"{page.num(SV, 'config', 'seeds', fmt='{}')} seeds each; `docs/stock_forecast.md`):", "",
+             "| variant | flags | test RMSE mean (min–max) | persistence | verdict against persistence |",
+             "|---|---|---|---|---|")
+    for name in v:
+        n = page.reader(SV, "variants", name)
+        page.add(f"| {n('label', fmt='{}')} | `{n('flags', fmt='{}')}` | {n('rmse', fmt='{:.4g}')} "
+                 f"({n('rmse_min', fmt='{:.4g}')}–{n('rmse_max', fmt='{:.4g}')}) | "
+                 f"{n('persistence_rmse', fmt='{:.4g}')} | {dm_cell(n, v[name]['dm_vs_persistence']['basis'])} |")
+    page.add("")
 
 
 def experiment2(page) -> None:
@@ -81,25 +168,38 @@ def experiment2(page) -> None:
     n = page.reader(S2)
     page.add(
         f"## {title}", "",
-        f"ReLU RNN, hidden {n('config', 'hidden_size', fmt='{}')}, W_hh = rho x N(0, 1/H), SGD lr "
+        f"ReLU RNN, hidden {n('config', 'hidden_size', fmt='{}')}, W_hh = rho W with W_ij ~ N(0, σ²), σ = 1/√H "
+        "(the report's N(0, 1/√h) read as a standard deviation, so rho is about the spectral radius), SGD lr "
         f"{n('config', 'learning_rate', fmt='{}')}, {n('config', 'num_steps', fmt='{}')} steps on segments of "
         f"{n('config', 'segment_length', fmt='{}')} characters, {len(m['config']['seeds'])} seeds per rho, all in "
-        f"one vmapped program. Norm plotted: ||dL/dW_hh||_{n('config', 'norm', fmt='{}')} (median over seeds).", "",
-        "| rho | the report's claim | measured | verdict |",
-        "|---|---|---|---|",
+        f"one vmapped program. Norm: ||dL/dW_hh||_{n('config', 'norm', fmt='{}')}, the median curve over seeds; "
+        "each claim is turned into a test (last column but one) and the test is applied to the median.", "",
+        "| rho | the report's claim | measured | test | verdict |",
+        "|---|---|---|---|---|",
     )
-    for i, _ in enumerate(m["claims"]):
-        page.add(f"| {n('claims', i, 'rho', fmt='{}')} | {n('claims', i, 'claim', fmt='{}')} | "
-                 f"{n('claims', i, 'measured', fmt='{}')} | **{n('claims', i, 'verdict', fmt='{}')}** |")
+    for i, c in enumerate(m["claims"]):
+        j = next(k for k, e in enumerate(m["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
+        page.add(f"| {n('claims', i, 'rho', fmt='{}')} | {n('claims', i, 'claim', fmt='{}')} | {claim_measured(n, j)} "
+                 f"| {n('claims', i, 'test', fmt='{}')} | **{n('claims', i, 'verdict', fmt='{}')}** |")
     page.add("", f"{n('claims_agree', fmt='{}')} of {n('claims_total', fmt='{}')} claims agree with the measurement.",
              "")
     levels = ", ".join(f"rho {n('per_rho', i, 'rho', fmt='{}')}: {n('per_rho', i, 'start')} → "
                        f"{n('per_rho', i, 'end')} ({n('per_rho', i, 'trend', fmt='{}')})"
                        for i in range(len(m["per_rho"])))
     page.figure("gradient_stability", "fig3_grad_norm.png",
-                f"*Figure 3.* ||dL/dW_hh|| per training step, log scale, median and band over seeds; first → last "
-                f"step and fitted trend: {levels}. The axis is the training step, while vanishing and exploding "
-                "are about the lag k inside a sequence (next section).")
+                f"*Figure 3.* ||dL/dW_hh|| per training step, log scale, median and min–max band over seeds; first → "
+                f"last step of the median: {levels}.{start_spread(n, m)} The axis is the training step, while "
+                "vanishing and exploding are about the lag k inside a sequence (next section).")
+
+
+def start_spread(n, m) -> str:
+    """A warning where the seeds' first values are so far apart (a factor 10 or more) that the median misleads."""
+    wide = [i for i, e in enumerate(m["per_rho"])
+            if e["start_seed_min"] and e["start_seed_max"] / e["start_seed_min"] >= 10]
+    return "".join(f" At rho {n('per_rho', i, 'rho', fmt='{}')} the seeds start between "
+                   f"{n('per_rho', i, 'start_seed_min', fmt='{:.3g}')} and "
+                   f"{n('per_rho', i, 'start_seed_max', fmt='{:.3g}')}: the median's first value describes no seed, "
+                   "the band does." for i in wide)
 
 
 def gradient_spectra(page) -> None:
@@ -111,39 +211,68 @@ def gradient_spectra(page) -> None:
     page.add(
         f"## {title}", "",
         "The report's §4.1 bound, ||dL_T/dh_{T-k}|| <= (gamma ||W_hh||_2)^k ||dL_T/dh_T||, against what the "
-        "Jacobian products (`jax.jacfwd`) actually do, for the ReLU network of Experiment 2 at initialisation:", "",
-        "| rho | top Lyapunov exponent (nats/step) | lag-profile slope | log10 gradient ratio at the longest lag "
-        "| log10 of the bound there | verdict |",
+        "Jacobian products (`jax.jacfwd`) actually do, for the ReLU network of Experiment 2 at initialisation "
+        "(W's entries with σ = 1/√H):", "",
+        "| rho | top Lyapunov exponent, median (seed range), nats/step | lag-profile slope | log10 gradient ratio at "
+        "the longest lag | log10 of the bound there | verdict |",
         "|---|---|---|---|---|---|",
     )
     for i, _ in enumerate(m["per_rho"]):
         page.add(f"| {n('per_rho', i, 'rho', fmt='{}')} | {n('per_rho', i, 'lyapunov_top_median', fmt='{:.3f}')} "
+                 f"({n('per_rho', i, 'lyapunov_top_seed_min', fmt='{:.3f}')} to "
+                 f"{n('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.3f}')}) "
                  f"| {n('per_rho', i, 'lag_profile_slope', fmt='{:.3f}')} "
                  f"| {n('per_rho', i, 'log10_grad_ratio_at_max_lag', fmt='{:.1f}')} "
                  f"| {n('per_rho', i, 'log10_bound_at_max_lag', fmt='{:.1f}')} "
                  f"| {n('per_rho', i, 'verdict', fmt='{}')} |")
-    page.add("")
+    page.add("", variance_reading(n, m), "")
     page.figure("gradient_spectra", "fig4_lag_profile.png",
                 "*Figure 4.* ||dL_T/dh_{T-k}|| against the lag k per rho, with the report's bound. The bound holds "
-                f"but is loose by {n('per_rho', 0, 'bound_over_measured_decades_at_max_lag', fmt='{:.0f}')} decades "
-                f"at rho {n('per_rho', 0, 'rho', fmt='{}')}; the measured slope tracks the top Lyapunov exponent.")
+                f"but is loose by {n('bound_over_measured_decades_min', fmt='{:.1f}')} to "
+                f"{n('bound_over_measured_decades_max', fmt='{:.1f}')} decades at the longest lag over the three "
+                "rho; the measured slope tracks the top Lyapunov exponent.")
     page.figure("gradient_spectra", "fig5_jacobian_spectra.png",
                 "*Figure 5.* Singular values of the products of k step Jacobians, per rho. Verdict along the lag: "
                 + ", ".join(f"rho {n('per_rho', i, 'rho', fmt='{}')} {n('per_rho', i, 'verdict', fmt='{}')}"
                             for i in range(len(m["per_rho"]))) + ".")
     pc = m["phase_crossings"]
-    cross = []
-    for act in ("relu", "tanh"):
-        for length in (k for k in pc[act] if k.isdigit()):
-            if pc[act][length]["rho_lyapunov_zero"] is not None:
-                cross.append(f"{act} T={length}: rho = "
-                             f"{n('phase_crossings', act, length, 'rho_lyapunov_zero')}")
-    where = "; ".join(cross) if cross else "no crossing inside the grid"
+    cross = [crossing(n, act, length) for act in ("relu", "tanh") for length in pc[act] if length.isdigit()]
     page.figure("gradient_spectra", "fig6_phase_diagram.png",
-                f"*Figure 6.* Top Lyapunov exponent over rho: vanishing turns into exploding where it crosses zero "
-                f"({where}). The report's criterion gamma ||W_hh||_2 = 1 sits at rho = "
-                f"{n('phase_crossings', 'relu', 'rho_bound_rate_one')}, the spectral radius reaches 1 at rho = "
-                f"{n('phase_crossings', 'relu', 'rho_spectral_radius_one')}.")
+                f"*Figure 6.* Top Lyapunov exponent over rho (median over seeds): vanishing turns into exploding "
+                f"where it crosses zero ({'; '.join(cross)}). For ReLU the mean-field, large-H edge is rho = √2 ≈ "
+                f"{n('relu_mean_field_edge')} "
+                f"(half the units off on average); at H = {n('config', 'hidden', fmt='{}')} the median crossing lies "
+                f"{_side(m)} it, and each seed crosses elsewhere (in brackets). The tanh crossing moves with T: at "
+                "short T it is a transient of "
+                "the start state (h_0 = 0 here), not the long-run edge. The report's criterion gamma ||W_hh||_2 = 1 "
+                f"sits at rho = {n('phase_crossings', 'relu', 'rho_bound_rate_one')}, the spectral radius reaches 1 "
+                f"at rho = {n('phase_crossings', 'relu', 'rho_spectral_radius_one')}.")
+
+
+def _side(m) -> str:
+    """Where ReLU's median crossings lie against the mean-field edge sqrt 2: 'below', 'above' or 'around'."""
+    pc = m["phase_crossings"]["relu"]
+    c = [pc[t]["rho_lyapunov_zero"] for t in pc if t.isdigit() and pc[t]["rho_lyapunov_zero"] is not None]
+    edge = m["relu_mean_field_edge"]
+    return "below" if c and max(c) < edge else "above" if c and min(c) > edge else "around"
+
+
+def variance_reading(n, m) -> str:
+    """What the verdicts become under the other reading of the report's W_hh (variance 1/sqrt(H))."""
+    v = m["variance_reading"]
+    values = ", ".join(f"{n('variance_reading', 'lyapunov_top_median', i, fmt='{:+.2f}')} "
+                       f"({n('variance_reading', 'lyapunov_top_seed_min', i, fmt='{:+.2f}')} to "
+                       f"{n('variance_reading', 'lyapunov_top_seed_max', i, fmt='{:+.2f}')})"
+                       for i in range(len(v["rhos"])))
+    verdicts = sorted(set(v["verdict"]) - {None})
+    verb = {"exploding": "explode", "vanishing": "vanish"}
+    words = (f"all {len(v['rhos'])} {verb[verdicts[0]]}" if len(verdicts) == 1 else "mixed verdicts")
+    return ("These verdicts rest on reading the report's N(0, 1/√h) as a standard deviation. Read as a variance, "
+            f"every weight is {n('variance_reading', 'scale', fmt='{:.2f}')} times larger (σ = H^(−1/4)), the same "
+            "as rho = " + ", ".join(n("variance_reading", "effective_rhos", i, fmt="{:.2f}")
+                                   for i in range(len(v["rhos"])))
+            + f" here, and the top Lyapunov exponents over one {n('variance_reading', 'length', fmt='{}')}-step "
+            f"segment are {values} nats/step (median, seed range): {words}.")
 
 
 def remedies(page) -> None:
@@ -156,54 +285,74 @@ def remedies(page) -> None:
         f"## {title}", "",
         f"**Clipping** (Experiment 2's ReLU net, rho = {n('clipping', 'rho', fmt='{}')}, "
         f"{n('clipping', 'steps', fmt='{}')} SGD steps):", "",
-        "| lr | clipping tau | finite | first non-finite step | fraction of steps clipped | final loss |",
-        "|---|---|---|---|---|---|",
+        *clipping_table(n, m),
     )
+    page.figure("remedies", "fig7_clipping.png",
+                "*Figure 7.* Loss and gradient norm with and without global-norm clipping: clipping keeps the "
+                "large-lr runs finite; it bounds the step, it does not change where the gradient comes from.")
+    page.add(adding_setup(n), "", *adding_table(n, m), "")
+    lp = m["lag_profiles"]["models"]
+    g = lambda name, stage: n("lag_profiles", "models", name, stage, "log10_gain_state", fmt="{:.1f}", missing="—")
+    gains = "; ".join(f"{name} {g(name, 'init')} → {g(name, 'trained')}" for name in lp)
+    page.figure("remedies", "fig8_lag_profiles_by_cell.png",
+                f"*Figure 8.* ||dL_T/ds_{{T-k}}|| by cell, at initialisation and after training. log10 of the gain "
+                f"over the whole sequence, init → trained: {gains} (geometric mean over the sequences whose gradient "
+                "stays non-zero at every lag; — where it reaches exactly 0 on every sequence).")
+    a = m["adding"]
+    solved = [k for k, r in a["models"].items() if r["solved_seeds"] == r["num_seeds"]]
+    partly = [k for k, r in a["models"].items() if 0 < r["solved_seeds"] < r["num_seeds"]]
+    never = [k for k, r in a["models"].items() if r["solved_seeds"] == 0]
+    page.figure("remedies", "fig9_adding_problem.png",
+                "*Figure 9.* MSE per step on the adding problem (log axes) with the 1/6 baseline. Every seed solved: "
+                f"{', '.join(solved) or 'none'}; some seeds: {', '.join(partly) or 'none'}; none within the budget: "
+                f"{', '.join(never) or 'none'}.")
+
+
+def clipping_table(n, m) -> list[str]:
+    rows = ["| lr | clipping tau | finite | first non-finite step | fraction of steps clipped | last finite loss | "
+            "median ‖g‖ |", "|---|---|---|---|---|---|---|"]
     for i, run in enumerate(m["clipping"]["runs"]):
         step = n("clipping", "runs", i, "first_nonfinite_step", fmt="{}") if run["first_nonfinite_step"] is not None \
             else "—"
         tau = n("clipping", "runs", i, "clip_norm", fmt="{}") if run["clip_norm"] is not None else "none"
-        final = n("clipping", "runs", i, "final_loss", fmt="{:.3g}") if run.get("final_loss") is not None \
-            else "— (diverged)"
-        page.add(f"| {n('clipping', 'runs', i, 'lr', fmt='{}')} | {tau} "
-                 f"| {'yes' if run['finite'] else 'no'} "
-                 f"| {step} | {n('clipping', 'runs', i, 'fraction_clipped')} "
-                 f"| {final} |")
-    page.add("")
-    page.figure("remedies", "fig7_clipping.png",
-                "*Figure 7.* Loss and gradient norm with and without global-norm clipping: clipping keeps the "
-                "large-lr runs finite; it bounds the step, it does not change where the gradient comes from.")
-    a = m["adding"]
-    page.add(
-        f"**The adding problem** (T = {n('adding', 'T', fmt='{}')}, {n('adding', 'steps', fmt='{}')} Adam steps, "
-        f"clipping {n('adding', 'clip_norm', fmt='{}')}; the constant predictor scores "
-        f"{n('adding', 'baseline_mse_on_test_set', fmt='{:.4f}')} on the test set, 1/6 in expectation):", "",
-        "| model | test MSE (mean over seeds) | min–max | seeds reaching MSE < 0.01 | median steps to get there |",
-        "|---|---|---|---|---|",
-    )
-    for name in a["models"]:
-        steps = a["models"][name]["median_steps_to_mse_0.01"]
-        steps = n("adding", "models", name, "median_steps_to_mse_0.01", fmt="{:.0f}") if steps is not None else "—"
-        page.add(f"| {name} | {n('adding', 'models', name, 'test_mse_mean', fmt='{:.4f}')} | "
-                 f"{n('adding', 'models', name, 'test_mse_min', fmt='{:.4f}')}–"
-                 f"{n('adding', 'models', name, 'test_mse_max', fmt='{:.4f}')} | "
-                 f"{n('adding', 'models', name, 'solved_seeds', fmt='{}')}/"
-                 f"{n('adding', 'models', name, 'num_seeds', fmt='{}')}"
-                 f" | {steps} |")
-    page.add("")
-    lp = m["lag_profiles"]["models"]
-    gains = "; ".join(f"{name} {n('lag_profiles', 'models', name, 'init', 'log10_gain_state', fmt='{:.1f}')} → "
-                      f"{n('lag_profiles', 'models', name, 'trained', 'log10_gain_state', fmt='{:.1f}')}"
-                      for name in lp)
-    page.figure("remedies", "fig8_lag_profiles_by_cell.png",
-                f"*Figure 8.* ||dL_T/ds_{{T-k}}|| by cell, at initialisation and after training. log10 of the gain "
-                f"over the whole sequence, init → trained: {gains}.")
-    half = a["baseline_mse"] / 2
-    left = [k for k, v in a["models"].items() if v["test_mse_mean"] is not None and v["test_mse_mean"] < half]
-    stayed = [k for k in a["models"] if k not in left]
-    page.figure("remedies", "fig9_adding_problem.png",
-                "*Figure 9.* Test MSE per step on the adding problem (log scale) with the 1/6 baseline. Below half "
-                f"the baseline at the end: {', '.join(left) or 'none'}; at or near it: {', '.join(stayed) or 'none'}.")
+        rows.append(f"| {n('clipping', 'runs', i, 'lr', fmt='{}')} | {tau} "
+                    f"| {'yes' if run['finite'] else 'no'} "
+                    f"| {step} | {n('clipping', 'runs', i, 'fraction_clipped')} "
+                    f"| {n('clipping', 'runs', i, 'last_finite_loss', fmt='{:.3g}', missing='—')}"
+                    f"{'' if run['finite'] else ' (then diverged)'} "
+                    f"| {n('clipping', 'runs', i, 'median_grad_norm', fmt='{:.3g}')} |")
+    return rows + [""]
+
+
+def adding_setup(n) -> str:
+    return (f"**The adding problem** (T = {n('adding', 'T', fmt='{}')}, hidden {n('adding', 'hidden', fmt='{}')}, "
+            f"batch {n('adding', 'batch', fmt='{}')}, Adam lr {n('adding', 'lr', fmt='{}')}, clipping "
+            f"{n('adding', 'clip_norm', fmt='{}')}, a fresh batch every step, the same for every model). The budget is "
+            f"**{n('adding', 'budget', fmt='{:,}')} updates** per run (the slowest solve of any run took "
+            f"{n('adding', 'slowest_solve', fmt='{:,}', missing='—')} steps); a cell stops early once every seed is "
+            "solved, since steps-to-solve cannot change after that. Solved: the "
+            f"running mean over {n('adding', 'smoothing_window', fmt='{}')} steps of the fresh-batch MSE below "
+            f"{n('adding', 'threshold', fmt='{}')}; the constant predictor scores "
+            f"{n('adding', 'baseline_mse_on_test_set', fmt='{:.4f}')} on the test set (1/6 in expectation).")
+
+
+def adding_table(n, m) -> list[str]:
+    rows = ["| model | seeds solved | steps to MSE < 0.01: median (min–max over solved seeds) | steps trained | "
+            "test MSE after training: mean (min–max) |", "|---|---|---|---|---|"]
+    for name, r in m["adding"]["models"].items():
+        base = ("adding", "models", name)
+        one = r["num_seeds"] == 1
+        if r["solved_seeds"]:
+            steps = f"{n(*base, 'median_steps_to_mse_0.01', fmt='{:,.0f}')}" + ("" if one else (
+                f" ({n(*base, 'min_steps_to_mse_0.01', fmt='{:,.0f}')}–"
+                f"{n(*base, 'max_steps_to_mse_0.01', fmt='{:,.0f}')})"))
+        else:
+            steps = f"not within {n('adding', 'budget', fmt='{:,}')}"
+        t = lambda key, base=base: n(*base, key, fmt="{:.3g}", missing="—")
+        test = t("test_mse_mean") + ("" if one else f" ({t('test_mse_min')}–{t('test_mse_max')})")
+        rows.append(f"| {name} | {n(*base, 'solved_seeds', fmt='{}')}/{n(*base, 'num_seeds', fmt='{}')} | {steps} | "
+                    f"{n(*base, 'trained_steps', fmt='{:,}')} | {test} |")
+    return rows
 
 
 def flossing(page) -> None:
@@ -291,8 +440,8 @@ def flossing(page) -> None:
 
 def timings(page) -> None:
     rows = []
-    for file, label in ((S1, "stock_forecast"), (S2, "gradient_stability"), (SP, "gradient_spectra"),
-                        (RM, "remedies"), (FL, "flossing")):
+    for file, label in ((S1, "stock_forecast"), (SV, "stock_variants"), (S2, "gradient_stability"),
+                        (SP, "gradient_spectra"), (RM, "remedies"), (FL, "flossing")):
         if not page.has(file):
             continue
         m = page.json(file)

@@ -29,6 +29,8 @@ class Stage(NamedTuple):
 
 STAGES = (
     Stage("stock_forecast", "Experiment 1: next-day stock price (report §3)", ("--seeds", "4"), ("--quick",)),
+    Stage("stock_variants", "Experiment 1's variants: log-returns, a loss at every step, Adam, LSTM, GRU",
+          ("--seeds", "4"), ("--quick", "--seeds", "2")),
     Stage("gradient_stability", "Experiment 2: gradient norm vs spectral radius (report §5)", ("--seeds", "4"),
           ("--quick",)),
     Stage("gradient_spectra", "Lag profiles, Jacobian spectra, Lyapunov exponents, phase diagram", (), ("--quick",)),
@@ -91,15 +93,22 @@ def main(argv: list[str] | None = None) -> Path:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     mode = "quick" if args.quick else "full"
+    seconds = {}
     for i, stage in enumerate(stages, 1):
         print(f"\n[{i}/{len(stages)}] {stage.name}: {stage.title} ({mode})", flush=True)
         t0 = time.perf_counter()
         run_stage(stage, args.out, args.quick)
-        print(f"[{i}/{len(stages)}] {stage.name} done in {time.perf_counter() - t0:.1f} s "
+        seconds[stage.name] = time.perf_counter() - t0
+        print(f"[{i}/{len(stages)}] {stage.name} done in {seconds[stage.name]:.1f} s "
               f"(elapsed {time.perf_counter() - start:.1f} s); moved into place: {args.out / stage.name}/",
               flush=True)
+    from rnnjax.io import write_json
+
+    write_json(args.out / "run.json", {"quick": args.quick, "stages": [s.name for s in stages],
+                                       "seconds": seconds, "total_seconds": time.perf_counter() - start})
     page = write_report(args.out, quick=args.quick)
-    print(f"\nAll done in {time.perf_counter() - start:.1f} s. Results page: {page}")
+    print(f"\nAll done in {time.perf_counter() - start:.1f} s. Results page: {page}; check it (and the docs) with "
+          f"python -m experiments.check_report {args.out}")
     return page
 
 

@@ -398,7 +398,10 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
             "train_close_min": float(train_part.min()), "train_close_max": float(train_part.max()),
             "test_close_min": float(test_part.min()), "test_close_max": float(test_part.max()),
             "scaler": {"lo": data.scaler.lo, "hi": data.scaler.hi, "of": cfg.target},
+            "test_close_max_scaled": float(np.ptp([train_part.min(), test_part.max()]) / np.ptp(train_part)),
         },
+        "clipping": _clipping_stats(history, status, cfg.clip or None),
+        "implied_returns": _implied_returns(pred_test, ok, prices[data.test_days - 1], actual_test),
         "files": ["history.csv", "predictions.csv", "train_tail.csv"],
     }
     t0 = time.perf_counter()
@@ -439,6 +442,42 @@ def _dm_by_seed(ok, dm: forecast.DMTest, ratio) -> list[dict]:
                         "verdict": "tie" if rec["statistic"] is None else
                         _seed_verdict(rec["reliable"], rec["statistic"], rec["p_value"], float(ratio[s]))})
     return records
+
+
+def _clipping_stats(history, status, clip) -> dict:
+    """Per seed: the global gradient norm at the first and the last finite epoch, and how many epochs were clipped;
+    summarised as [min, max] over the seeds that trained at least one finite epoch."""
+    first, last, clipped = [], [], []
+    for st in status:
+        n = history.grad_norm.shape[1] if st["first_nonfinite_step"] is None else st["first_nonfinite_step"]
+        if n:
+            g = history.grad_norm[st["seed"], :n]
+            first.append(float(g[0]))
+            last.append(float(g[-1]))
+            clipped.append(int(np.sum(g > clip)) if clip else 0)
+    return {"tau": clip, "grad_norm_first": list(_span(first)), "grad_norm_last": list(_span(last)),
+            "epochs_clipped": list(_span(clipped))}
+
+
+def _implied_returns(pred, ok, previous, actual) -> dict:
+    """What the forecasts say about the next day's move: r_hat = log(p_hat_i / p_{i-1}) against r = log(p_i / p_{i-1}).
+
+    Per finite seed: the standard deviation and mean of r_hat, its correlation with r, and the share of days
+    with the sign of r right; [min, max] over seeds, beside r's own standard deviation and mean.
+    """
+    r = np.log(actual / previous)
+    stats = {"std": [], "mean": [], "corr": [], "sign_agreement": []}
+    for s in np.flatnonzero(ok):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rh = np.log(pred[s] / previous)
+        if not np.all(np.isfinite(rh)):
+            continue
+        stats["std"].append(float(np.std(rh)))
+        stats["mean"].append(float(np.mean(rh)))
+        stats["corr"].append(float(np.corrcoef(rh, r)[0, 1]) if np.std(rh) > 0 else None)
+        stats["sign_agreement"].append(float(np.mean(np.sign(rh) == np.sign(r))))
+    return {"actual_std": float(np.std(r)), "actual_mean": float(np.mean(r)),
+            **{k: list(_span(v)) for k, v in stats.items()}}
 
 
 def _span(values) -> tuple:

@@ -43,3 +43,42 @@ def test_checker_catches_a_changed_json_and_a_missing_figure(tmp_path):
     problems = check(tmp_path)
     assert "missing figure exp/fig.png" in problems
     assert any("is 9.00, the page says 15.16" in p for p in problems)
+
+
+def _fake_docs(tmp_path, monkeypatch, prose="A setting: lr 0.01."):
+    """A run folder with one metrics.json, and a repository root whose README holds one generated block."""
+    from experiments import report_docs
+
+    out = tmp_path / "run"
+    (out / "exp").mkdir(parents=True)
+    (out / "exp" / "metrics.json").write_text(json.dumps({"config": {"lr": 0.01}, "rmse": 15.1634}))
+
+    def fake(page):
+        page.add(f"RMSE {page.num('exp/metrics.json', 'rmse')}.")
+    monkeypatch.setattr(report_docs, "BLOCKS", {"fake.block": fake})
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    (root / "README.md").write_text(f"# x\n\n{prose}\n\n<!-- generated: fake.block -->\nRMSE 15.16.\n"
+                                    "<!-- /generated -->\n")
+    return out, root
+
+
+def test_docs_blocks_are_checked_against_the_run(tmp_path, monkeypatch):
+    from experiments.check_report import check_docs
+
+    out, root = _fake_docs(tmp_path, monkeypatch)
+    assert check_docs(out, root) == []
+    (out / "exp" / "metrics.json").write_text(json.dumps({"config": {"lr": 0.01}, "rmse": 9.0}))  # a new run
+    assert any("block fake.block differs" in p for p in check_docs(out, root))
+    assert check_docs(out, root, write=True) == []  # --write-docs brings the block up to date
+    assert "RMSE 9.00." in (root / "README.md").read_text() and check_docs(out, root) == []
+
+
+def test_docs_prose_may_not_state_a_measured_number(tmp_path, monkeypatch):
+    from experiments.check_report import check_docs
+
+    out, root = _fake_docs(tmp_path, monkeypatch, prose="We measured 15.16 once; `0.77` in code is fine.")
+    problems = check_docs(out, root)
+    assert len(problems) == 1 and "15.16 outside a generated block" in problems[0]
+    (root / "docs" / "x.md").write_text("<!-- generated: nope -->\n<!-- /generated -->\n")
+    assert any("unknown generated block nope" in p for p in check_docs(out, root))

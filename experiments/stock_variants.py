@@ -1,0 +1,77 @@
+"""Experiment 1's variants: the report's own fixes (log-returns, a loss at every step, Adam) and gated cells.
+
+    python -m experiments.stock_variants [--seeds 4] [--quick] [--out DIR]
+
+Runs ``python -m experiments.stock_forecast --seeds N <flags>`` for every variant below into
+``OUT/<name>/`` (each with its tables, figures and ``metrics.json``), then writes ``OUT/metrics.json``:
+per variant its flags, test RMSE/MAE with their spread over seeds, persistence on the same days,
+the Diebold-Mariano summary and the verdict against persistence, and the train RMSE. The report's
+own setup is Experiment 1 itself (``python -m experiments.stock_forecast``), not repeated here.
+``--quick`` runs one variant for 20 epochs (a smoke test of the whole path).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from experiments import _cli
+
+VARIANTS = (  # (name, what it changes, flags)
+    ("returns", "next log-return", ("--target", "returns")),
+    ("many_to_many", "loss at every step", ("--loss", "many-to-many")),
+    ("adam", "Adam", ("--optimizer", "adam")),
+    ("many_to_many_adam", "many-to-many + Adam", ("--loss", "many-to-many", "--optimizer", "adam")),
+    ("returns_adam", "log-return + Adam", ("--target", "returns", "--optimizer", "adam")),
+    ("returns_many_to_many_adam", "log-return + many-to-many + Adam",
+     ("--target", "returns", "--loss", "many-to-many", "--optimizer", "adam")),
+    ("lstm", "LSTM", ("--cell", "lstm")),
+    ("gru", "GRU", ("--cell", "gru")),
+)
+QUICK_VARIANTS = ("returns_adam",)
+KEYS = ("rmse", "rmse_min", "rmse_max", "mae", "mae_min", "mae_max", "persistence_rmse", "persistence_mae",
+        "seeds_beating_persistence", "dm_vs_persistence", "verdict_vs_persistence", "train_rmse",
+        "train_persistence_rmse")
+
+
+def build_parser():
+    p = _cli.Parser("stock_variants", __doc__)
+    p.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=4,
+                   help="initialisations per variant (default: 4)")
+    p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
+                   "(default: runs/stock_variants-<date>-<time>/)")
+    p.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_VARIANTS)}, 20 epochs each")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    final = _cli.check_out(args.out or _cli.default_out("stock_variants"))
+    with _cli.atomic_folder(final) as out:
+        metrics = _run(args, out)
+    print(f"[stock_variants] done: {final}/ ({len(metrics['variants'])} variants)", flush=True)
+    return metrics
+
+
+def _run(args, out: Path) -> dict:
+    from experiments import stock_forecast
+    from rnnjax.io import write_json
+
+    t0 = time.perf_counter()
+    variants = {}
+    for name, label, flags in VARIANTS:
+        if args.quick and name not in QUICK_VARIANTS:
+            continue
+        print(f"[stock_variants {time.perf_counter() - t0:6.1f}s] {name}: {' '.join(flags)}", flush=True)
+        m = stock_forecast.main([*flags, "--seeds", str(args.seeds), *(["--quick"] if args.quick else []),
+                                 "--out", str(out / name)])
+        variants[name] = {"label": label, "flags": " ".join(flags), **{k: m[k] for k in KEYS},
+                          "seeds": m["seeds"]["count"], "epochs": m["config"]["epochs"]}
+    metrics = {"experiment": "stock_variants", "config": {"seeds": args.seeds, "quick": args.quick},
+               "variants": variants, "wall_s": time.perf_counter() - t0}
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    _cli.run_as_command(main, "stock_variants")
