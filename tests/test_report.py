@@ -82,3 +82,12 @@ def test_docs_prose_may_not_state_a_measured_number(tmp_path, monkeypatch):
     assert len(problems) == 1 and "15.16 outside a generated block" in problems[0]
     (root / "docs" / "x.md").write_text("<!-- generated: nope -->\n<!-- /generated -->\n")
     assert any("unknown generated block nope" in p for p in check_docs(out, root))
+
+
+def test_every_generated_block_in_the_docs_has_a_generator_and_back():
+    """The documentation's block markers and experiments/report_docs.py name the same blocks, once each."""
+    from experiments.check_report import BLOCK, doc_files
+    from experiments.report_docs import BLOCKS
+
+    names = [m.group(2) for path in doc_files() for m in BLOCK.finditer(path.read_text())]
+    assert sorted(names) == sorted(BLOCKS)

@@ -193,3 +193,15 @@ def test_gated_cells_plug_in(tmp_path):
     assert (tmp_path / "fig2_forecast.png").is_file()
     with pytest.raises(ValueError, match="--method bptt is the vanilla RNN's hand BPTT"):
         exp.main(["--quick", "--cell", "gru", "--method", "bptt", "--out", str(tmp_path / "gru")])
+
+
+def test_variants_stage_summarises_each_variant(tmp_path):
+    from experiments import stock_variants
+
+    m = stock_variants.main(["--quick", "--seeds", "1", "--out", str(tmp_path)])
+    assert list(m["variants"]) == list(stock_variants.QUICK_VARIANTS)
+    for name, v in m["variants"].items():
+        one = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert v["rmse"] == one["rmse"] and v["flags"] == "--target returns --optimizer adam"
+        assert v["verdict_vs_persistence"] == one["verdict_vs_persistence"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["variants"].keys() == m["variants"].keys()
