@@ -137,7 +137,7 @@ class _Clipping(NamedTuple):
 
     def __call__(self, key, xs, ys, lrs):
         V = xs.shape[-1]
-        params = init_rnn(key, V, self.hidden, V, rho=self.rho)  # W_hh = rho W, W ~ N(0, 1/H) (report §5)
+        params = init_rnn(key, V, self.hidden, V, rho=self.rho)  # W_hh = rho W, W ~ N(0, std 1/sqrt(H)) (report §5)
         run = lambda tau: jax.vmap(lambda lr: train(params, xs, ys, loss="xent", num_steps=self.steps,
                                                     learning_rate=lr, activation="relu", clip_norm=tau)[1])(lrs)
         return run(None), run(self.tau)
