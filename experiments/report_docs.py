@@ -28,6 +28,7 @@ from experiments.report_sections import (
 )
 
 BLOCKS: dict[str, Callable] = {}
+VERB = {"vanishing": "vanish", "exploding": "explode"}
 
 
 def block(name: str):
@@ -86,8 +87,8 @@ def readme_findings(page):
                      f"{ns('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.2f}')})" for i in range(len(sp["per_rho"])))
     verdicts = sorted({r["verdict"] for r in sp["per_rho"]})
     page.add(f"| along the lag k (what §4.1 is about), W_ij with σ = 1/√H | — | "
-             f"**{'all three rho ' + verdicts[0] if len(verdicts) == 1 else 'mixed'}**: top Lyapunov exponent {lyap} "
-             "nats/step (median, seed range) |",
+             f"**{'all three rho ' + VERB[verdicts[0]] if len(verdicts) == 1 else 'mixed'}**: top Lyapunov exponent "
+             f"{lyap} nats/step (median, seed range) |",
              f"| the same, W_ij with variance 1/√H (the report's other possible reading) | — | "
              f"{', '.join(sorted(set(sp['variance_reading']['verdict']) - {None}))}: "
              + ", ".join(ns("variance_reading", "lyapunov_top_median", i, fmt="{:+.2f}")
@@ -212,8 +213,8 @@ def stock_findings(page):
                  + "; worse: " + (", ".join(rv(k)("label", fmt="{}") for k in worse) or "none") + ".")
     for k in ties:
         n = rv(k)
-        lines.append(f"- **{n('label', fmt='{}')} ties with persistence** (RMSE {n('rmse', fmt='{:.4g}')} against "
-                     f"{n('persistence_rmse', fmt='{:.4g}')}) because it learned to be persistence: the "
+        lines.append(f"- **{n('label', fmt='{}')} ties with persistence** (RMSE {n('rmse', fmt='{:.4f}')} against "
+                     f"{n('persistence_rmse', fmt='{:.4f}')}) because it learned to be persistence: the "
                      f"daily log-returns its forecasts imply have a standard deviation of "
                      f"{_pct(page, SV, k, 'std')} (the actual returns': "
                      f"{page.num(_variant_file(k), 'implied_returns', 'actual_std', fmt='{:.2%}')}), a "
@@ -229,9 +230,11 @@ def stock_findings(page):
                  f"{n1('rmse_max')} over {seeds} seeds; the final training loss spans "
                  f"{_loss_span(page, n1, s1)}.")
     cm = v.get("many_to_many", {})
-    lines.append(f"- **Clipping at tau = {n1('clipping', 'tau', fmt='{:g}')}** is active in "
-                 f"{n1('clipping', 'epochs_clipped', 0, fmt='{}')}–{n1('clipping', 'epochs_clipped', 1, fmt='{}')} "
-                 f"epochs of the report's run: the global gradient norm starts at "
+    active = ("is never active in the report's run" if not s1["clipping"]["epochs_clipped"][1] else
+              f"is active in {n1('clipping', 'epochs_clipped', 0, fmt='{}')}–"
+              f"{n1('clipping', 'epochs_clipped', 1, fmt='{}')} epochs of the report's run")
+    lines.append(f"- **Clipping at tau = {n1('clipping', 'tau', fmt='{:g}')}** {active}: the global gradient norm "
+                 "starts at "
                  f"{n1('clipping', 'grad_norm_first', 0, fmt='{:.2g}')}–"
                  f"{n1('clipping', 'grad_norm_first', 1, fmt='{:.2g}')}"
                  f" and ends at {n1('clipping', 'grad_norm_last', 0, fmt='{:.2g}')}–"
@@ -321,7 +324,7 @@ def gradient_lag(page):
     seeds = "; ".join(f"rho {n('per_rho', i, 'rho', fmt='{:g}')}: {per_seed(i, r)}"
                       for i, r in enumerate(sp["per_rho"]))
     verdicts = sorted({r["verdict"] for r in sp["per_rho"]})
-    page.add("", f"**{'All three ' + verdicts[0] if len(verdicts) == 1 else 'Mixed verdicts'}** along the lag "
+    page.add("", f"**{'All three ' + VERB[verdicts[0]] if len(verdicts) == 1 else 'Mixed verdicts'}** along the lag "
              f"(geometric mean over {n('config', 'segments', fmt='{}')} segments x {len(sp['config']['seeds'])} "
              "seeds). "
              f"lambda_1 per seed: {seeds} nats/step. The lag profiles are straight lines on a log scale whose slopes ("
