@@ -24,6 +24,7 @@ from experiments.report_sections import (
     crossing,
     dm_cell,
     dm_verdict,
+    start_spread,
     variance_reading,
 )
 
@@ -65,9 +66,9 @@ def readme_findings(page):
     s2, n2 = page.json(S2), page.reader(S2)
     sp, ns = page.json(SP), page.reader(SP)
     run, r = page.reader("run.json"), page.reader("reference.json", "experiment1")
-    page.add(f"The main job's full run on the embedded data ({run('total_seconds', fmt='{:.0f}')} s on the 2-core "
-             "development CPU; `runs/report.md` holds these numbers and more, `docs/*.md` the details). Medians and "
-             "means come with their spread over seeds.", "",
+    page.add(f"The main job's full run on the embedded data ({run('total_seconds', fmt='{:.0f}')} s on the shared "
+             "2-core development CPU; `runs/report.md` holds these numbers and more, `docs/*.md` the details). "
+             "Medians and means come with their spread over seeds.", "",
              "| | the report | rnnjax |", "|---|---|---|",
              f"| Exp. 1 test RMSE / MAE (vanilla RNN, report's settings) | {r('rmse')} / {r('mae')} (its ticker, "
              f"prices {r('price_range_low', fmt='{}')}–{r('price_range_high', fmt='{}')}) | "
@@ -80,8 +81,9 @@ def readme_findings(page):
              f"{n1('dm_vs_persistence', 'rmse_ratio_max', fmt='{:.3g}')} times persistence's |")
     for i, c in enumerate(s2["claims"]):
         j = next(k for k, e in enumerate(s2["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
-        page.add(f"| Exp. 2, rho = {n2('claims', i, 'rho', fmt='{:.2f}')}: \"{n2('claims', i, 'claim', fmt='{}')}\" | "
-                 f"as claimed | {n2('claims', i, 'verdict', fmt='{}')}: ‖dL/dW_hh‖₂ {claim_measured(n2, j)} |")
+        label, _, text = c["claim"].partition(": ")  # words, not numbers: read without recording
+        page.add(f"| Exp. 2, rho = {n2('claims', i, 'rho', fmt='{:.2f}')}: \"{text}\" | {label} | "
+                 f"{n2('claims', i, 'verdict', fmt='{}')}: ‖dL/dW_hh‖₂ {claim_measured(n2, j)} |")
     lyap = ", ".join(f"{ns('per_rho', i, 'lyapunov_top_median', fmt='{:.2f}')} "
                      f"({ns('per_rho', i, 'lyapunov_top_seed_min', fmt='{:.2f}')} to "
                      f"{ns('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.2f}')})" for i in range(len(sp["per_rho"])))
@@ -120,7 +122,13 @@ def readme_exp2(page):
              "these Gaussian matrices ‖W‖₂ ≈ 2 rho while the spectral radius ≈ rho), and its bound, though it holds "
              f"at every lag, is loose by {n('bound_over_measured_decades_min', fmt='{:.1f}')} to "
              f"{n('bound_over_measured_decades_max', fmt='{:.1f}')} decades at lag {L}. All of this reads the "
-             "report's N(0, 1/√h) as a standard deviation; read as a variance, the three rho explode (table above).")
+             "report's N(0, 1/√h) as a standard deviation; read as a variance, " + _variance_words(sp)
+             + " (table above).")
+
+
+def _variance_words(sp) -> str:
+    verdicts = sorted(set(sp["variance_reading"]["verdict"]) - {None})
+    return f"the three rho {VERB[verdicts[0]]}" if len(verdicts) == 1 else "the verdicts differ"
 
 
 def _below(sp, lengths) -> str:
@@ -213,9 +221,12 @@ def stock_findings(page):
                  + "; worse: " + (", ".join(rv(k)("label", fmt="{}") for k in worse) or "none") + ".")
     for k in ties:
         n = rv(k)
+        ir = page.json(_variant_file(k))["implied_returns"]
+        flat = ir["std"][1] is not None and ir["std"][1] < ir["actual_std"] / 4  # moves under a quarter of the data's
+        why = " because it learned to be persistence" if flat else ""
         lines.append(f"- **{n('label', fmt='{}')} ties with persistence** (RMSE {n('rmse', fmt='{:.4f}')} against "
-                     f"{n('persistence_rmse', fmt='{:.4f}')}) because it learned to be persistence: the "
-                     f"daily log-returns its forecasts imply have a standard deviation of "
+                     f"{n('persistence_rmse', fmt='{:.4f}')}){why}"
+                     + f": the daily log-returns its forecasts imply have a standard deviation of "
                      f"{_pct(page, SV, k, 'std')} (the actual returns': "
                      f"{page.num(_variant_file(k), 'implied_returns', 'actual_std', fmt='{:.2%}')}), a "
                      f"correlation with the actual return of {_span(page, SV, k, 'corr', '{:.3f}')} and the right sign "
@@ -294,7 +305,7 @@ def gradient_claims(page):
                          f"{n('per_rho', i, 'loss_start_median', fmt='{:.0f}')} → "
                          f"{n('per_rho', i, 'loss_last_finite_median', fmt='{:.0f}')}"
                          for i in range(len(m["per_rho"])))
-             + " nats per segment: with lr 1e-4 and 200 steps the weights barely move.")
+             + " nats per segment: with lr 1e-4 and 200 steps the weights barely move." + start_spread(n, m))
 
 
 @block("gradient_analysis.lag")
@@ -415,8 +426,29 @@ def remedies_lag(page):
                      f"{g(name, 'init', 'log10_gain_c_vs_state_lag0', '{:.1f}')} | "
                      f"{g(name, 'trained', 'log10_gain_c_vs_state_lag0', '{:.2f}')} | {z(name, 'init', 'c')} / "
                      f"{z(name, 'trained', 'c')} |")
-    page.add("", "A gradient that reaches exactly 0 (every ReLU unit off at some step) has log norm −∞ from that lag "
-             "on: such sequences are counted, not averaged in (— when no sequence is left).")
+    page.add("", "A gradient that reaches exactly 0 (every ReLU unit off, or every tanh unit saturated to ±1 in "
+             "float32, at some step) has log norm −∞ from that lag on: such sequences are counted, not averaged in "
+             "(— when no sequence is left).", "")
+    gain = lambda name, stage: models[name][stage]["log10_gain_state"]
+    lost = [name for name in models if gain(name, "init") is not None and gain(name, "init") < -3]
+    kept = [name for name in models if name not in lost]
+    page.add(f"Losing more than 3 orders of magnitude of gradient over the sequence at initialisation: "
+             f"{', '.join(lost) or 'none'}; not: {', '.join(kept) or 'none'}.")
+    a = m["adding"]["models"]
+    solved = [k for k in models if k in a and a[k]["solved_seeds"] == a[k]["num_seeds"]]
+    both = [k for k in solved if gain(k, "trained") is not None and gain(k, "trained") > -1]
+    steep = [k for k in solved if gain(k, "trained") is not None and gain(k, "trained") <= -1]
+    if both:
+        page.add(f"After training, among the models whose every seed solves the task: losing less than one order of "
+                 f"magnitude over the sequence, {', '.join(both)}"
+                 + (f"; still losing more, {', '.join(steep)}" if steep else "") + ".")
+    zero = [k for k in models if models[k]["trained"]["sequences_exactly_zero"]["state"]]
+    if zero:
+        page.add("After training the gradient reaches exactly 0 on some profiled sequences for "
+                 + ", ".join(f"{k} ({z(k, 'trained', 'state')} of {seqs})" for k in zero)
+                 + ". The profile is seed 0's; " + "; ".join(
+                     f"{k}'s seed 0 {'solved' if a[k]['seeds'][0]['steps_to_mse_0.01'] else 'did not solve'} the task"
+                     for k in zero if k in a) + ".")
 
 
 @block("remedies.cost")
