@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from experiments.report_sections import (
+    FL,
     RM,
     S1,
     S2,
@@ -460,3 +461,126 @@ def remedies_cost(page):
              "compilation included): "
              + ", ".join(f"{k} {n('adding', 'seconds_per_program', k, fmt='{:.0f}')} s"
                          for k in m["adding"]["seconds_per_program"]) + ".")
+
+
+# -------------------------------------------------------------------------------------- flossing
+
+CONDS = (("a", "plain"), ("b", "floss_before"), ("c", "floss_before_and_during"))
+
+
+def _argext(values, pick):
+    """Index of the smallest (``pick=min``) or largest value of a list that may hold None."""
+    good = [(v, i) for i, v in enumerate(values) if v is not None]
+    return pick(good)[1]
+
+
+@block("flossing.choice")
+def flossing_choice(page):
+    m = page.json(FL)["gradient_choice"]
+    g = page.reader(FL, "gradient_choice")
+    before = m["sum_sq_before"]
+    page.add(f"Edge-of-chaos tanh networks: hidden {g('hidden', fmt='{}')}, W_hh = {g('rho', fmt='{}')} x N(0, 1/H), "
+             f"input weights x {g('input_scale', fmt='{}')}, T = {g('T', fmt='{}')}, the top {g('num', fmt='{}')} "
+             f"exponents flossed from a zero state for {g('steps', fmt='{:,}')} Adam steps (lr {g('lr', fmt='{:g}')}) "
+             f"on one input sequence, {g('seeds', fmt='{}')} seeds; sum lambda_i^2 re-measured on the final "
+             f"parameters (at the start: {g('sum_sq_before', _argext(before, min), fmt='{:.2g}')}–"
+             f"{g('sum_sq_before', _argext(before, max), fmt='{:.2g}')}).", "",
+             "| gradient | smallest reduction | median reduction | seeds >= 5x | seeds made worse |",
+             "|---|---|---|---|---|")
+    for mode in m["gradients"]:
+        bold = "**" if mode == m["best"] else ""
+        page.add(f"| {bold}{mode}{bold} | {bold}{g('gradients', mode, 'min_reduction', fmt='{:.3g}')}x{bold} "
+                 f"| {bold}{g('gradients', mode, 'median_reduction', fmt='{:.3g}')}x{bold} "
+                 f"| {bold}{g('gradients', mode, 'seeds_at_least_5x', fmt='{}')}/{g('seeds', fmt='{}')}{bold} "
+                 f"| {g('gradients', mode, 'seeds_worse', fmt='{}')} |")
+    ex = m["gradients"].get("exact")
+    if ex is not None:
+        red = ex["reduction"]
+        page.add("", f"The exact gradient raised the loss on {g('gradients', 'exact', 'seeds_worse', fmt='{}')} of "
+                 f"{g('seeds', fmt='{}')} seeds (its reductions run from "
+                 f"{g('gradients', 'exact', 'reduction', _argext(red, min), fmt='{:.2g}')}x to "
+                 f"{g('gradients', 'exact', 'reduction', _argext(red, max), fmt='{:.2g}')}x); the best gradient here, "
+                 f"**{g('best', fmt='{}')}**, reduced it at least "
+                 f"{g('gradients', m['best'], 'min_reduction', fmt='{:.3g}')}"
+                 f"x on every seed. `floss` defaults to {g('floss_default', fmt='{}')}.")
+
+
+@block("flossing.recall")
+def flossing_recall(page):
+    m, n = page.json(FL), page.reader(FL)
+    c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
+    page.add("| delay d | (a) plain: solved | (b) flossing before | (c) before and during "
+             "| mean test MSE (a / b / c) |",
+             "|---|---|---|---|---|")
+    for i, _ in enumerate(m["delays"]):
+        cells = [f"{n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}" for _, k in CONDS]
+        mses = " / ".join(n("conditions", k, "per_delay", i, "test_mse_mean", fmt="{:.3f}", missing="—")
+                          for _, k in CONDS)
+        page.add(f"| {n('delays', i, fmt='{}')} | {' | '.join(cells)} | {mses} |")
+    bridge = "; ".join(f"({x}) {n('conditions', k, 'bridgeable_delay', fmt='{}', missing='none')}" for x, k in CONDS)
+    last = len(m["delays"]) - 1
+    at = lambda i: ", ".join(f"({x}) {n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}"
+                             for x, k in CONDS)
+    page.add("", f"**Verdict: {n('verdict', 'text', fmt='{}')}** (the bridgeable delay, the largest solved by at least "
+             f"half the seeds: {bridge}). At the longest delay, d = {n('delays', last, fmt='{}')}, seeds solved: "
+             f"{at(last)}.")
+    a0, c0 = (m["conditions"][k]["per_delay"][0]["test_mse_mean"] for k in ("plain", "floss_before_and_during"))
+    if a0 is not None and c0 is not None and c0 > 2 * a0:
+        page.add(f"The price of (c) at the shortest delay is a worse fit: test MSE "
+                 f"{n('conditions', 'floss_before_and_during', 'per_delay', 0, 'test_mse_mean', fmt='{:.3f}')} "
+                 f"against {n('conditions', 'plain', 'per_delay', 0, 'test_mse_mean', fmt='{:.3f}')} at d = "
+                 f"{n('delays', 0, fmt='{}')} -- the regulariser keeps pulling the exponents to zero, against what "
+                 "the task alone would settle to.")
+    sp = page.reader(FL, "spectra")
+    mon = "; ".join(f"({x}) {n('conditions', k, 'monitor_lambda1_first_mean', fmt='{:.3f}')} → "
+                    f"{n('conditions', k, 'monitor_lambda1_last_mean', fmt='{:.3f}')}" for x, k in CONDS)
+    lam1 = ", ".join(f"({x}) {n('conditions', k, 'per_delay', last, 'lambda1_mean', fmt='{:.3f}')}" for x, k in CONDS)
+    page.add("", f"**What flossing did to the spectrum** (Figure 11, fixed noise probe, means over seeds): lambda_1 "
+             f"from {sp('init', 'lambda1_mean', fmt='{:.3f}')} to {sp('flossed', 'lambda1_mean', fmt='{:.3f}')} and "
+             f"lambda_{c('num')} from {sp('init', 'lambda_num_mean', fmt='{:.3f}')} to "
+             f"{sp('flossed', 'lambda_num_mean', fmt='{:.3f}')} nats/step (the flossing loss "
+             f"{sp('flossed', 'floss_loss_first_mean', fmt='{:.3g}')} → "
+             f"{sp('flossed', 'floss_loss_last_mean', fmt='{:.3g}')}"
+             f"); log10 of the condition number sigma_1/sigma_{c('num')} of the {c('length')}-step Jacobian, "
+             f"T (lambda_1 - lambda_{c('num')}) / ln 10, from {sp('init', 'log10_cond_mean', fmt='{:.1f}')} to "
+             f"{sp('flossed', 'log10_cond_mean', fmt='{:.1f}')}. The monitor (Figure 12, every {c('monitor_every')} "
+             f"steps inside the jitted run) at d = {n('delays', last, fmt='{}')}, mean lambda_1 first → last record: "
+             f"{mon}. After training at that delay the mean lambda_1 is {lam1}.")
+    cost = page.reader(FL, "cost")
+    t = page.reader(FL, "timings_s")
+    budget = m["timings_s"]["total"] <= 180
+    page.add("", f"**Cost** on the run's machine (shared with other jobs, so wall times vary), compilation excluded: "
+             f"plain training of all runs {cost('plain_s', fmt='{:.1f}')} s; flossing "
+             f"({t('floss_run', fmt='{:.1f}')} s) plus training {cost('floss_before_s', fmt='{:.1f}')} s for (b) "
+             f"({cost('floss_before_ratio', fmt='{:.2f}')}x)"
+             f" and {cost('floss_before_and_during_s', fmt='{:.1f}')} s for (c) "
+             f"({cost('floss_before_and_during_ratio', fmt='{:.2f}')}x). The whole experiment took "
+             f"{t('total', fmt='{:.0f}')} s of wall time and {t('cpu_total', fmt='{:.0f}')} s of CPU time"
+             + (", within its 3-minute budget." if budget else ", over its 3-minute budget."))
+
+
+@block("readme.flossing")
+def readme_flossing(page):
+    m, n = page.json(FL), page.reader(FL)
+    c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
+    last = len(m["delays"]) - 1
+    at = lambda k: (f"{n('conditions', k, 'per_delay', last, 'solved_seeds', fmt='{}')}/{c('seeds')} at "
+                    f"d = {n('delays', last, fmt='{}')}")
+    g = page.reader(FL, "gradient_choice")
+    best = m["gradient_choice"]["best"]
+    page.add("- **Gradient flossing** (Engelken, NeurIPS 2023; [docs/flossing.md](docs/flossing.md)): push the top "
+             "Lyapunov exponents of the forward dynamics to zero by gradient descent through the QR method "
+             "(`rnnjax.floss`, and `fit(regularizer=..., monitor=...)` during training). On the delayed recall of one "
+             f"bit through noise (vanilla tanh RNN, hidden {c('hidden')}, {c('seeds')} seeds per delay, {c('steps')} "
+             f"Adam steps): {n('verdict', 'text', fmt='{}')}; the bridgeable delay is "
+             f"{n('conditions', 'plain', 'bridgeable_delay', fmt='{}', missing='none')} for plain training, "
+             f"{n('conditions', 'floss_before', 'bridgeable_delay', fmt='{}', missing='none')} with flossing before "
+             f"training and {n('conditions', 'floss_before_and_during', 'bridgeable_delay', fmt='{}', missing='none')} "
+             f"before and during (seeds solved: {at('plain')}, {at('floss_before')}, {at('floss_before_and_during')}), "
+             f"for {n('cost', 'floss_before_ratio', fmt='{:.2f}')}x and "
+             f"{n('cost', 'floss_before_and_during_ratio', fmt='{:.2f}')}x the plain training time. Flossing moved "
+             f"lambda_1 from {n('spectra', 'init', 'lambda1_mean', fmt='{:.3f}')} to "
+             f"{n('spectra', 'flossed', 'lambda1_mean', fmt='{:.3f}')} nats/step. Which gradient flosses: the "
+             f"\"{best}\" one reduced sum lambda_i^2 at least "
+             f"{g('gradients', best, 'min_reduction', fmt='{:.3g}')}x on "
+             f"every edge-of-chaos network; `floss` defaults to it.")
