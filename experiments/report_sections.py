@@ -319,7 +319,7 @@ def clipping_table(n, m) -> list[str]:
                     f"| {'yes' if run['finite'] else 'no'} "
                     f"| {step} | {n('clipping', 'runs', i, 'fraction_clipped')} "
                     f"| {n('clipping', 'runs', i, 'last_finite_loss', fmt='{:.3g}', missing='—')}"
-                    f"{'' if run['finite'] else ' (then diverged)'} "
+                    f"{'' if run['finite'] else ' (diverged)'} "
                     f"| {n('clipping', 'runs', i, 'median_grad_norm', fmt='{:.3g}')} |")
     return rows + [""]
 
