@@ -555,8 +555,10 @@ def flossing_recall(page):
              f"({cost('floss_before_ratio', fmt='{:.2f}')}x)"
              f" and {cost('floss_before_and_during_s', fmt='{:.1f}')} s for (c) "
              f"({cost('floss_before_and_during_ratio', fmt='{:.2f}')}x). The whole experiment took "
-             f"{t('total', fmt='{:.0f}')} s of wall time and {t('cpu_total', fmt='{:.0f}')} s of CPU time"
-             + (", within its 3-minute budget." if budget else ", over its 3-minute budget."))
+             f"{t('total', fmt='{:.0f}')} s of wall time"
+             + (", within its 3-minute budget." if budget else ", over its 3-minute budget.")
+             + " (Its `timings_s.cpu_total` is the CPU time of the whole process, which in the main job includes "
+             "the stages before it.)")
 
 
 @block("readme.flossing")
