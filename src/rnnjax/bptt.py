@@ -37,7 +37,7 @@ from rnnjax.forward import (
     initial_state,
     rnn_forward,
     seq_times,
-    times,
+    times_t,
     to_feature_major,
 )
 from rnnjax.losses import check_targets, get_loss
@@ -72,18 +72,29 @@ def _backward(params: RNNParams, xs, hs, h_init, dL_do, dphi_h) -> RNNParams:
     batched = h_init.ndim > 1
     h_prev = jnp.concatenate([h_init[None], hs[:-1]])  # h_{t-1} for t = 1..T
     z = jnp.concatenate([xs, jnp.ones_like(xs[:, :1]), h_prev], axis=1)  # z_t = [x_t, 1, h_{t-1}], (T, D+1+H, ...)
-    W_hh_T, W_ho_T = params.W_hh.T, params.W_ho.T  # formed here: a transpose in the scan body is redone every step
-    out = dL_do if batched else seq_times(dL_do, W_ho_T)  # dL/do_t (batch), or e_t = (dL/do_t) W_ho^T for all t
+    W_hh, W_ho = params.W_hh, params.W_ho  # delta W^T contracts W's minor axis: no transpose (times_t)
+    out = dL_do if batched else seq_times(dL_do, W_ho.T)  # dL/do_t (batch), or e_t = (dL/do_t) W_ho^T for all t
+
+    if not batched:  # one sequence: the scan carries delta alone; the sums are one matmul each afterwards
+        def step_one(delta_next, inputs):
+            e_t, h_t = inputs
+            delta = (e_t + times_t(delta_next, W_hh)) * dphi_h(h_t)  # delta_t = (e_t + delta_{t+1} W_hh^T) ⊙ phi'(a_t)
+            return delta, delta
+
+        _, deltas = lax.scan(step_one, jnp.zeros_like(h_init), (out, hs), reverse=True)  # (T, H)
+        g = z.T @ deltas  # dL/d[W_xh; b_h; W_hh] = sum_t [x_t, 1, h_{t-1}]^T delta_t (§2.2)
+        return RNNParams(W_xh=g[:D], W_hh=g[D + 1:], b_h=g[D],
+                         W_ho=hs.T @ dL_do,  # dL/dW_ho = sum_t h_t^T dL/do_t (§2.2)
+                         b_o=dL_do.sum(0))  # dL/db_o = sum_t dL/do_t
 
     def step(carry, inputs):
         delta_next, g, g_ho = carry  # delta_{t+1}; sums of z_s^T delta_s and h_s^T dL/do_s over s = t+1..T
         out_t, h_t, z_t = inputs
-        e_t = times(out_t, W_ho_T) if batched else out_t  # e_t = (dL/do_t) W_ho^T (§2.2)
-        dL_dh = e_t + times(delta_next, W_hh_T)  # dL/dh_t = e_t + delta_{t+1} W_hh^T (§2.2)
+        e_t = times_t(out_t, W_ho)  # e_t = (dL/do_t) W_ho^T (§2.2)
+        dL_dh = e_t + times_t(delta_next, W_hh)  # dL/dh_t = e_t + delta_{t+1} W_hh^T (§2.2)
         delta = dL_dh * dphi_h(h_t)  # delta_t = dL/dh_t ⊙ phi'(a_t) (§2.2)
         g = g + _sum_outer(z_t, delta)  # dL/d[W_xh; b_h; W_hh] += [x_t, 1, h_{t-1}]^T delta_t (§2.2)
-        if batched:
-            g_ho = g_ho + _sum_outer(h_t, out_t)  # dL/dW_ho += h_t^T dL/do_t (§2.2)
+        g_ho = g_ho + _sum_outer(h_t, out_t)  # dL/dW_ho += h_t^T dL/do_t (§2.2)
         return (delta, g, g_ho), None
 
     g0 = jnp.zeros((z.shape[1], hs.shape[1]), hs.dtype)
@@ -93,7 +104,7 @@ def _backward(params: RNNParams, xs, hs, h_init, dL_do, dphi_h) -> RNNParams:
         W_xh=g[:D],  # dL/dW_xh = sum_t x_t^T delta_t (§2.2)
         W_hh=g[D + 1:],  # dL/dW_hh = sum_t h_{t-1}^T delta_t (§2.2)
         b_h=g[D],  # dL/db_h = sum_t delta_t
-        W_ho=g_ho if batched else hs.T @ dL_do,  # dL/dW_ho = sum_t h_t^T dL/do_t (§2.2)
+        W_ho=g_ho,  # dL/dW_ho = sum_t h_t^T dL/do_t (§2.2)
         b_o=_sum_batch(dL_do.sum(0)),  # dL/db_o = sum_t dL/do_t
     )
 

@@ -45,7 +45,7 @@ from rnnjax.analysis import (
     rnn_step,
 )
 from rnnjax.cells import RECURRENT_INITS, init_rnn, spectral_radius
-from rnnjax.train import train
+from rnnjax.train import SPEC_NORMS, train
 
 AXIS = "sweep"
 
@@ -234,11 +234,12 @@ class _TrainRun(NamedTuple):
     clip_norm: float | None
     activation: str
     carry_state: bool
+    spec_norm: str = "lanczos"
 
     def __call__(self, rho, seed, xs, targets):
         return train(self.init(rho, seed), xs, targets, loss=self.loss, num_steps=self.num_steps,
                      learning_rate=self.learning_rate, optimizer=self.optimizer, clip_norm=self.clip_norm,
-                     activation=self.activation, carry_state=self.carry_state)
+                     activation=self.activation, carry_state=self.carry_state, spec_norm=self.spec_norm)
 
 
 def _opt_float(x):
@@ -248,7 +249,7 @@ def _opt_float(x):
 def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_steps: int, learning_rate,
                 output_size: int | None = None, activation: str = "relu", recurrent_init: str = "gaussian",
                 optimizer: str = "sgd", clip_norm=None, carry_state: bool = False, input_std=None, output_std=None,
-                devices: Sequence | None = None, fast_compile: bool = False):
+                spec_norm: str = "lanczos", devices: Sequence | None = None, fast_compile: bool = False):
     """Initialise and train one vanilla RNN per (rho, seed), all in one jitted, vmapped program.
 
     Run (rho, seed) starts from :func:`rnnjax.init_rnn` with ``PRNGKey(seed)`` and ``rho`` (so the
@@ -273,8 +274,9 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
     check_positive_int("num_steps", num_steps)
     init = _Init((xs.shape[-1], hidden_size, output_size), recurrent_init, _opt_float(input_std),
                  _opt_float(output_std))
+    check_choice("spec_norm", spec_norm, SPEC_NORMS)
     one = _TrainRun(init, loss, num_steps, float(learning_rate), optimizer, _opt_float(clip_norm), activation,
-                    bool(carry_state))
+                    bool(carry_state), spec_norm)
     params, history = sharded_vmap(one, devices=devices, shared=2, fast_compile=fast_compile)(
         jnp.asarray(rho_flat, jnp.float32), jnp.asarray(seed_flat), xs, targets)
     unflat = lambda a: a.reshape((R, S) + a.shape[1:])
