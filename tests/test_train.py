@@ -10,7 +10,7 @@ import pytest
 
 from rnnjax import RNNParams, describe_nonfinite, first_nonfinite_step, make_optimizer, train
 from rnnjax.bptt import loss_and_grad_with_state
-from rnnjax.train import spectral_norm
+from rnnjax.train import lanczos_spectral_norm, spectral_norm, top_eigenvalue_tridiagonal
 
 
 def random_params(rng, D, H, O) -> RNNParams:
@@ -143,6 +143,67 @@ def test_spectral_norm_is_the_largest_singular_value():
     assert float(spectral_norm(jnp.asarray(A, jnp.float32))) == pytest.approx(np.linalg.norm(A, 2), rel=1e-6)
 
 
+def _with_singular_values(rng, sigma, m, n):
+    U = np.linalg.qr(rng.normal(size=(m, m)))[0][:, : len(sigma)]
+    V = np.linalg.qr(rng.normal(size=(n, n)))[0][:, : len(sigma)]
+    return (U * sigma) @ V.T
+
+
+def test_lanczos_spectral_norm_against_the_svd(x64):
+    rng = np.random.default_rng(6)
+    clustered = _with_singular_values(rng, 1.0 - 1e-3 * np.arange(40), 50, 50)  # a top cluster 0.1% apart
+    cases = [rng.normal(size=(7, 5)), rng.normal(size=(50, 50)) * 1e-30, clustered]
+    for A in cases:
+        exact = np.linalg.norm(A, 2)
+        v = jnp.ones(A.shape[1])
+        # as many steps as dimensions: the Krylov space is everything, the estimate exact (up to the lost
+        # orthogonality of Lanczos without re-orthogonalisation, ~1e-9 here)
+        sigma, x = lanczos_spectral_norm(jnp.asarray(A), v, steps=A.shape[1])
+        assert float(sigma) == pytest.approx(exact, rel=1e-8)
+        # x approximates the top right singular vector (from T^(2^5): rough on a cluster, fine for a warm start)
+        assert float(jnp.linalg.norm(jnp.asarray(A) @ x)) == pytest.approx(exact, rel=1e-4)
+        few, _ = lanczos_spectral_norm(jnp.asarray(A), v, steps=3)  # fewer steps: a lower bound
+        assert float(few) <= exact * (1 + 1e-12)
+    # warm start: from the previous Ritz vector, 3 steps suffice for a slightly changed matrix; cold, 3 % off
+    A = jnp.asarray(rng.normal(size=(50, 50)))
+    _, x = lanczos_spectral_norm(A, jnp.ones(50), steps=50)
+    B = A + 1e-3 * jnp.asarray(rng.normal(size=(50, 50)))
+    warm, _ = lanczos_spectral_norm(B, x, steps=3)
+    cold, _ = lanczos_spectral_norm(B, jnp.ones(50), steps=3)
+    exact = np.linalg.norm(np.asarray(B), 2)
+    assert float(warm) == pytest.approx(exact, rel=1e-7)
+    assert float(cold) < exact * (1 - 1e-2)
+
+
+def test_lanczos_on_a_zero_or_non_finite_matrix_keeps_the_start_vector():
+    v = jnp.arange(1.0, 5.0)
+    sigma, x = lanczos_spectral_norm(jnp.zeros((3, 4)), v)
+    assert float(sigma) == 0.0 and np.array_equal(np.asarray(x), np.asarray(v))
+    sigma, x = lanczos_spectral_norm(jnp.full((3, 4), jnp.nan), v)
+    assert np.isnan(float(sigma)) and np.array_equal(np.asarray(x), np.asarray(v))
+
+
+def test_top_eigenvalue_of_a_lanczos_tridiagonal(x64):
+    rng = np.random.default_rng(7)
+    alphas, betas = rng.uniform(1.0, 2.0, size=(4, 12)), rng.uniform(0.0, 0.5, size=(4, 12))
+    top = np.asarray(top_eigenvalue_tridiagonal(jnp.asarray(alphas), jnp.asarray(betas)))  # batched
+    for a, b, t in zip(alphas, betas, top, strict=True):
+        T = np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1)
+        assert t == pytest.approx(np.linalg.eigvalsh(T)[-1], rel=1e-12)
+
+
+def test_train_records_the_spectral_norm_by_lanczos_or_svd():
+    rng = np.random.default_rng(8)
+    p = jax.tree.map(lambda a: a.astype(jnp.float32), random_params(rng, 3, 20, 3))
+    xs = jnp.asarray(rng.normal(size=(4, 10, 3)), jnp.float32)
+    ys = jnp.asarray(rng.integers(0, 3, size=(4, 10)))
+    kw = dict(loss="xent", num_steps=30, learning_rate=0.05, activation="tanh")
+    _, lz = train(p, xs, ys, **kw)
+    _, svd = train(p, xs, ys, spec_norm="svd", **kw)
+    np.testing.assert_allclose(np.asarray(lz.grad_whh_spec), np.asarray(svd.grad_whh_spec), rtol=2e-6)
+    np.testing.assert_array_equal(np.asarray(lz.loss), np.asarray(svd.loss))  # the training itself is untouched
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 P = random_params(np.random.default_rng(5), 2, 3, 1)
@@ -155,6 +216,7 @@ XS, YS = jnp.zeros((2, 4, 2)), jnp.zeros((2, 1))
     (dict(learning_rate=0.0), r"learning_rate must be > 0, got 0.0"),
     (dict(optimizer="rmsprop"), r"unknown optimizer 'rmsprop'; expected one of \['adam', 'sgd'\]"),
     (dict(method="numeric"), r"unknown method 'numeric'; expected one of \['autograd', 'bptt'\]"),
+    (dict(spec_norm="power"), r"unknown spec_norm 'power'; expected one of \['lanczos', 'svd'\]"),
     (dict(activation="swish"), r"unknown activation 'swish'"),
     (dict(loss="huber"), r"unknown loss 'huber'"),
     (dict(num_steps=0), r"num_steps must be a positive integer, got 0"),
