@@ -63,33 +63,39 @@ def _backward(params: RNNParams, xs, hs, h_init, dL_do, dphi_h) -> RNNParams:
     """The §2.2 gradients, summed over time and batch, from feature-major ``xs (T, D, ...)``,
     ``hs (T, H, ...)``, ``h_init (H, ...)`` and ``dL_do (T, O, ...)``.
 
-    The three sums that need delta_t share one product: a_t = z_t [W_xh; b_h; W_hh] with
-    z_t = [x_t, 1, h_{t-1}], so dL/d[W_xh; b_h; W_hh] = sum_t z_t^T delta_t. The output side
-    (e_t and dL/dW_ho) does not depend on the recursion; as in :func:`rnnjax.forward.hidden_scan`
-    it is done for all t outside the scan for one sequence and inside the step for a batch.
+    For one sequence the reverse scan carries delta_t alone and the weight gradients are matmuls over
+    t after it, as is e_t (none of them depends on the recursion). For a batch the three sums that
+    need delta_t share one product inside the step, contracted over the batch: a_t = z_t [W_xh; b_h;
+    W_hh] with z_t = [x_t, 1, h_{t-1}], so dL/d[W_xh; b_h; W_hh] = sum_t z_t^T delta_t (a (T, H, B)
+    array of deltas would cost more memory traffic than the step saves).
     """
     D = xs.shape[1]
     batched = h_init.ndim > 1
     h_prev = jnp.concatenate([h_init[None], hs[:-1]])  # h_{t-1} for t = 1..T
-    z = jnp.concatenate([xs, jnp.ones_like(xs[:, :1]), h_prev], axis=1)  # z_t = [x_t, 1, h_{t-1}], (T, D+1+H, ...)
     W_hh, W_ho = params.W_hh, params.W_ho  # delta W^T contracts W's minor axis: no transpose (times_t)
-    out = dL_do if batched else seq_times(dL_do, W_ho.T)  # dL/do_t (batch), or e_t = (dL/do_t) W_ho^T for all t
 
-    if not batched:  # one sequence: the scan carries delta alone; the sums are one matmul each afterwards
+    if not batched:  # one sequence: the scan carries delta alone; the sums are matmuls over t afterwards
+        e = dL_do @ W_ho.T  # e_t = (dL/do_t) W_ho^T for all t (§2.2)
+
         def step_one(delta_next, inputs):
             e_t, h_t = inputs
             delta = (e_t + times_t(delta_next, W_hh)) * dphi_h(h_t)  # delta_t = (e_t + delta_{t+1} W_hh^T) ⊙ phi'(a_t)
             return delta, delta
 
-        _, deltas = lax.scan(step_one, jnp.zeros_like(h_init), (out, hs), reverse=True)  # (T, H)
-        g = z.T @ deltas  # dL/d[W_xh; b_h; W_hh] = sum_t [x_t, 1, h_{t-1}]^T delta_t (§2.2)
-        return RNNParams(W_xh=g[:D], W_hh=g[D + 1:], b_h=g[D],
+        _, deltas = lax.scan(step_one, jnp.zeros_like(h_init), (e, hs), reverse=True)  # (T, H)
+        # separate products, not one [x_t, 1, h_{t-1}]^T delta_t: vmapped over runs that share the data,
+        # x^T delta is then one matmul for all runs
+        return RNNParams(W_xh=xs.T @ deltas,  # dL/dW_xh = sum_t x_t^T delta_t (§2.2)
+                         W_hh=h_prev.T @ deltas,  # dL/dW_hh = sum_t h_{t-1}^T delta_t (§2.2)
+                         b_h=deltas.sum(0),  # dL/db_h = sum_t delta_t
                          W_ho=hs.T @ dL_do,  # dL/dW_ho = sum_t h_t^T dL/do_t (§2.2)
                          b_o=dL_do.sum(0))  # dL/db_o = sum_t dL/do_t
 
+    z = jnp.concatenate([xs, jnp.ones_like(xs[:, :1]), h_prev], axis=1)  # z_t = [x_t, 1, h_{t-1}], (T, D+1+H, ...)
+
     def step(carry, inputs):
         delta_next, g, g_ho = carry  # delta_{t+1}; sums of z_s^T delta_s and h_s^T dL/do_s over s = t+1..T
-        out_t, h_t, z_t = inputs
+        out_t, h_t, z_t = inputs  # dL/do_t, h_t, z_t
         e_t = times_t(out_t, W_ho)  # e_t = (dL/do_t) W_ho^T (§2.2)
         dL_dh = e_t + times_t(delta_next, W_hh)  # dL/dh_t = e_t + delta_{t+1} W_hh^T (§2.2)
         delta = dL_dh * dphi_h(h_t)  # delta_t = dL/dh_t ⊙ phi'(a_t) (§2.2)
@@ -98,7 +104,7 @@ def _backward(params: RNNParams, xs, hs, h_init, dL_do, dphi_h) -> RNNParams:
         return (delta, g, g_ho), None
 
     g0 = jnp.zeros((z.shape[1], hs.shape[1]), hs.dtype)
-    (_, g, g_ho), _ = lax.scan(step, (jnp.zeros_like(h_init), g0, jnp.zeros_like(params.W_ho)), (out, hs, z),
+    (_, g, g_ho), _ = lax.scan(step, (jnp.zeros_like(h_init), g0, jnp.zeros_like(W_ho)), (dL_do, hs, z),
                                reverse=True)
     return RNNParams(
         W_xh=g[:D],  # dL/dW_xh = sum_t x_t^T delta_t (§2.2)
