@@ -1,50 +1,81 @@
-"""Speed of the rho sweeps (issue 4): one vmapped program vs a loop of jitted runs vs NumPy, sharding
-over host devices, and the Lyapunov spectrum at H = 50, T = 10,000.
+"""Speed of the rho sweeps (issues 4 and 12): one vmapped program vs a loop of jitted runs vs NumPy, sharding
+over host devices, the Lanczos norm against the exact SVD, and the Lyapunov spectrum at H = 50, T = 10,000.
 
     python benchmarks/bench_sweeps.py [--rhos 64] [--steps 200] [--numpy-runs 4] [--repeats 3] [--devices N]
+                                      [--json FILE]
 
 Experiment 2's sweep: ``--rhos`` values of rho in [0.8, 1.3] (all of them train finitely) x 1 seed x
-``--steps`` SGD steps of the 50-unit ReLU RNN on the fox text (segments of 50, cross-entropy, lr 1e-4):
+``--steps`` SGD steps of the 50-unit ReLU RNN on the fox text (segments of 50, cross-entropy, lr 1e-4),
+every run recording what :func:`rnnjax.train` records (loss, gradient norms, ||dL/dW_hh||_2 by Lanczos):
 
-* ``vmapped``  -- :func:`rnnjax.sweeps.train_sweep` on one device: one jitted, vmapped program;
-* ``sharded``  -- the same over every host device (``--devices``, default one per core, set before
-  JAX starts). A program holding a CPU LAPACK call (the training records ||dL/dW_hh||_2 by SVD)
-  is kept on one device -- jaxlib 0.10's batched LAPACK kernels deadlock when every core runs a
-  device -- and the line says so;
-* ``loop``     -- a Python loop of jitted single :func:`rnnjax.train` runs (compiled once);
-* ``numpy``    -- ``benchmarks/_numpy_rnn.py``'s hand BPTT + SGD, timed on ``--numpy-runs`` rhos and
-  scaled linearly to all of them.
+* ``sweep 1 device`` -- :func:`rnnjax.sweeps.train_sweep` on one device: one jitted, vmapped program;
+* ``sweep N devices`` -- the same sharded over every host device (``--devices``, default one per core,
+  set before JAX starts);
+* ``loop``  -- a Python loop of jitted single :func:`rnnjax.train` runs (one compiled program);
+* ``numpy`` -- ``benchmarks/_numpy_rnn.py``'s hand BPTT + SGD (its exact SVD norm each step, as the
+  old rnnjax did), timed on ``--numpy-runs`` rhos and scaled to all of them; single-threaded OpenBLAS
+  (its threads only slow it down on a shared 2-core machine: the stronger baseline).
 
-Then the phase-diagram sweep (LAPACK-free, so it really shards): 64 rho x 4 seeds x lengths
-(20, 50, 200), tanh, one device vs every device; and ``lyapunov_spectrum`` for H = 50, T = 10,000,
-all 50 exponents. Medians of ``--repeats`` runs after a compile run; all ratios come from this one
-process, so they hold on a busy machine where absolute times do not.
+The contenders run interleaved, round after round, in this one process, so a change in the machine's
+load hits them all; each line gives wall and process-CPU seconds (medians of ``--repeats`` rounds) and
+the first call's extra cost (compile; first-call wall minus the median run). Then the same sweep with
+``spec_norm="svd"`` (exact, a LAPACK call: one device under jaxlib 0.10) gives the Lanczos estimate's
+worst relative error against the SVD over every finite step of every run.
+
+Then the phase-diagram sweep: 64 rho x 4 seeds x lengths (20, 50, 200), tanh, one device vs every
+device; and ``lyapunov_spectrum`` for H = 50, T = 10,000, all 50 exponents.
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import time
-from pathlib import Path
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads OpenBLAS
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_numpy_rnn.py
 
 from rnnjax.devices import use_host_devices  # noqa: E402
 
 
-def timed(fn, repeats: int):
-    """(first-call seconds, median of ``repeats`` later calls); ``fn`` must block until done."""
-    t = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+def clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    """(wall, process CPU) seconds since ``start``."""
+    now = clock()
+    return now[0] - start[0], now[1] - start[1]
+
+
+def interleaved(contenders: dict, repeats: int) -> dict:
+    """Call every contender once (its first call: compile + run), then ``repeats`` rounds of each in turn.
+
+    Returns ``{name: {"first": (wall, cpu), "run": (median wall, median cpu), "compile": (wall, cpu)}}``,
+    compile = first call minus the median run. Each contender must block until its work is done.
+    """
+    first, runs = {}, {name: [] for name in contenders}
+    for name, fn in contenders.items():
+        t = clock()
         fn()
-        runs.append(time.perf_counter() - t)
-    return first, statistics.median(runs)
+        first[name] = since(t)
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            t = clock()
+            fn()
+            runs[name].append(since(t))
+    out = {}
+    for name in contenders:
+        med = tuple(statistics.median(r[i] for r in runs[name]) for i in (0, 1))
+        out[name] = {"first": first[name], "run": med, "compile": tuple(max(f - m, 0.0) for f, m in
+                                                                        zip(first[name], med, strict=True))}
+    return out
 
 
 def main(argv=None) -> dict:
@@ -54,6 +85,7 @@ def main(argv=None) -> dict:
     p.add_argument("--numpy-runs", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--devices", type=int, default=None, help="host devices (default: one per core)")
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
     use_host_devices(args.devices)
 
@@ -64,69 +96,71 @@ def main(argv=None) -> dict:
     from rnnjax.analysis import lyapunov_spectrum
     from rnnjax.cells import init_rnn
     from rnnjax.data.text import fox_segments
-    from rnnjax.sweeps import sharded_vmap, stability_sweep, train_sweep
+    from rnnjax.sweeps import stability_sweep, train_sweep
     from rnnjax.train import train
 
     devices = jax.devices()
+    load0 = os.getloadavg()[0]
     print(f"jax {jax.__version__}, {len(devices)} host device(s); {args.rhos} rho x {args.steps} steps, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats} interleaved rounds; load average {load0:.2f}")
     data = fox_segments()
     xs, ys = jnp.asarray(data.inputs), jnp.asarray(data.targets)
     rhos = np.linspace(0.8, 1.3, args.rhos)
     kw = dict(loss="xent", num_steps=args.steps, learning_rate=1e-4, activation="relu")
-    res = {}
 
-    def sweep(devs):
-        _, h = train_sweep(rhos, [0], xs, ys, hidden_size=50, devices=devs, **kw)
-        h.grad_whh_spec.block_until_ready()
-        return h
-
-    res["vmapped"] = timed(lambda: sweep(devices[:1]), args.repeats)
-    res["sharded"] = timed(lambda: sweep(devices), args.repeats)
-    h_v, h_s = sweep(devices[:1]), sweep(devices)
-    same = float(np.max(np.abs(np.asarray(h_v.loss) - np.asarray(h_s.loss))))
-
-    from rnnjax.sweeps import _Init, _TrainRun  # the per-run program, to report how many devices it gets
-    one = _TrainRun(_Init((27, 50, 27), "gaussian", None, None), "xent", args.steps, 1e-4, "sgd", None, "relu", False)
-    used = sharded_vmap(one, devices=devices, shared=2).devices(jnp.asarray(rhos, jnp.float32),
-                                                                jnp.zeros(len(rhos), jnp.int32), xs, ys)
+    def sweep(devs, **extra):
+        _, h = train_sweep(rhos, [0], xs, ys, hidden_size=50, devices=devs, **kw, **extra)
+        return jax.block_until_ready(h)
 
     inits = [init_rnn(jax.random.PRNGKey(0), 27, 50, 27, rho=float(r)) for r in rhos]
 
     def loop():
         for p0 in inits:
-            train(p0, xs, ys, **kw)[1].grad_whh_spec.block_until_ready()
+            jax.block_until_ready(train(p0, xs, ys, **kw)[1])
 
-    res["loop"] = timed(loop, max(1, args.repeats - 1))
-
-    try:
+    contenders = {"sweep 1 device": lambda: sweep(devices[:1]), f"sweep {len(devices)} devices": lambda: sweep(devices),
+                  "loop": loop}
+    numpy_train = None
+    if args.numpy_runs > 0:
         from _numpy_rnn import numpy_train
-    except ImportError:  # pragma: no cover - the reference lives beside this file
-        numpy_train = None
-    if numpy_train is not None and args.numpy_runs > 0:
         X, Y = np.asarray(data.inputs), np.asarray(data.targets)
-        t = time.perf_counter()
-        for p0 in inits[: args.numpy_runs]:
-            numpy_train({k: np.asarray(v) for k, v in p0._asdict().items()}, X, Y, loss="xent", num_steps=args.steps,
-                        learning_rate=1e-4, activation="relu")
-        per_run = (time.perf_counter() - t) / args.numpy_runs
-        res["numpy"] = (None, per_run * len(rhos))
+        np_inits = [{k: np.asarray(v) for k, v in p0._asdict().items()} for p0 in inits[: args.numpy_runs]]
+        contenders["numpy"] = lambda: [numpy_train(p0, X, Y, **kw) for p0 in np_inits]
+    res = interleaved(contenders, args.repeats)
+    if "numpy" in res:  # scaled from numpy_runs runs to all of them; NumPy compiles nothing
+        scale = len(rhos) / args.numpy_runs
+        res["numpy"] = {"first": None, "compile": None, "run": tuple(v * scale for v in res["numpy"]["run"])}
 
-    print(f"\nExperiment 2 sweep ({len(rhos)} rho x {args.steps} steps):")
-    for name, (first, med) in res.items():
-        extra = "" if first is None else f"   (first call {first:6.2f} s: compile + run)"
-        if name == "numpy":
-            extra = f"   (timed on {args.numpy_runs} runs, scaled x{len(rhos) / args.numpy_runs:g})"
-        if name == "sharded":
-            extra += f"; ran on {used} of {len(devices)} device(s)" + (
-                " -- the program holds an SVD (CPU LAPACK), kept on one device" if used < len(devices) else "")
-        print(f"  {name:8s} {med:8.3f} s{extra}")
-    best = min(res["vmapped"][1], res["sharded"][1])
-    print(f"  ratios: loop / sweep = {res['loop'][1] / best:.2f}x (target >= 2x)"
-          + (f", numpy / sweep = {res['numpy'][1] / best:.1f}x (target >= 25x)" if "numpy" in res else "")
-          + f"; largest loss difference sharded vs vmapped: {same:.1e}")
+    # the norm: Lanczos (default) against the exact SVD, every finite step of every run
+    h_lz, h_n = sweep(devices[:1]), sweep(devices)
+    svd = interleaved({"sweep with exact SVD (1 device)": lambda: sweep(devices[:1], spec_norm="svd")}, 1)
+    h_svd = sweep(devices[:1], spec_norm="svd")
+    ok = np.asarray(h_svd.finite) & np.isfinite(np.asarray(h_svd.grad_whh_spec))
+    exact, approx = np.asarray(h_svd.grad_whh_spec)[ok], np.asarray(h_lz.grad_whh_spec)[ok]
+    rel = (approx - exact) / exact
+    same = float(np.max(np.abs(np.asarray(h_lz.loss) - np.asarray(h_n.loss))))
 
-    # the phase-diagram sweep: LAPACK-free, so it shards over every device
+    print(f"\nExperiment 2 sweep ({len(rhos)} rho x {args.steps} steps), seconds: run wall / CPU   "
+          "[compile wall / CPU]")
+    for name, r in {**res, **svd}.items():
+        extra = (f"   [compile {r['compile'][0]:5.2f} / {r['compile'][1]:5.2f}]" if r["compile"] else
+                 f"   (timed on {args.numpy_runs} runs, scaled x{len(rhos) / args.numpy_runs:g})")
+        print(f"  {name:34s} {r['run'][0]:7.3f} / {r['run'][1]:7.3f}{extra}")
+    one, many = res["sweep 1 device"]["run"], res[f"sweep {len(devices)} devices"]["run"]
+    best = min(one[0], many[0])
+    ratios = {"loop_over_sweep": res["loop"]["run"][0] / best, "devices_speedup": one[0] / many[0],
+              "svd_sweep_over_sweep": svd["sweep with exact SVD (1 device)"]["run"][0] / best}
+    if "numpy" in res:
+        ratios["numpy_over_sweep"] = res["numpy"]["run"][0] / best
+    print(f"  ratios (wall): loop / sweep = {ratios['loop_over_sweep']:.2f}x (target >= 2x)"
+          + (f", numpy / sweep = {ratios['numpy_over_sweep']:.1f}x (target >= 25x)" if "numpy" in res else "")
+          + f"; 1 device / {len(devices)} devices = {ratios['devices_speedup']:.2f}x; exact-SVD sweep / sweep = "
+          f"{ratios['svd_sweep_over_sweep']:.2f}x")
+    print(f"  ||dL/dW_hh||_2 by Lanczos ({int(ok.sum())} finite steps): worst relative error vs the SVD "
+          f"{np.max(np.abs(rel)):.1e} (below it by at most {max(-rel.min(), 0):.1e}, above by at most "
+          f"{max(rel.max(), 0):.1e}); largest loss difference sharded vs 1 device {same:.1e}")
+
+    # the phase-diagram sweep: shards over every device
     text_x, text_y = data.inputs.reshape(-1, 27)[:200], data.targets.reshape(-1)[:200]
     grid_rhos = np.linspace(0.5, 2.0, 64)
 
@@ -134,25 +168,39 @@ def main(argv=None) -> dict:
         return stability_sweep(grid_rhos, [0, 1, 2, 3], text_x, text_y, hidden_size=50, output_size=27,
                                activation="tanh", lengths=[20, 50, 200], devices=devs)
 
-    ph1, phn = timed(lambda: phase(devices[:1]), args.repeats), timed(lambda: phase(devices), args.repeats)
+    ph = interleaved({"1 device": lambda: phase(devices[:1]), f"{len(devices)} devices": lambda: phase(devices)},
+                     args.repeats)
     a, b = phase(devices[:1]), phase(devices)
     diff = max(float(np.nanmax(np.abs(a[k] - b[k]))) for k in a)
-    print(f"\nPhase-diagram sweep (64 rho x 4 seeds x lengths 20/50/200, tanh):\n"
-          f"  1 device  {ph1[1]:8.3f} s   (first call {ph1[0]:.2f} s)\n"
-          f"  {len(devices)} devices {phn[1]:8.3f} s   (first call {phn[0]:.2f} s)\n"
-          f"  ratio 1 device / {len(devices)} devices = {ph1[1] / phn[1]:.2f}x; largest difference between the two: "
-          f"{diff:.1e} nats/step (float32 round-off)")
+    print("\nPhase-diagram sweep (64 rho x 4 seeds x lengths 20/50/200, tanh), seconds: run wall / CPU   [compile]")
+    for name, r in ph.items():
+        print(f"  {name:10s} {r['run'][0]:7.3f} / {r['run'][1]:7.3f}   [compile {r['compile'][0]:5.2f} / "
+              f"{r['compile'][1]:5.2f}]")
+    speedup = ph["1 device"]["run"][0] / ph[f"{len(devices)} devices"]["run"][0]
+    print(f"  ratio 1 device / {len(devices)} devices = {speedup:.2f}x; "
+          f"largest difference between the two: {diff:.1e} nats/step (float32 round-off)")
 
     # Lyapunov spectrum, H = 50, T = 10,000, all 50 exponents
     p = init_rnn(jax.random.PRNGKey(0), 27, 50, 27, rho=1.2)
     long_x = jax.nn.one_hot(jax.random.randint(jax.random.PRNGKey(1), (10_000,), 0, 27), 27)
-    ly = timed(lambda: lyapunov_spectrum(p, long_x, activation="tanh").block_until_ready(), args.repeats)
-    ly2 = timed(lambda: lyapunov_spectrum(p, long_x, activation="tanh", reorth_every=2).block_until_ready(),
-                args.repeats)
-    print(f"\nLyapunov spectrum, H = 50, T = 10,000, all 50 exponents (tanh, rho 1.2):\n"
-          f"  QR every step     {ly[1]:6.3f} s after compile (first call {ly[0]:.2f} s); target < 1 s\n"
-          f"  QR every 2 steps  {ly2[1]:6.3f} s after compile")
-    return {"sweep": res, "phase": (ph1, phn), "lyapunov": (ly, ly2)}
+    ly = interleaved({"QR every step": lambda: lyapunov_spectrum(p, long_x, activation="tanh").block_until_ready(),
+                      "QR every 2 steps": lambda: lyapunov_spectrum(p, long_x, activation="tanh",
+                                                                    reorth_every=2).block_until_ready()},
+                     args.repeats)
+    print("\nLyapunov spectrum, H = 50, T = 10,000, all 50 exponents (tanh, rho 1.2), seconds: run wall / CPU")
+    for name, r in ly.items():
+        print(f"  {name:16s} {r['run'][0]:6.3f} / {r['run'][1]:6.3f}   [compile {r['compile'][0]:5.2f} / "
+              f"{r['compile'][1]:5.2f}]" + ("; target < 1 s" if name == "QR every step" else ""))
+    load1 = os.getloadavg()[0]
+    print(f"\nload average {load0:.2f} at the start, {load1:.2f} at the end (2 cores: above ~2 the walls are inflated)")
+    out = {"jax": jax.__version__, "devices": len(devices), "rhos": len(rhos), "steps": args.steps,
+           "repeats": args.repeats, "load_average": [load0, load1], "sweep": {**res, **svd}, "ratios": ratios,
+           "lanczos_vs_svd": {"finite_steps": int(ok.sum()), "worst_relative_error": float(np.max(np.abs(rel))),
+                              "most_below": float(max(-rel.min(), 0)), "most_above": float(max(rel.max(), 0))},
+           "phase": ph, "lyapunov": ly}
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=1))
+    return out
 
 
 if __name__ == "__main__":

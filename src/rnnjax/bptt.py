@@ -72,6 +72,7 @@ def _backward(params: RNNParams, xs, hs, h_init, dL_do, dphi_h) -> RNNParams:
     D = xs.shape[1]
     batched = h_init.ndim > 1
     h_prev = jnp.concatenate([h_init[None], hs[:-1]])  # h_{t-1} for t = 1..T
+    z = jnp.concatenate([xs, jnp.ones_like(xs[:, :1]), h_prev], axis=1)  # z_t = [x_t, 1, h_{t-1}], (T, D+1+H, ...)
     W_hh, W_ho = params.W_hh, params.W_ho  # delta W^T contracts W's minor axis: no transpose (times_t)
 
     if not batched:  # one sequence: the scan carries delta alone; the sums are matmuls over t afterwards
@@ -83,15 +84,12 @@ def _backward(params: RNNParams, xs, hs, h_init, dL_do, dphi_h) -> RNNParams:
             return delta, delta
 
         _, deltas = lax.scan(step_one, jnp.zeros_like(h_init), (e, hs), reverse=True)  # (T, H)
-        # separate products, not one [x_t, 1, h_{t-1}]^T delta_t: vmapped over runs that share the data,
-        # x^T delta is then one matmul for all runs
-        return RNNParams(W_xh=xs.T @ deltas,  # dL/dW_xh = sum_t x_t^T delta_t (§2.2)
-                         W_hh=h_prev.T @ deltas,  # dL/dW_hh = sum_t h_{t-1}^T delta_t (§2.2)
-                         b_h=deltas.sum(0),  # dL/db_h = sum_t delta_t
+        # one product for the three sums, not x^T delta apart: vmapped over runs that share the data, that
+        # would be one matmul over all runs, whose round-off then depends on how many runs a device holds
+        g = z.T @ deltas  # dL/d[W_xh; b_h; W_hh] = sum_t [x_t, 1, h_{t-1}]^T delta_t (§2.2)
+        return RNNParams(W_xh=g[:D], W_hh=g[D + 1:], b_h=g[D],
                          W_ho=hs.T @ dL_do,  # dL/dW_ho = sum_t h_t^T dL/do_t (§2.2)
                          b_o=dL_do.sum(0))  # dL/db_o = sum_t dL/do_t
-
-    z = jnp.concatenate([xs, jnp.ones_like(xs[:, :1]), h_prev], axis=1)  # z_t = [x_t, 1, h_{t-1}], (T, D+1+H, ...)
 
     def step(carry, inputs):
         delta_next, g, g_ho = carry  # delta_{t+1}; sums of z_s^T delta_s and h_s^T dL/do_s over s = t+1..T
