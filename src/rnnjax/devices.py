@@ -1,10 +1,14 @@
-"""Ask XLA for one CPU device per core, so sweeps can shard over them. Imports nothing from JAX.
+"""Process-level JAX set-up, before JAX starts its backend. Imports nothing from JAX at module level.
+
+* :func:`use_host_devices` -- one XLA CPU device per core, so sweeps can shard over them;
+* :func:`init_distributed` -- join a multi-process JAX job (several processes on one machine, or
+  hosts of a cluster), so a sweep runs as one program over every device of every process.
 
 XLA reads ``XLA_FLAGS`` when JAX starts its CPU backend (the first computation or
-``jax.devices()``), so :func:`use_host_devices` must run before that -- at the top of an
-experiment's or benchmark's ``main``, ahead of any JAX work. Importing ``rnnjax`` alone does not
-start the backend, so ``from rnnjax.devices import use_host_devices`` followed by the call is soon
-enough. If the backend is already up, the call changes nothing and says so.
+``jax.devices()``), so these must run before that -- at the top of an experiment's or benchmark's
+``main``, ahead of any JAX work. Importing ``rnnjax`` alone does not start the backend, so
+``from rnnjax.devices import use_host_devices`` followed by the call is soon enough. If the backend
+is already up, :func:`use_host_devices` changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -41,3 +45,48 @@ def use_host_devices(count: int | None = None) -> int:
         return int(found.group(1))
     os.environ["XLA_FLAGS"] = f"{flags} {FLAG}={count}".strip()
     return count
+
+
+ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID = "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
+
+
+def init_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                     process_id: int | None = None, *, timeout_s: int = 300) -> int:
+    """Join a multi-process JAX job: ``jax.distributed.initialize``, with CPU collectives by gloo.
+
+    Every process of the job calls this first (before any JAX work), with the same
+    ``coordinator_address`` ("host:port" of process 0, which serves it), the same ``num_processes``
+    and its own ``process_id`` in 0..num_processes-1. Each defaults to the environment variable
+    ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``. When none of the three
+    is given anywhere this does nothing and returns 1 (one process); when only some are, JAX's own
+    cluster detection (Slurm, Open MPI, TPU) fills in the rest. Afterwards ``jax.devices()`` lists
+    every device of every process, and the :mod:`rnnjax.sweeps` functions shard over all of them.
+
+    Returns the number of processes in the job. Raises ``ValueError`` for a malformed value and
+    ``RuntimeError`` (from JAX) when the backend had already started.
+    """
+    coordinator_address = coordinator_address or os.environ.get(ENV_COORDINATOR) or None
+
+    def number(value, env, name):
+        value = os.environ.get(env) if value is None else value
+        if value is None or value == "":
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an integer (argument or ${env}), got {value!r}") from None
+
+    num_processes = number(num_processes, ENV_NUM_PROCESSES, "num_processes")
+    process_id = number(process_id, ENV_PROCESS_ID, "process_id")
+    if coordinator_address is None and num_processes is None and process_id is None:
+        return 1
+    if num_processes is not None and num_processes < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
+    if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
+        raise ValueError(f"process_id must lie in [0, {num_processes}), got {process_id}")
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id, initialization_timeout=timeout_s)
+    return jax.process_count()

@@ -18,6 +18,10 @@ On top of it, each (rho, seed) initialised as W_hh = rho W with W drawn from ``P
   segments and seeds, beside the report's bound (report §4.1);
 * :func:`lyapunov_sweep` -- full Lyapunov spectra;
 * :func:`curve_summary`, :func:`zero_crossing` -- summaries of the results.
+
+Every sweep also runs as one program over every device of every process of a multi-process JAX job
+(several processes on one machine, or a cluster): start each process with
+:func:`rnnjax.devices.init_distributed` and make the same call in each; see the README.
 """
 
 from __future__ import annotations
@@ -141,6 +145,19 @@ def uses_lapack(fn: Callable, *args, shared: int = 0) -> bool:
     return bool(_primitive_names(jaxpr) & LAPACK_PRIMITIVES)
 
 
+def one_per_process(devices: Sequence) -> list:
+    """The first of ``devices`` on each process (one device when a single process holds them all)."""
+    first = {}
+    for d in devices:
+        first.setdefault(d.process_index, d)
+    return [first[k] for k in sorted(first)]
+
+
+def _global(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array laid out by ``sharding`` from a host array every process holds in full."""
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int = 0,
                  fast_compile: bool = False) -> Callable:
     """``jax.vmap(fn)`` over the leading axis of the first arguments, that axis split over ``devices``.
@@ -149,8 +166,12 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
       fn: a per-element function ``fn(*batched, *shared_args) -> PyTree``. The compiled program is
         reused for equal ``fn`` (a module-level function, or a hashable callable such as a
         NamedTuple with ``__call__``) and equal shapes.
-      devices: the devices to shard over; all of ``jax.devices()`` when None. With one device the
-        program is plain ``jax.jit(jax.vmap(fn))`` (no mesh) placed on that device.
+      devices: the devices to shard over; all of ``jax.devices()`` when None -- in a multi-process
+        JAX job (:func:`rnnjax.devices.init_distributed`) every device of every process: each process
+        computes the elements its devices hold, and every process gets all results (gathered with
+        ``multihost_utils.process_allgather``). Every process must then make the same call with the
+        same arguments. With one device the program is plain ``jax.jit(jax.vmap(fn))`` (no mesh)
+        placed on that device.
       shared: how many trailing arguments every element shares (replicated, not mapped).
       fast_compile: compile with :data:`FAST_COMPILE` (seconds less per program, slower to run;
         for short analysis programs).
@@ -159,9 +180,9 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
       ``g(*args)``: every leaf of the batched arguments carries a leading axis N (any N: it is
       padded up to a multiple of the device count by repeating elements, and the padding is
       dropped from the outputs, so results do not depend on the device count). ``g.devices(*args)``
-      tells how many devices a call would use: 1 when the program holds a CPU LAPACK call (see
-      :data:`LAPACK_PRIMITIVES`), which jaxlib 0.10 cannot run on every core's device at once
-      (:data:`LAPACK_DEADLOCK_BELOW`).
+      tells how many devices a call would use: one per process when the program holds a CPU LAPACK
+      call (see :data:`LAPACK_PRIMITIVES`), which jaxlib 0.10 cannot run on every core's device of a
+      process at once (:data:`LAPACK_DEADLOCK_BELOW`).
     """
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
@@ -182,7 +203,7 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
     def usable(args) -> list:
         if (len(devices) > 1 and devices[0].platform == "cpu" and _jaxlib_version() < LAPACK_DEADLOCK_BELOW
                 and uses_lapack(fn, *args, shared=shared)):
-            return devices[:1]
+            return one_per_process(devices)
         return devices
 
     mapped = _mapped_fast_compile if fast_compile else _mapped
@@ -195,9 +216,15 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
         mesh = Mesh(np.array(devs), (AXIS,))
         batched, rest = args[: len(args) - shared], args[len(args) - shared :]
         idx = np.arange(-(-n // len(devs)) * len(devs)) % n  # pad to a multiple of the device count
-        batched = jax.device_put(jax.tree.map(lambda a: jnp.asarray(a)[idx], batched), NamedSharding(mesh, P(AXIS)))
-        rest = jax.device_put(rest, NamedSharding(mesh, P()))
-        return jax.tree.map(lambda a: a[:n], mapped(*batched, *rest, fn=fn, mesh=mesh, shared=shared))
+        # global arrays: each process places the slices its own devices hold (every process passes the same args)
+        batched = jax.tree.map(lambda a: _global(np.asarray(a)[idx], NamedSharding(mesh, P(AXIS))), batched)
+        rest = jax.tree.map(lambda a: _global(np.asarray(a), NamedSharding(mesh, P())), rest)
+        out = mapped(*batched, *rest, fn=fn, mesh=mesh, shared=shared)
+        if not all(leaf.is_fully_addressable for leaf in jax.tree.leaves(out)):  # a multi-process job
+            from jax.experimental import multihost_utils
+
+            out = multihost_utils.process_allgather(out, tiled=True)  # every process gets every result
+        return jax.tree.map(lambda a: a[:n], out)
 
     run.devices = lambda *args: (check(args), len(usable(args)))[1]
     return run

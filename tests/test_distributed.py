@@ -1,0 +1,93 @@
+"""A sweep over a two-process JAX job (jax.distributed on 127.0.0.1, gloo CPU collectives, 2 host devices
+each: a global mesh of 4) equals the same sweep in one process; init_distributed's argument checks."""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rnnjax.devices import init_distributed
+
+SWEEP = textwrap.dedent("""
+    import numpy as np
+    from rnnjax.sweeps import lag_spectra_sweep, train_sweep
+
+    def sweeps():
+        rng = np.random.default_rng(0)
+        codes, ys = rng.integers(0, 4, size=(3, 8)), rng.integers(0, 4, size=(3, 8))
+        xs = np.eye(4, dtype=np.float32)[codes]
+        rhos, seeds = [0.5, 0.9, 1.3, 2.0, 60.0], [0, 1]  # 10 runs: padded to 12 over 4 devices
+        _, h = train_sweep(rhos, seeds, xs, ys, hidden_size=6, loss="xent", num_steps=4, learning_rate=0.05,
+                           activation="relu", fast_compile=True)
+        lag = lag_spectra_sweep(rhos[:2], seeds, xs, ys, hidden_size=6, output_size=4, activation="tanh",
+                                fast_compile=True)  # holds an SVD: one device per process
+        out = {f"train_{k}": np.asarray(v) for k, v in h._asdict().items()}
+        out.update({f"lag_{k}": v for k, v in lag.items()})
+        return out
+""")
+
+WORKER = SWEEP + textwrap.dedent("""
+    import sys
+    from rnnjax.devices import init_distributed, use_host_devices
+    port, pid, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    use_host_devices(2)
+    assert init_distributed(f"127.0.0.1:{port}", 2, pid, timeout_s=60) == 2
+    import jax
+    assert len(jax.devices()) == 4 and len(jax.local_devices()) == 2, jax.devices()
+    np.savez(out, **sweeps())  # every process holds every result
+    print("WORKER_OK", pid, flush=True)
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_two_process_sweep_equals_the_one_process_sweep(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_FLAGS", "JAX_"))} | {"JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(port), str(i), str(tmp_path / f"p{i}.npz")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for i, (p, (out, err)) in enumerate(zip(procs, outs, strict=True)):
+        assert p.returncode == 0 and f"WORKER_OK {i}" in out, err[-3000:]
+
+    namespace = {}
+    exec(SWEEP, namespace)  # the same sweeps here, in one process on one device
+    single = namespace["sweeps"]()
+    assert not single["train_finite"][-1].all()  # rho = 60 blows up: a per-run difference the gather must keep
+    for i in range(2):
+        got = np.load(tmp_path / f"p{i}.npz")
+        assert sorted(got.files) == sorted(single)
+        for k, v in single.items():
+            np.testing.assert_allclose(got[k], v, rtol=1e-6, atol=1e-7, err_msg=f"process {i}: {k}")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(num_processes="two"), r"num_processes must be an integer \(argument or \$JAX_NUM_PROCESSES\), got 'two'"),
+    (dict(num_processes=0), r"num_processes must be >= 1, got 0"),
+    (dict(num_processes=2, process_id=2), r"process_id must lie in \[0, 2\), got 2"),
+])
+def test_init_distributed_rejects_bad_values(kwargs, message, monkeypatch):
+    for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(ValueError, match=message):
+        init_distributed("127.0.0.1:1", **kwargs)
+
+
+def test_init_distributed_without_a_job_does_nothing(monkeypatch):
+    for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(k, raising=False)
+    assert init_distributed() == 1
