@@ -6,7 +6,8 @@ ReLU, ``xent``, one segment per step):
 
 * one jitted gradient evaluation, ``method="bptt"`` vs ``"autograd"`` vs the NumPy min-char-rnn
   BPTTs of ``benchmarks/_numpy_rnn.py`` (medians of interleaved rounds; the faster of its two
-  NumPy versions is the one quoted) and the compile times;
+  NumPy versions is the one quoted) and the compile times; and which of the two ``method="auto"``
+  picks on this backend (the hand BPTT on CPU, ``jax.grad`` on an accelerator) against the faster;
 * whole training runs -- 300 full-batch epochs (lr 0.01, clip 5) and 200 SGD steps (lr 1e-4) --
   by :func:`rnnjax.train` (one jitted ``lax.scan``) vs a NumPy loop doing the same work;
 * ``jax.vmap(train)`` over 64 initialisations of Experiment 2 (the rho sweep);
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _numpy_rnn import numpy_loss_and_grad, numpy_loss_and_grad_lean, numpy_train  # noqa: E402
 
 import rnnjax  # noqa: E402
+from rnnjax.bptt import resolve_method  # noqa: E402
 
 # The issue's reference figures, measured on this machine by an independent baseline (seconds).
 REFERENCE = {"exp2_train": {"NumPy": 0.19, "PyTorch": 0.23, "JAX scan": 0.014},
@@ -209,6 +211,14 @@ def main(argv=None) -> dict:
               f"bptt {comp['bptt'][0]:.2f} / {comp['bptt'][1]:.2f}, autograd {comp['autograd'][0]:.2f} / "
               f"{comp['autograd'][1]:.2f}")
 
+    # ---- method="auto": the hand BPTT on CPU, jax.grad on accelerators (rnnjax.bptt.resolve_method)
+    auto = resolve_method("auto")
+    for name in cases:
+        (w, cpu), other = results[name]["grad"], "autograd" if auto == "bptt" else "bptt"
+        print(f'method="auto" on {jax.default_backend()} is "{auto}": {name} gradient {ms(w[auto], cpu[auto])} ms '
+              f'against {ms(w[other], cpu[other])} ms by "{other}" (auto / best = '
+              f'{w[auto] / min(w[auto], w[other]):.2f} by wall)')
+
     # ---- whole training runs
     runs = {
         "exp1": dict(p=p1, xs=x1[None], ys=y1[None], loss="mse_last", activation="tanh", steps=epochs, lr=0.01,
@@ -248,6 +258,10 @@ def main(argv=None) -> dict:
         ("Exp-2 grad: bptt / autograd", ratio(*(pick(g2, m) for m in ("bptt", "autograd"))), 1.10),
         ("Exp-1 grad: bptt / NumPy", ratio(*(pick(g1, m) for m in ("bptt", "numpy"))), 0.55),
         ("Exp-2 grad: bptt / NumPy", ratio(*(pick(g2, m) for m in ("bptt", "numpy"))), 0.10),
+        ("Exp-1 grad: auto / best method", ratio(pick(g1, auto), min(pick(g1, m) for m in ("bptt", "autograd"))),
+         1.10),
+        ("Exp-2 grad: auto / best method", ratio(pick(g2, auto), min(pick(g2, m) for m in ("bptt", "autograd"))),
+         1.10),
         ("Exp-1 grad compile, bptt (s)", results["exp1"]["compile"]["bptt"], 1.00),
         ("Exp-2 grad compile, bptt (s)", results["exp2"]["compile"]["bptt"], 1.00),
         ("Exp-1 train(): bptt / NumPy loop", ratio(t1["bptt"], t1["numpy"]), None),

@@ -37,6 +37,7 @@ import pandas as pd  # noqa: E402
 
 import rnnjax  # noqa: E402
 from experiments import _cli  # noqa: E402
+from experiments.job import start  # noqa: E402
 from rnnjax.analysis import GRADIENTS  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
@@ -367,6 +368,7 @@ def _verdict(plain_d, best, delays) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = build_parser().parse_args(argv)
+    start(host_devices=False)  # before JAX starts its backend: compile settings and cache
     if cfg.quick:
         cfg = _quick(cfg)
     validate(cfg)

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from experiments import _cli
+from experiments.job import start
 from rnnjax.data.text import SENTENCE
-from rnnjax.devices import use_host_devices
 
 REPORT_RHOS = (0.90, 0.99, 1.20)
 SAMPLE_RHOS = (0.5, 1.0, 1.5, 2.0)  # phase-diagram points quoted in docs/gradient_analysis.md
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _run(args, out: Path) -> dict:
-    use_host_devices(args.devices)  # before JAX starts its backend: one CPU device per core
+    start(args.devices)  # before JAX starts its backend: one CPU device per core, compile settings and cache
     import jax
 
     from rnnjax.activations import get_activation

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from experiments import _cli
+from experiments.job import start
 from rnnjax.data.text import SENTENCE
-from rnnjax.devices import use_host_devices
 
 NORMS = {"spec": "grad_whh_spec", "fro": "grad_whh_fro"}
 QUICK = dict(steps=12, seeds=2, repeats=12, hidden=16)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _run(args, rhos, seeds, out: Path):
-    use_host_devices(args.devices)  # before JAX starts its backend: one CPU device per core
+    start(args.devices)  # before JAX starts its backend: one CPU device per core, compile settings and cache
     import jax  # noqa: F401  (the backend starts below, with the host devices set)
 
     from experiments.claims import REPORT_CLAIMS, judge_claim

@@ -40,6 +40,7 @@ import pandas as pd  # noqa: E402
 from jax import lax  # noqa: E402
 
 from experiments import _cli  # noqa: E402
+from experiments.job import start  # noqa: E402
 from rnnjax.analysis import log_lag_profile_of, state_grads_of, states_of  # noqa: E402
 from rnnjax.cells import get_cell, init_rnn  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
@@ -434,6 +435,7 @@ def run_adding_and_profiles(cfg, out: Path):
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = build_parser().parse_args(argv)
+    start(host_devices=False)  # before JAX starts its backend: compile settings and cache
     if cfg.quick:
         cfg = _quick(cfg)
     runs = cfg.adding_seeds * len(cfg.models)

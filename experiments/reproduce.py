@@ -1,18 +1,29 @@
 """The main job: run every experiment on the embedded data, then write the results page.
 
-    python -m experiments.reproduce [--quick] [--out runs/] [--only NAME ...]
+    python -m experiments.reproduce [--quick] [--out runs/] [--only NAME ...] [--jobs N]
 
 Each experiment runs into a hidden temporary folder that replaces ``OUT/<name>/`` only once the
 experiment has finished, so an interrupted run never leaves a half-written result that the page
 would read as complete. The page, ``OUT/report.md``, is then built from the JSON files alone.
 The job replaces only folders it wrote (marked ``.made-by-reproduce``); a standalone experiment's
 default folder is ``runs/<name>-<date>-<time>``, so the two never meet.
+
+The experiments run as their own processes (``python -m experiments.<name>``), ``--jobs`` at once
+(default: one per core; the longest first), each line they print prefixed with their name; with
+``--jobs 1`` they run one after the other in this process. Every experiment compiles at XLA
+optimisation level 1 and keeps its compiled programs in JAX's persistent compilation cache
+(``experiments/job.py``; ``RNNJAX_NO_COMPILE_CACHE=1`` turns the cache off), so a repeated run
+mostly skips compiling.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -25,17 +36,19 @@ class Stage(NamedTuple):
     title: str
     args: tuple[str, ...]  # extra arguments of the full run (defaults are the report's settings)
     quick_args: tuple[str, ...]  # extra arguments of --quick
+    cost: float = 0.0  # seconds of the full run, measured one at a time: parallel runs start the longest first
 
 
 STAGES = (
-    Stage("stock_forecast", "Experiment 1: next-day stock price (report §3)", ("--seeds", "4"), ("--quick",)),
+    Stage("stock_forecast", "Experiment 1: next-day stock price (report §3)", ("--seeds", "4"), ("--quick",), 34),
     Stage("stock_variants", "Experiment 1's variants: log-returns, a loss at every step, Adam, LSTM, GRU",
-          ("--seeds", "4"), ("--quick", "--seeds", "2")),
+          ("--seeds", "4"), ("--quick", "--seeds", "2"), 40),
     Stage("gradient_stability", "Experiment 2: gradient norm vs spectral radius (report §5)", ("--seeds", "4"),
-          ("--quick",)),
-    Stage("gradient_spectra", "Lag profiles, Jacobian spectra, Lyapunov exponents, phase diagram", (), ("--quick",)),
-    Stage("remedies", "Remedies: clipping, LSTM/GRU, IRNN, the adding problem", (), ("--quick",)),
-    Stage("flossing", "Gradient flossing on the delayed recall of one bit (Engelken 2023)", (), ("--quick",)),
+          ("--quick",), 22),
+    Stage("gradient_spectra", "Lag profiles, Jacobian spectra, Lyapunov exponents, phase diagram", (), ("--quick",),
+          52),
+    Stage("remedies", "Remedies: clipping, LSTM/GRU, IRNN, the adding problem", (), ("--quick",), 145),
+    Stage("flossing", "Gradient flossing on the delayed recall of one bit (Engelken 2023)", (), ("--quick",), 132),
 )
 
 
@@ -47,21 +60,87 @@ def foreign_folders(out: Path, stages) -> list[Path]:
     return [out / s.name for s in stages if (out / s.name).exists() and not (out / s.name / MARK).is_file()]
 
 
+def _begin(stage: Stage, out: Path) -> tuple[Path, Path]:
+    """``(final, partial)`` folders of ``stage``: refuses a final folder this job did not write, and clears a
+    killed run's leftover partial folder (a hidden name of our own)."""
+    final, partial = out / stage.name, out / f".{stage.name}.partial"
+    if final.exists() and not (final / MARK).is_file():
+        raise _cli.UsageError(f"{final} was not written by the main job; move it away or choose another --out")
+    shutil.rmtree(partial, ignore_errors=True)
+    return final, partial
+
+
+def _publish(stage: Stage, partial: Path, final: Path) -> None:
+    """Mark a finished ``partial`` folder as this job's (:data:`MARK`) and swap it into ``final``."""
+    (partial / MARK).write_text(f"written by python -m experiments.reproduce ({stage.name})\n")
+    _cli.replace_folder(partial, final)
+
+
 def run_stage(stage: Stage, out: Path, quick: bool) -> dict:
-    """Run one experiment into ``out/.<name>.partial`` and move it to ``out/<name>`` when complete.
+    """Run one experiment in this process into ``out/.<name>.partial`` and move it to ``out/<name>`` when complete.
 
     If the experiment raises, ``out/<name>`` keeps the previous results. The folder is marked as
     this job's (:data:`MARK`); a folder without the mark is refused, never replaced.
     """
-    final, partial = out / stage.name, out / f".{stage.name}.partial"
-    if final.exists() and not (final / MARK).is_file():
-        raise _cli.UsageError(f"{final} was not written by the main job; move it away or choose another --out")
-    shutil.rmtree(partial, ignore_errors=True)  # a killed run's leftover (a hidden name of our own)
+    final, partial = _begin(stage, out)
     module = importlib.import_module(f"experiments.{stage.name}")
     metrics = module.main([*(stage.quick_args if quick else stage.args), "--out", str(partial)])
-    (partial / MARK).write_text(f"written by python -m experiments.reproduce ({stage.name})\n")
-    _cli.replace_folder(partial, final)
+    _publish(stage, partial, final)
     return metrics
+
+
+def command(stage: Stage, out: Path, quick: bool) -> list[str]:
+    """The command line that runs ``stage`` as its own process into ``out``."""
+    return [sys.executable, "-m", f"experiments.{stage.name}", *(stage.quick_args if quick else stage.args),
+            "--out", str(out)]
+
+
+def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, start: float) -> tuple[dict, list]:
+    """Run ``stages`` as processes, ``jobs`` at a time, the longest (:attr:`Stage.cost`) first; publish each
+    that succeeds as :func:`run_stage` does. Returns ``(seconds per finished stage, failure lines)``."""
+    for stage in stages:
+        _begin(stage, out)  # every check before any work
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    lock, slots = threading.Lock(), threading.Semaphore(jobs)
+    seconds, failures, running = {}, [], []
+    mode = "quick" if quick else "full"
+
+    def say(line: str) -> None:
+        with lock:
+            print(line, flush=True)
+
+    def one(i: int, stage: Stage) -> None:
+        with slots:
+            final, partial = _begin(stage, out)
+            say(f"[{i}/{len(stages)}] {stage.name}: {stage.title} ({mode})")
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(command(stage, partial, quick), env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            running.append(proc)
+            for line in proc.stdout:
+                say(f"  {stage.name} | {line.rstrip()}")
+            if proc.wait() != 0:
+                shutil.rmtree(partial, ignore_errors=True)
+                failures.append(f"{stage.name} failed (exit status {proc.returncode}); {final} was left as it was")
+                say(f"[{i}/{len(stages)}] {stage.name} FAILED (exit status {proc.returncode})")
+                return
+            _publish(stage, partial, final)
+            seconds[stage.name] = time.perf_counter() - t0
+            say(f"[{i}/{len(stages)}] {stage.name} done in {seconds[stage.name]:.1f} s (elapsed "
+                f"{time.perf_counter() - start:.1f} s); moved into place: {final}/")
+
+    order = sorted(enumerate(stages, 1), key=lambda item: -item[1].cost)
+    threads = [threading.Thread(target=one, args=item) for item in order]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:  # an interrupt stops the experiment processes too
+        for proc in running:
+            if proc.poll() is None:
+                proc.kill()
+    return seconds, failures
 
 
 def build_parser():
@@ -71,10 +150,13 @@ def build_parser():
                         help="output folder (default: runs/); each experiment replaces only OUT/<name>")
     parser.add_argument("--only", nargs="+", choices=[s.name for s in STAGES], default=None,
                         help="run only these experiments (the page uses what is in OUT)")
+    parser.add_argument("--jobs", type=_cli.number(int, min=1, max=64), default=None,
+                        help="experiments run at once as their own processes (default: one per core); "
+                             "1: one after the other in this process")
     return parser
 
 
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | None = None) -> Path | int:
     args = build_parser().parse_args(argv)
     stages = [s for s in STAGES if args.only is None or s.name in args.only]
     if args.out.exists() and not args.out.is_dir():
@@ -85,29 +167,40 @@ def main(argv: list[str] | None = None) -> Path:
         raise _cli.UsageError(f"{', '.join(map(str, foreign))} {'was' if len(foreign) == 1 else 'were'} not written "
                               f"by the main job, which replaces only its own folders; move "
                               f"{'it' if len(foreign) == 1 else 'them'} away or choose another --out")
-    from rnnjax.devices import use_host_devices
+    from experiments.job import start
 
-    use_host_devices()  # one XLA host device per core, before JAX starts (the sweeps shard over them)
+    start()  # one XLA host device per core, compile level and cache, before JAX starts; inherited by the stages
     from experiments.report import write_report
 
     args.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    mode = "quick" if args.quick else "full"
-    seconds = {}
-    for i, stage in enumerate(stages, 1):
-        print(f"\n[{i}/{len(stages)}] {stage.name}: {stage.title} ({mode})", flush=True)
-        t0 = time.perf_counter()
-        run_stage(stage, args.out, args.quick)
-        seconds[stage.name] = time.perf_counter() - t0
-        print(f"[{i}/{len(stages)}] {stage.name} done in {seconds[stage.name]:.1f} s "
-              f"(elapsed {time.perf_counter() - start:.1f} s); moved into place: {args.out / stage.name}/",
-              flush=True)
+    t_start = time.perf_counter()
+    jobs = min(args.jobs or os.cpu_count() or 1, len(stages))
+    if jobs > 1:
+        seconds, failures = run_stages_parallel(stages, args.out, args.quick, jobs, t_start)
+        if failures:
+            for line in failures:
+                print(f"reproduce: {line}", file=sys.stderr)
+            print(f"reproduce: no page written: {len(failures)} of {len(stages)} experiments failed "
+                  f"(their output above)", file=sys.stderr)
+            return _cli.EXIT_FAILED
+    else:
+        mode = "quick" if args.quick else "full"
+        seconds = {}
+        for i, stage in enumerate(stages, 1):
+            print(f"\n[{i}/{len(stages)}] {stage.name}: {stage.title} ({mode})", flush=True)
+            t0 = time.perf_counter()
+            run_stage(stage, args.out, args.quick)
+            seconds[stage.name] = time.perf_counter() - t0
+            print(f"[{i}/{len(stages)}] {stage.name} done in {seconds[stage.name]:.1f} s "
+                  f"(elapsed {time.perf_counter() - t_start:.1f} s); moved into place: {args.out / stage.name}/",
+                  flush=True)
     from rnnjax.io import write_json
 
-    write_json(args.out / "run.json", {"quick": args.quick, "stages": [s.name for s in stages],
-                                       "seconds": seconds, "total_seconds": time.perf_counter() - start})
+    total = time.perf_counter() - t_start
+    write_json(args.out / "run.json", {"quick": args.quick, "stages": [s.name for s in stages], "jobs": jobs,
+                                       "seconds": seconds, "total_seconds": total})
     page = write_report(args.out, quick=args.quick)
-    print(f"\nAll done in {time.perf_counter() - start:.1f} s. Results page: {page}; check it (and the docs) with "
+    print(f"\nAll done in {total:.1f} s ({jobs} at a time). Results page: {page}; check it (and the docs) with "
           f"python -m experiments.check_report {args.out}")
     return page
 

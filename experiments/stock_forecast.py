@@ -31,7 +31,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from experiments import _cli  # noqa: E402
+from experiments.job import start  # noqa: E402
 from rnnjax import forecast  # noqa: E402
+from rnnjax.bptt import resolve_method  # noqa: E402
 from rnnjax.cells import CELLS, get_cell  # noqa: E402
 from rnnjax.data.prices import load_price_data, make_forecast_data, values_to_prices  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
@@ -96,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--clip", type=_cli.number(float, min=0), default=5.0,
                    help="global-norm clipping tau, 0 = none (default: 5)")
     m.add_argument("--method", choices=("bptt", "autograd"), default=None,
-                   help="gradients by the hand BPTT or jax.grad (default: bptt for rnn, autograd for lstm/gru)")
+                   help="gradients by the hand BPTT or jax.grad (default for rnn: bptt on CPU, autograd on an "
+                        "accelerator; autograd for lstm/gru)")
     m.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=1,
                    help="initialisations trained together (default: 1)")
     m.add_argument("--seed", type=_cli.seed, default=0, help="base PRNG seed; seed s uses fold_in(PRNGKey(seed), s)")
@@ -252,8 +255,8 @@ def prepare(cfg: argparse.Namespace):
 
     Returns ``(loaded, data, out)``; raises :class:`experiments._cli.UsageError` naming the problem.
     """
-    if cfg.method is None:
-        cfg.method = "bptt" if cfg.cell == "rnn" else "autograd"
+    if cfg.method is None:  # the vanilla RNN: its hand BPTT on CPU, jax.grad on accelerators
+        cfg.method = resolve_method("auto") if cfg.cell == "rnn" else "autograd"
     if cfg.cell != "rnn" and cfg.method == "bptt":
         raise _cli.UsageError(f"--method bptt is the vanilla RNN's hand BPTT; --cell {cfg.cell} trains with "
                               "--method autograd (the default for gated cells)")
@@ -553,7 +556,9 @@ def _print_summary(m: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse ``argv`` (default: sys.argv), run, and return the metrics saved to metrics.json."""
-    return run(build_parser().parse_args(argv))
+    cfg = build_parser().parse_args(argv)
+    start(host_devices=False)  # before JAX starts its backend: compile settings and cache
+    return run(cfg)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from experiments import _cli
+from experiments.job import start
 
 VARIANTS = (  # (name, what it changes, flags)
     ("returns", "next log-return", ("--target", "returns")),
@@ -46,6 +47,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
+    start(host_devices=False)  # before JAX starts its backend: compile settings and cache
     final = _cli.check_out(args.out or _cli.default_out("stock_variants"))
     with _cli.atomic_folder(final) as out:
         metrics = _run(args, out)

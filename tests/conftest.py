@@ -1,7 +1,11 @@
 """Shared fixtures. Tests needing float64 request ``x64`` (turns jax_enable_x64 on, then back off)."""
 
-import jax
-import pytest
+import os
+
+os.environ["RNNJAX_NO_COMPILE_CACHE"] = "1"  # tests never write to a user's compilation cache (rnnjax.devices)
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture

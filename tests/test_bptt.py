@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
 from rnnjax import RNNParams, bptt, loss_and_grad, rnn_forward
-from rnnjax.bptt import block_size, bptt_loss_and_grad_fm, loss_and_grad_with_state
+from rnnjax.bptt import block_size, bptt_loss_and_grad_fm, loss_and_grad_with_state, resolve_method
 from rnnjax.forward import to_feature_major
 from rnnjax.losses import get_loss
 
@@ -260,7 +260,8 @@ XS = jnp.zeros((5, 3))
     (dict(loss="mse_last"), r"targets for loss 'mse_last' must have shape \(2,\)"),
     (dict(loss="l1"), r"unknown loss 'l1'; expected one of \['mse', 'mse_last', 'xent'\]"),
     (dict(activation="elu"), r"unknown activation 'elu'; expected one of \['linear', 'relu', 'sigmoid', 'tanh'\]"),
-    (dict(method="finite_differences"), r"unknown method 'finite_differences'; expected one of \['autograd', 'bptt'\]"),
+    (dict(method="finite_differences"),
+     r"unknown method 'finite_differences'; expected one of \['auto', 'autograd', 'bptt'\]"),
     (dict(h0=jnp.zeros(3)), r"h0 must have shape \(4,\), got \(3,\)"),
 ])
 def test_bad_inputs_raise(kwargs, message):
@@ -276,3 +277,11 @@ def test_bad_batched_h0_and_output_gradient_raise():
     with pytest.raises(ValueError, match=r"dL_doutputs must have shape \(3, 5, 2\), got \(3, 5\)"):
         bptt(P, xs, jnp.zeros((3, 5)))
     assert get_loss("mse").integer_targets is False
+
+
+def test_auto_method_is_the_hand_bptt_on_cpu_and_jax_grad_on_accelerators(monkeypatch):
+    assert resolve_method("auto", jnp.zeros(3)) == "bptt"  # an array on this machine's CPU
+    assert resolve_method("autograd") == "autograd" and resolve_method("bptt") == "bptt"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert resolve_method("auto") == "autograd"  # traced or host data: the default backend decides
+    assert resolve_method("auto", jnp.zeros(3)) == "bptt"  # data already on a CPU device: its platform decides

@@ -159,7 +159,7 @@ def persistence_forecast(prices, days):
                                    "method"))
 def fit_rnn_seeds(keys: jax.Array, xs: jax.Array, targets: jax.Array, learning_rate, *, hidden_size: int,
                   loss: str, num_steps: int, optimizer: str = "sgd", clip_norm: float | None = None,
-                  activation: str = "tanh", method: str = "bptt") -> tuple[RNNParams, TrainHistory]:
+                  activation: str = "tanh", method: str = "auto") -> tuple[RNNParams, TrainHistory]:
     """Train one RNN per PRNG key, all in one program: ``jax.vmap`` over the keys of init + :func:`train`.
 
     Args:

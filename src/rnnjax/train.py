@@ -27,7 +27,7 @@ from rnnjax._checks import (
     check_step_size,
 )
 from rnnjax.activations import get_activation
-from rnnjax.bptt import METHODS, bptt_loss_and_grad_fm, loss_and_grad_with_state
+from rnnjax.bptt import bptt_loss_and_grad_fm, loss_and_grad_with_state, resolve_method
 from rnnjax.cells import RNNParams
 from rnnjax.forward import check_inputs, initial_state, to_feature_major
 from rnnjax.losses import check_targets
@@ -345,7 +345,7 @@ def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps
 
 def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, num_steps: int,
           learning_rate=None, optimizer="sgd", clip_norm=None, activation: str = "tanh",
-          method: str = "bptt", h0=None, carry_state: bool = False, spec_norm: str = "lanczos"):
+          method: str = "auto", h0=None, carry_state: bool = False, spec_norm: str = "lanczos"):
     """Train a vanilla RNN for ``num_steps`` optimiser steps inside one jitted ``lax.scan``.
 
     Args:
@@ -362,7 +362,8 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
         sets the recorded ``grad_norm_clipped``: put the clipping in the transformation).
       clip_norm: global-norm clipping threshold tau, or None for none.
       activation: hidden non-linearity.
-      method: ``"bptt"`` (hand) or ``"autograd"`` (``jax.grad``).
+      method: ``"bptt"`` (hand), ``"autograd"`` (``jax.grad``) or ``"auto"`` (the default: hand on CPU,
+        ``jax.grad`` on accelerators; :func:`rnnjax.bptt.resolve_method`).
       h0: initial hidden state (H,), or (B, H) for batches; zeros when None.
       carry_state: if True, each item starts from the previous item's final state (gradient
         stopped between items); otherwise every item starts from ``h0``.
@@ -389,7 +390,7 @@ def train(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str, nu
         if learning_rate is None:
             raise ValueError(f"learning_rate is required with optimizer={optimizer!r}")
         make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)  # validate eagerly
-    check_choice("method", method, METHODS)
+    method = resolve_method(method, xs)
     check_choice("spec_norm", spec_norm, SPEC_NORMS)
     get_activation(activation)
     batched = xs.ndim == 4

@@ -1,0 +1,43 @@
+"""rnnjax.devices: the XLA optimisation level and the persistent compilation cache settings (no compiling)."""
+
+import os
+
+import jax
+import pytest
+
+from rnnjax import devices
+
+
+def test_optimization_level_goes_to_xla_flags_unless_the_user_set_one(monkeypatch):
+    monkeypatch.setattr(devices, "backend_started", lambda: False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    assert devices.use_optimization_level(1)
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=1"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
+    assert not devices.use_optimization_level(1) and os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=3"
+    with pytest.raises(ValueError, match="level must be 0, 1, 2 or 3, got 5"):
+        devices.use_optimization_level(5)
+    monkeypatch.setattr(devices, "backend_started", lambda: True)  # too late: nothing changes
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert not devices.use_optimization_level(1) and os.environ["XLA_FLAGS"] == ""
+
+
+def test_compilation_cache_folder_environment_and_opt_out(monkeypatch, tmp_path):
+    updates = {}
+    monkeypatch.setattr(jax.config, "update", lambda name, value: updates.__setitem__(name, value))
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, "")  # recorded, so the values set below are undone after the test
+        monkeypatch.delenv(name)
+    assert os.environ[devices.NO_CACHE_ENV] == "1"  # conftest: the test suite never caches
+    assert devices.use_compilation_cache() is None and not updates
+    monkeypatch.setenv(devices.NO_CACHE_ENV, "0")
+    monkeypatch.setenv("RNNJAX_CACHE", str(tmp_path))
+    assert devices.use_compilation_cache(min_compile_s=0.25) == tmp_path / "xla"
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "xla")  # for child processes too
+    assert updates == {"jax_compilation_cache_dir": str(tmp_path / "xla"),
+                       "jax_persistent_cache_min_compile_time_secs": 0.25}
+    monkeypatch.delenv("RNNJAX_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert devices.compilation_cache_dir() == tmp_path / "xdg" / "rnnjax" / "xla"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))  # the user's own folder wins
+    assert devices.use_compilation_cache() == tmp_path / "mine"
