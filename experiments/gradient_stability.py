@@ -124,8 +124,11 @@ def _run(args, rhos, seeds, out: Path):
     data = fox_segments(args.repeats, args.segment_length)
     say(f"data: {data.inputs.shape[0]} segments of {args.segment_length}, vocabulary {len(data.vocab)}; "
         f"{len(jax.devices())} device{'s' if len(jax.devices()) != 1 else ''}")
+    # spec_norm="svd": the page reports ||dL/dW_hh||_2 itself, so it is the exact SVD here (12 runs: it costs
+    # ~0.3 s); the library's default, warm-started Lanczos, is for large sweeps (benchmarks/bench_sweeps.py)
     config = dict(hidden_size=args.hidden, loss="xent", num_steps=args.steps, learning_rate=args.lr,
-                  activation=args.activation, recurrent_init=args.recurrent_init, carry_state=args.carry_state)
+                  activation=args.activation, recurrent_init=args.recurrent_init, carry_state=args.carry_state,
+                  spec_norm="svd")
     _, hist = train_sweep(rhos, seeds, data.inputs, data.targets, fast_compile=args.quick, **config)
     hist = jax.tree.map(np.asarray, hist)
     say(f"trained {len(rhos)} rho x {len(seeds)} seeds x {args.steps} steps in one vmapped program")
