@@ -28,7 +28,7 @@ def test_compilation_cache_folder_environment_and_opt_out(monkeypatch, tmp_path)
     for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "XDG_CACHE_HOME"):
         monkeypatch.setenv(name, "")  # recorded, so the values set below are undone after the test
         monkeypatch.delenv(name)
-    assert os.environ[devices.NO_CACHE_ENV] == "1"  # conftest: the test suite never caches
+    monkeypatch.setenv(devices.NO_CACHE_ENV, "1")  # the opt-out
     assert devices.use_compilation_cache() is None and not updates
     monkeypatch.setenv(devices.NO_CACHE_ENV, "0")
     monkeypatch.setenv("RNNJAX_CACHE", str(tmp_path))
@@ -39,5 +39,6 @@ def test_compilation_cache_folder_environment_and_opt_out(monkeypatch, tmp_path)
     monkeypatch.delenv("RNNJAX_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert devices.compilation_cache_dir() == tmp_path / "xdg" / "rnnjax" / "xla"
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))  # the user's own folder wins
-    assert devices.use_compilation_cache() == tmp_path / "mine"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))  # the user's own folder wins,
+    updates.clear()
+    assert devices.use_compilation_cache() == tmp_path / "mine" and not updates  # with the user's settings

@@ -160,8 +160,10 @@ def test_lanczos_spectral_norm_against_the_svd(x64):
         # orthogonality of Lanczos without re-orthogonalisation, ~1e-9 here)
         sigma, x = lanczos_spectral_norm(jnp.asarray(A), v, steps=A.shape[1])
         assert float(sigma) == pytest.approx(exact, rel=1e-8)
-        # x approximates the top right singular vector (from T^(2^5): rough on a cluster, fine for a warm start)
-        assert float(jnp.linalg.norm(jnp.asarray(A) @ x)) == pytest.approx(exact, rel=1e-4)
+        # x approximates the top right singular vector (from T^(2^5): fine for a warm start; on the cluster, a
+        # vector of the cluster's top few -- which one moves with float rounding, e.g. XLA's optimisation level)
+        rel = 3e-3 if A is clustered else 1e-4
+        assert float(jnp.linalg.norm(jnp.asarray(A) @ x)) == pytest.approx(exact, rel=rel)
         few, _ = lanczos_spectral_norm(jnp.asarray(A), v, steps=3)  # fewer steps: a lower bound
         assert float(few) <= exact * (1 + 1e-12)
     # warm start: from the previous Ritz vector, 3 steps suffice for a slightly changed matrix; cold, 3 % off

@@ -98,14 +98,17 @@ def use_compilation_cache(path=None, *, min_compile_s: float = 0.5) -> Path | No
     instead of compiling it (Experiment 2's training sweep: 10.9 s to its first result without, 2.2 s
     with). Only programs that took at least ``min_compile_s`` to compile are stored. ``path``
     defaults to :func:`compilation_cache_dir`; a ``JAX_COMPILATION_CACHE_DIR`` already in the
-    environment wins. Off -- returns None and changes nothing -- when ``RNNJAX_NO_COMPILE_CACHE`` is
-    set (the test suite sets it: tests never write to a user's cache). The settings go both to the
-    environment, which child processes inherit, and to ``jax.config`` when JAX is already imported.
+    environment wins, and then every cache setting is left as it is (the test suite sets its own).
+    Off -- returns None and changes nothing -- when ``RNNJAX_NO_COMPILE_CACHE`` is set. The settings
+    go both to the environment, which child processes inherit, and to ``jax.config`` when JAX is
+    already imported.
     Returns the folder in use.
     """
     if os.environ.get(NO_CACHE_ENV, "") not in ("", "0"):
         return None
-    folder = Path(os.environ.get("JAX_COMPILATION_CACHE_DIR") or path or compilation_cache_dir())
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # set up already (the user, a parent process): left alone
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+    folder = Path(path or compilation_cache_dir())
     settings = {"jax_compilation_cache_dir": str(folder),
                 "jax_persistent_cache_min_compile_time_secs": float(min_compile_s)}
     for name, value in settings.items():
