@@ -36,19 +36,19 @@ class Stage(NamedTuple):
     title: str
     args: tuple[str, ...]  # extra arguments of the full run (defaults are the report's settings)
     quick_args: tuple[str, ...]  # extra arguments of --quick
-    cost: float = 0.0  # seconds of the full run, measured one at a time: parallel runs start the longest first
+    cost: float = 0.0  # seconds of the full run (2026-12-02, two at a time on 2 cores): the longest start first
 
 
 STAGES = (
-    Stage("stock_forecast", "Experiment 1: next-day stock price (report §3)", ("--seeds", "4"), ("--quick",), 34),
+    Stage("stock_forecast", "Experiment 1: next-day stock price (report §3)", ("--seeds", "4"), ("--quick",), 27),
     Stage("stock_variants", "Experiment 1's variants: log-returns, a loss at every step, Adam, LSTM, GRU",
-          ("--seeds", "4"), ("--quick", "--seeds", "2"), 40),
+          ("--seeds", "4"), ("--quick", "--seeds", "2"), 325),
     Stage("gradient_stability", "Experiment 2: gradient norm vs spectral radius (report §5)", ("--seeds", "4"),
-          ("--quick",), 22),
+          ("--quick",), 14),
     Stage("gradient_spectra", "Lag profiles, Jacobian spectra, Lyapunov exponents, phase diagram", (), ("--quick",),
-          52),
-    Stage("remedies", "Remedies: clipping, LSTM/GRU, IRNN, the adding problem", (), ("--quick",), 145),
-    Stage("flossing", "Gradient flossing on the delayed recall of one bit (Engelken 2023)", (), ("--quick",), 132),
+          29),
+    Stage("remedies", "Remedies: clipping, LSTM/GRU, IRNN, the adding problem", (), ("--quick",), 417),
+    Stage("flossing", "Gradient flossing on the delayed recall of one bit (Engelken 2023)", (), ("--quick",), 105),
 )
 
 
