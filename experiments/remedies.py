@@ -42,12 +42,13 @@ from jax import lax  # noqa: E402
 from experiments import _cli  # noqa: E402
 from experiments.job import start  # noqa: E402
 from rnnjax.analysis import log_lag_profile_of, state_grads_of, states_of  # noqa: E402
-from rnnjax.cells import get_cell, init_rnn  # noqa: E402
+from rnnjax.bptt import loss_and_grad, resolve_method  # noqa: E402
+from rnnjax.cells import RNNParams, get_cell, init_rnn  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
 from rnnjax.data.text import fox_segments  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
 from rnnjax.losses import get_loss  # noqa: E402
-from rnnjax.scan import init_model, make_loss, predict, readout  # noqa: E402
+from rnnjax.scan import ModelParams, Readout, init_model, make_loss, predict, readout  # noqa: E402
 from rnnjax.train import first_nonfinite_step, make_optimizer, train  # noqa: E402
 
 # name -> (cell, cell options, read-out std or None for 1/sqrt(H)); the first four are the adding problem's
@@ -228,6 +229,8 @@ class _Chunk(NamedTuple):
     budget or the chunking; params and optimiser state carry over from chunk to chunk (one Adam run).
     The first non-finite step halts a run (its params and state keep their last finite values).
     Returns the new state and, per run and step, the batch MSE before the update and its finiteness.
+    ``method``: the gradient, ``jax.grad`` through the cell (``"autograd"``), or for the vanilla cell its
+    hand BPTT (``"bptt"``, report §2.2; :func:`gradient_method` picks it on CPU, where it is faster).
     """
 
     cell: str
@@ -237,15 +240,29 @@ class _Chunk(NamedTuple):
     T: int
     lr: float
     clip: float
+    method: str = "autograd"
 
     def optimizer(self):
         return make_optimizer(self.lr, clip_norm=self.clip, name="adam")
 
+    def gradient(self):
+        """``(model, (xs (B, T, 2), ys (B, 1))) -> (loss, grads)``: batch mean of 0.5 (y_T - y)^2, its gradient."""
+        if self.method == "autograd":
+            return jax.value_and_grad(make_loss(_cell(self.cell, self.activation), "mse_last"))
+
+        def hand(model, batch):  # the vanilla RNN's hand BPTT on the report's five-field parameters
+            xs, ys = (a.astype(model.cell.W_hh.dtype) for a in batch)  # the data are float32
+            value, g = loss_and_grad(RNNParams(*model.cell, *model.readout), xs, ys, loss="mse_last",
+                                     activation=self.activation, method="bptt")
+            return value, ModelParams(type(model.cell)(*g[:3]), Readout(*g[3:]))
+
+        return hand
+
     def __call__(self, params, opt_state, alive, key, start):
-        opt, loss_fn = self.optimizer(), make_loss(_cell(self.cell, self.activation), "mse_last")
+        opt, gradient = self.optimizer(), self.gradient()
 
         def one(p, o, ok, x, y):  # one run, one update (the rule of rnnjax.train.run_steps)
-            value, grads = jax.value_and_grad(loss_fn)(p, (x, y))  # batch mean of 0.5 (y_T - y)^2
+            value, grads = gradient(p, (x, y))  # batch mean of 0.5 (y_T - y)^2
             finite = ok & jnp.isfinite(value) & jnp.isfinite(optax.tree.norm(grads))
             updates, new_o = opt.update(grads, o, p)
             keep = lambda new, old: jnp.where(finite, new, old)
@@ -288,6 +305,12 @@ def _groups(cfg) -> list[tuple[str, str | None, tuple]]:
     return [(cell, act, tuple(m)) for (cell, act), m in members.items()]
 
 
+def gradient_method(cell: str) -> str:
+    """The vanilla cell's hand BPTT where ``method="auto"`` picks it (CPU: 0.67x the time of ``jax.grad`` per
+    update of the tanh group, 0.78x of the ReLU group, measured), else ``jax.grad``; gated cells: ``jax.grad``."""
+    return resolve_method("auto") if cell == "rnn" else "autograd"
+
+
 def train_until_solved(cfg, cell, activation, members, k_init, k_train):
     """Train every run of a group for up to ``cfg.adding_steps`` updates, in chunks of ``CHUNK``, and stop
     after the chunk in which the last run got solved (or went non-finite): training past that point
@@ -297,7 +320,8 @@ def train_until_solved(cfg, cell, activation, members, k_init, k_train):
     """
     params0 = _compiled(k_init, program=_Init(cell, members, cfg.hidden))
     steps = min(CHUNK, cfg.adding_steps)
-    chunk = _Chunk(cell, activation, steps, cfg.batch, cfg.adding_T, float(cfg.lr), float(cfg.clip))
+    chunk = _Chunk(cell, activation, steps, cfg.batch, cfg.adding_T, float(cfg.lr), float(cfg.clip),
+                   gradient_method(cell))
     runs = sum(n for _, n in members)
     params, opt_state = params0, jax.vmap(chunk.optimizer().init)(params0)
     alive, mse, finite = jnp.ones(runs, bool), [], []
@@ -366,7 +390,7 @@ def run_adding_and_profiles(cfg, out: Path):
     k_train, k_test, k_prof, k_init = jax.random.split(jax.random.PRNGKey(cfg.seed + 1), 4)
     test_x, test_y = tasks.adding_problem(k_test, cfg.test_size, T)  # budget-independent held-out sets
     prof_x, prof_y = tasks.adding_problem(k_prof, cfg.profile_seqs, T)
-    curves, results, profile_rows, gains, timings = [], {}, [], {}, {}
+    curves, results, profile_rows, gains, timings, methods = [], {}, [], {}, {}, {}
     lags = np.arange(T)
     for cell, activation, members in _groups(cfg):
         t0 = time.perf_counter()
@@ -378,7 +402,7 @@ def run_adding_and_profiles(cfg, out: Path):
         _, init_prof = _compiled(params0, test_x, test_y, prof_x, prof_y, first, program=evaluate)
         profiles = {"init": init_prof, "trained": trained_prof}
         key = cell if activation is None else f"{cell}_{activation}"
-        timings[key] = time.perf_counter() - t0
+        timings[key], methods[key] = time.perf_counter() - t0, gradient_method(cell)
         trained = mse.shape[1]
         runs = sum(n for _, n in members)
         _stage(f"  {key}: {runs} runs x {trained} of {cfg.adding_steps} steps in {timings[key]:.1f}s")
@@ -415,7 +439,8 @@ def run_adding_and_profiles(cfg, out: Path):
               "slowest_solve": max(solve_steps) if solve_steps else None,
               "budget_over_slowest_solve": cfg.adding_steps / max(solve_steps) if solve_steps else None,
               "curve": f"MSE of each step's fresh batch before its update (unseen data), running mean over {SMOOTH}",
-              "models": results, "seconds_per_program": timings}
+              "models": results, "seconds_per_program": timings,
+              "gradient_method": methods}  # per group: "bptt" (the vanilla cell's hand BPTT) or "autograd"
     write_json(out / "adding.json", adding)
     write_csv(out / "lag_profiles.csv", pd.concat(profile_rows, ignore_index=True))
     lag = {"T": T, "sequences": cfg.profile_seqs, "loss": "mse_last on the adding problem (L_T)",

@@ -115,6 +115,27 @@ def test_chunks_continue_one_adam_run():
     assert m12.shape == (2, 12) and not np.allclose(m12[:, 0], m12[:, -1])  # it trains
 
 
+def test_the_hand_bptt_chunk_equals_the_autograd_chunk(x64):
+    """The vanilla groups' hand-BPTT updates (the CPU default) are jax.grad's, to float64 round-off."""
+    import jax
+    import jax.numpy as jnp
+
+    for activation, member in (("tanh", "rnn_tanh"), ("relu", "irnn")):
+        params0 = exp._compiled(jax.random.PRNGKey(0), program=exp._Init("rnn", ((member, 2),), 5))
+        params0 = jax.tree.map(lambda a: a.astype(jnp.float64), params0)
+        auto = exp._Chunk("rnn", activation, 8, 4, 10, 3e-3, 1.0, "autograd")
+        state = (params0, jax.vmap(auto.optimizer().init)(params0), jnp.ones(2, bool), jax.random.PRNGKey(1),
+                 jnp.int32(0))
+        p_a, _, _, m_a, _ = exp._compiled(*state, program=auto)
+        p_h, _, _, m_h, _ = exp._compiled(*state, program=auto._replace(method="bptt"))
+        assert p_a.cell.W_hh.dtype == jnp.float64
+        np.testing.assert_allclose(m_h, m_a, rtol=1e-10)
+        for a, h in zip(jax.tree.leaves(p_a), jax.tree.leaves(p_h), strict=True):
+            np.testing.assert_allclose(h, a, rtol=1e-9, atol=1e-12)
+    assert exp.gradient_method("rnn") == ("bptt" if jax.default_backend() == "cpu" else "autograd")
+    assert exp.gradient_method("lstm") == "autograd"
+
+
 def test_training_stops_after_the_chunk_where_every_run_solved(monkeypatch):
     """With a threshold every run meets at once, a group trains one chunk, not the whole budget."""
     import jax
