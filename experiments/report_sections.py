@@ -21,19 +21,20 @@ def _missing(page, file: str, title: str) -> bool:
 
 # ------------------------------------------------------------------------------- shared sentences
 
+def dm_span(n, key: str, fmt: str, **kw) -> str:
+    """``min–max`` over the seeds of Experiment 1's ``dm_vs_persistence.<key>_min`` / ``<key>_max``, formatted."""
+    return "–".join(n("dm_vs_persistence", f"{key}_{end}", fmt=fmt, **kw) for end in ("min", "max"))
+
+
 def dm_verdict(n, seeds: int, basis: str) -> str:
     """The verdict against persistence and what it rests on; ``n`` reads one Experiment 1 metrics dict."""
     verdict = f"**{n('verdict_vs_persistence', fmt='{}')}**"
     if basis == "none":
         return f"{verdict}: no seed finished with finite forecasts, so there is nothing to compare."
-    test = (f"HAC Diebold–Mariano (Newey–West long-run variance, {n('dm_vs_persistence', 'lags_min', fmt='{}')}–"
-            f"{n('dm_vs_persistence', 'lags_max', fmt='{}')} lags by the Newey–West 1994 rule, HLN factor, t(M−1))")
-    ratio = (f"{n('dm_vs_persistence', 'rmse_ratio_min', fmt='{:.3g}')}–"
-             f"{n('dm_vs_persistence', 'rmse_ratio_max', fmt='{:.3g}')}")
-    r1 = (f"{n('dm_vs_persistence', 'lag1_autocorr_min', fmt='{:.3f}')}–"
-          f"{n('dm_vs_persistence', 'lag1_autocorr_max', fmt='{:.3f}')}")
-    p = (f"{n('dm_vs_persistence', 'p_value_min', fmt='{:.2g}', missing='—')}–"
-         f"{n('dm_vs_persistence', 'p_value_max', fmt='{:.2g}', missing='—')}")
+    test = (f"HAC Diebold–Mariano (Newey–West long-run variance, {dm_span(n, 'lags', '{}')} lags by the Newey–West "
+            "1994 rule, HLN factor, t(M−1))")
+    ratio, r1 = dm_span(n, "rmse_ratio", "{:.3g}"), dm_span(n, "lag1_autocorr", "{:.3f}")
+    p = dm_span(n, "p_value", "{:.2g}", missing="—")
     if basis == "rmse ratio":
         return (f"{verdict}, judged by the error ratio alone: the test RMSE is {ratio} times persistence's over the "
                 f"{seeds} seeds. No Diebold–Mariano test is reliable here: the loss differential's lag-1 "
@@ -54,12 +55,10 @@ def dm_cell(n, basis: str) -> str:
     """A short table cell: the verdict and its basis."""
     d = lambda *path, fmt: n("dm_vs_persistence", *path, fmt=fmt)
     if basis == "rmse ratio":
-        return (f"{n('verdict_vs_persistence', fmt='{}')} (RMSE ratio {d('rmse_ratio_min', fmt='{:.3g}')}–"
-                f"{d('rmse_ratio_max', fmt='{:.3g}')}; DM unreliable, r₁ up to {d('lag1_autocorr_max', fmt='{:.3f}')})")
+        return (f"{n('verdict_vs_persistence', fmt='{}')} (RMSE ratio {dm_span(n, 'rmse_ratio', '{:.3g}')}; "
+                f"DM unreliable, r₁ up to {d('lag1_autocorr_max', fmt='{:.3f}')})")
     return (f"{n('verdict_vs_persistence', fmt='{}')} (DM: {d('seeds_significantly_worse', fmt='{}')} worse, "
-            f"{d('seeds_significantly_better', fmt='{}')} better; p "
-            f"{n('dm_vs_persistence', 'p_value_min', fmt='{:.2g}', missing='—')}–"
-            f"{n('dm_vs_persistence', 'p_value_max', fmt='{:.2g}', missing='—')})")
+            f"{d('seeds_significantly_better', fmt='{}')} better; p {dm_span(n, 'p_value', '{:.2g}', missing='—')})")
 
 
 def claim_measured(n, i: int) -> str:

@@ -242,19 +242,21 @@ def _drive(module: str, cases: list[dict], cwd: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, stooq_url):
-    """Every case of :func:`_cases`, plus ``--help`` of every module, one driver process per module."""
+    """Every case of :func:`_cases`, plus ``--help`` of every module, run by two driver processes (each pays the
+    imports once), grouped by module."""
     root = tmp_path_factory.mktemp("cli")
     _files(root)
     table = _cases(root, stooq_url)
     modules = [*table, "experiments.report_sections"]
     batches = {m: [{"module": m, "argv": argv, "watch": str(root)} for argv, _ in table.get(m, [])]
                + [{"module": m, "argv": ["--help"], "watch": str(root)}] for m in modules}
-    halves = [modules[0::2], modules[1::2]]  # two driver processes: each pays the imports once
+    halves = [[c for m in modules[i::2] for c in batches[m]] for i in (0, 1)]
+    done = {m: [] for m in modules}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = pool.map(lambda ms: _drive(", ".join(ms), [c for m in ms for c in batches[m]], root), halves)
-        flat = [r for half, res in zip(halves, runs, strict=True) for r in zip([c["module"] for m in half
-                                                                                for c in batches[m]], res, strict=True)]
-    done = {m: [r for mod, r in flat if mod == m] for m in modules}
+        for cases, res in zip(halves, pool.map(lambda cases: _drive(f"half of {len(modules)} modules", cases, root),
+                                               halves), strict=True):
+            for case, r in zip(cases, res, strict=True):
+                done[case["module"]].append(r)
     return table, done
 
 
