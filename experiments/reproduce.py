@@ -84,15 +84,27 @@ def run_stage(stage: Stage, out: Path, quick: bool) -> dict:
     """
     final, partial = _begin(stage, out)
     module = importlib.import_module(f"experiments.{stage.name}")
-    metrics = module.main([*(stage.quick_args if quick else stage.args), "--out", str(partial)])
+    metrics = module.main(_argv(stage, partial, quick))
     _publish(stage, partial, final)
     return metrics
 
 
+def _argv(stage: Stage, out: Path, quick: bool) -> list[str]:
+    """The experiment's arguments: the full run's or --quick's, writing into ``out``."""
+    return [*(stage.quick_args if quick else stage.args), "--out", str(out)]
+
+
 def command(stage: Stage, out: Path, quick: bool) -> list[str]:
     """The command line that runs ``stage`` as its own process into ``out``."""
-    return [sys.executable, "-m", f"experiments.{stage.name}", *(stage.quick_args if quick else stage.args),
-            "--out", str(out)]
+    return [sys.executable, "-m", f"experiments.{stage.name}", *_argv(stage, out, quick)]
+
+
+def _started(i: int, n: int, stage: Stage, quick: bool) -> str:
+    return f"[{i}/{n}] {stage.name}: {stage.title} ({'quick' if quick else 'full'})"
+
+
+def _finished(i: int, n: int, stage: Stage, seconds: float, elapsed: float, final: Path) -> str:
+    return f"[{i}/{n}] {stage.name} done in {seconds:.1f} s (elapsed {elapsed:.1f} s); moved into place: {final}/"
 
 
 def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, start: float) -> tuple[dict, list]:
@@ -103,7 +115,6 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     lock, slots = threading.Lock(), threading.Semaphore(jobs)
     seconds, failures, running = {}, [], []
-    mode = "quick" if quick else "full"
 
     def say(line: str) -> None:
         with lock:
@@ -112,7 +123,7 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
     def one(i: int, stage: Stage) -> None:
         with slots:
             final, partial = _begin(stage, out)
-            say(f"[{i}/{len(stages)}] {stage.name}: {stage.title} ({mode})")
+            say(_started(i, len(stages), stage, quick))
             t0 = time.perf_counter()
             proc = subprocess.Popen(command(stage, partial, quick), env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
@@ -126,8 +137,7 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
                 return
             _publish(stage, partial, final)
             seconds[stage.name] = time.perf_counter() - t0
-            say(f"[{i}/{len(stages)}] {stage.name} done in {seconds[stage.name]:.1f} s (elapsed "
-                f"{time.perf_counter() - start:.1f} s); moved into place: {final}/")
+            say(_finished(i, len(stages), stage, seconds[stage.name], time.perf_counter() - start, final))
 
     order = sorted(enumerate(stages, 1), key=lambda item: -item[1].cost)
     threads = [threading.Thread(target=one, args=item) for item in order]
@@ -184,16 +194,14 @@ def main(argv: list[str] | None = None) -> Path | int:
                   f"(their output above)", file=sys.stderr)
             return _cli.EXIT_FAILED
     else:
-        mode = "quick" if args.quick else "full"
         seconds = {}
         for i, stage in enumerate(stages, 1):
-            print(f"\n[{i}/{len(stages)}] {stage.name}: {stage.title} ({mode})", flush=True)
+            print("\n" + _started(i, len(stages), stage, args.quick), flush=True)
             t0 = time.perf_counter()
             run_stage(stage, args.out, args.quick)
             seconds[stage.name] = time.perf_counter() - t0
-            print(f"[{i}/{len(stages)}] {stage.name} done in {seconds[stage.name]:.1f} s "
-                  f"(elapsed {time.perf_counter() - t_start:.1f} s); moved into place: {args.out / stage.name}/",
-                  flush=True)
+            print(_finished(i, len(stages), stage, seconds[stage.name], time.perf_counter() - t_start,
+                            args.out / stage.name), flush=True)
     from rnnjax.io import write_json
 
     total = time.perf_counter() - t_start
