@@ -38,27 +38,6 @@ SAMPLE_RHOS = (0.5, 1.0, 1.5, 2.0)  # phase-diagram points quoted in docs/gradie
 QUICK = dict(seeds=2, segments=2, grid=8, lengths=[20, 50], lyap_length=200, hidden=16)
 
 
-def _finite(v) -> np.ndarray:
-    v = np.asarray(v, float).ravel()
-    return v[np.isfinite(v)]
-
-
-def _nanmedian(v) -> float | None:
-    """Median of the finite entries (None when there are none: NaN is never saved)."""
-    f = _finite(v)
-    return float(np.median(f)) if f.size else None
-
-
-def _nanmin(v) -> float | None:
-    f = _finite(v)
-    return float(f.min()) if f.size else None
-
-
-def _nanmax(v) -> float | None:
-    f = _finite(v)
-    return float(f.max()) if f.size else None
-
-
 def _about(rho) -> str:
     """``~ 1.23`` for a crossing found inside the grid, else says there was none."""
     return "(no crossing inside the grid)" if rho is None else f"~ {rho:.3f}"
@@ -139,7 +118,7 @@ def _run(args, out: Path) -> dict:
 
     from rnnjax.activations import get_activation
     from rnnjax.data.text import fox_segments
-    from rnnjax.io import write_csv, write_json
+    from rnnjax.io import finite_stat, write_csv, write_json
     from rnnjax.plots.gradients import plot_jacobian_spectra, plot_lag_profiles, plot_phase_diagram
     from rnnjax.sweeps import lag_spectra_sweep, lyapunov_sweep, stability_sweep, zero_crossing
 
@@ -188,7 +167,8 @@ def _run(args, out: Path) -> dict:
             "rho": float(rho),
             "lyapunov_top_median": float(lyap_med[i, 0]),
             "lyapunov_top_per_seed": [float(v) if np.isfinite(v) else None for v in lyap[i, :, 0]],
-            "lyapunov_top_seed_min": _nanmin(lyap[i, :, 0]), "lyapunov_top_seed_max": _nanmax(lyap[i, :, 0]),
+            "lyapunov_top_seed_min": finite_stat(lyap[i, :, 0], np.min),
+            "lyapunov_top_seed_max": finite_stat(lyap[i, :, 0], np.max),
             "lyapunov_positive_count_median": float(np.median((lyap[i] > 0).sum(-1))),
             "lag_profile_slope": float(np.polyfit(k, prof, 1)[0]),  # nats per step back
             "log10_grad_ratio_at_max_lag": float(prof[-1] / np.log(10)),
@@ -262,14 +242,15 @@ def _run(args, out: Path) -> dict:
     L_var = min(args.segment_length, len(chars_y))
     var = stability_sweep(rhos * scale, seeds, chars_x[:L_var], chars_y[:L_var], activation=args.activation, **net)
     v_lyap, v_slope = var["lyap_top"][..., 0], var["lag_slope"][..., 0]  # (R, S)
+    medians = [finite_stat(v) for v in v_lyap]  # lambda_1 per rho, over the seeds
     variance_reading = {
         "scale": scale, "length": L_var, "rhos": rhos.tolist(), "effective_rhos": (rhos * scale).tolist(),
-        "lyapunov_top_median": [_nanmedian(v) for v in v_lyap],
-        "lyapunov_top_seed_min": [_nanmin(v) for v in v_lyap], "lyapunov_top_seed_max": [_nanmax(v) for v in v_lyap],
-        "lag_slope_median": [_nanmedian(v) for v in v_slope],
+        "lyapunov_top_median": medians,
+        "lyapunov_top_seed_min": [finite_stat(v, np.min) for v in v_lyap],
+        "lyapunov_top_seed_max": [finite_stat(v, np.max) for v in v_lyap],
+        "lag_slope_median": [finite_stat(v) for v in v_slope],
         "nonfinite_runs": int((~np.isfinite(v_lyap)).sum()),
-        "verdict": [None if _nanmedian(v) is None else "vanishing" if _nanmedian(v) < 0 else "exploding"
-                    for v in v_lyap]}
+        "verdict": [None if m is None else "vanishing" if m < 0 else "exploding" for m in medians]}
     say(f"variance reading (W std H^-1/4 = rho x {scale:.2f} in our scale): lambda_1 medians "
         f"{variance_reading['lyapunov_top_median']} over {L_var} steps")
 

@@ -33,23 +33,6 @@ NORMS = {"spec": "grad_whh_spec", "fro": "grad_whh_fro"}
 QUICK = dict(steps=12, seeds=2, repeats=12, hidden=16)
 
 
-def _median(values) -> float | None:
-    """Median of the finite entries, or None when there are none (NaN is never saved)."""
-    v = np.asarray(values, float).ravel()
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if v.size else None
-
-
-def _min(values) -> float | None:
-    v = np.asarray(values, float)
-    return float(v[np.isfinite(v)].min()) if np.isfinite(v).any() else None
-
-
-def _max(values) -> float | None:
-    v = np.asarray(values, float)
-    return float(v[np.isfinite(v)].max()) if np.isfinite(v).any() else None
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _cli.Parser("gradient_stability", __doc__)
     p.add_argument("--rhos", type=_cli.number(float, min=0, min_open=True, max=1e3), nargs="+",
@@ -114,7 +97,7 @@ def _run(args, rhos, seeds, out: Path):
 
     from experiments.claims import REPORT_CLAIMS, judge_claim
     from rnnjax.data.text import fox_segments
-    from rnnjax.io import write_csv, write_json
+    from rnnjax.io import finite_stat, write_csv, write_json
     from rnnjax.plots.gradients import plot_grad_norm_history
     from rnnjax.sweeps import curve_summary, stability_sweep, train_sweep
     from rnnjax.train import first_nonfinite_step
@@ -164,21 +147,22 @@ def _run(args, rhos, seeds, out: Path):
                 + ", ".join(f"seed {d['seed']} at step {d['first_nonfinite_step']}" for d in diverged))
         curves[float(rho)] = {"steps": s["steps"], "median": s["median"], "low": s["low"], "high": s["high"],
                               "seeds": len(seeds), "diverged": note}
-        init = {k: _median(v[i]) for k, v in stab.items()}  # medians over seeds (one length), None if none finite
-        last = [hist.loss[i, j, (args.steps if bad[i, j] < 0 else int(bad[i, j])) - 1]
-                for j in range(len(seeds)) if bad[i, j] != 0]
+        init = {k: finite_stat(v[i]) for k, v in stab.items()}  # medians over seeds (one length), None if none finite
+        last_step = {j: (args.steps if bad[i, j] < 0 else int(bad[i, j])) - 1  # each seed's last finite step
+                     for j in range(len(seeds)) if bad[i, j] != 0}
+        last = [hist.loss[i, j, t] for j, t in last_step.items()]
         exp = lambda v: None if v is None else float(np.exp(v))
-        per_seed_end = [values[j, (args.steps if bad[i, j] < 0 else int(bad[i, j])) - 1]
-                        for j in range(len(seeds)) if bad[i, j] != 0]
+        per_seed_end = [values[j, t] for j, t in last_step.items()]
         entry = {"rho": float(rho), "status": "finite" if not diverged else "non-finite runs", "diverged": diverged,
                  "norm": args.norm,
                  **{k: s[k] for k in ("start", "end", "min", "max", "decades", "change_decades", "trend")},
                  "start_per_seed": [float(v) for v in values[:, 0] if np.isfinite(v)],  # step 0, every seed
                  "end_per_seed": [float(v) for v in per_seed_end],  # each seed's last finite step
-                 "start_seed_min": _min(values[:, 0]), "start_seed_max": _max(values[:, 0]),
-                 "end_seed_min": _min(per_seed_end), "end_seed_max": _max(per_seed_end),
-                 "loss_start_median": _median(hist.loss[i, :, 0]),
-                 "loss_last_finite_median": _median(last),
+                 "start_seed_min": finite_stat(values[:, 0], np.min),
+                 "start_seed_max": finite_stat(values[:, 0], np.max),
+                 "end_seed_min": finite_stat(per_seed_end, np.min), "end_seed_max": finite_stat(per_seed_end, np.max),
+                 "loss_start_median": finite_stat(hist.loss[i, :, 0]),
+                 "loss_last_finite_median": finite_stat(last),
                  "init_W_hh_norm2_median": exp(init["log_norm"]),
                  "init_spectral_radius_median": exp(init["log_radius"]),
                  "init_gamma_norm2_median": None if init["log_norm"] is None else gamma * exp(init["log_norm"]),

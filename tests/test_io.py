@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnjax.io import NonFiniteResultError, atomic_write_bytes, atomic_write_text, write_csv, write_json
+from rnnjax.io import NonFiniteResultError, atomic_write_bytes, atomic_write_text, finite_stat, write_csv, write_json
 
 
 def test_atomic_write_creates_parents_and_leaves_no_temporary(tmp_path):
@@ -69,3 +69,11 @@ def test_write_csv_round_trips_and_refuses_nan_naming_column_and_row(tmp_path):
     with pytest.raises(NonFiniteResultError, match=r"h\.csv: column 'loss', row 1"):
         write_csv(path, bad)
     pd.testing.assert_frame_equal(pd.read_csv(path), frame)  # the good file is still there
+
+
+def test_finite_stat_reduces_the_finite_entries_or_gives_none():
+    v = [3.0, np.nan, 1.0, np.inf, 2.0, -np.inf]
+    assert finite_stat(v) == 2.0 and finite_stat(v, np.min) == 1.0 and finite_stat(v, np.max) == 3.0
+    assert finite_stat([[4.0, 1.0], [np.nan, 2.0]]) == 2.0  # any shape, flattened
+    assert finite_stat([np.nan, np.inf]) is None and finite_stat([]) is None
+    assert type(finite_stat(np.float32([1.5]))) is float

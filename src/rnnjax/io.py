@@ -16,6 +16,14 @@ from pathlib import Path
 import numpy as np
 
 
+def finite_stat(values, reduce=np.median) -> float | None:
+    """``reduce`` (``np.median``, ``np.min``, ``np.max``, ...) of the finite entries of ``values``, as a float, or
+    None when there are none: a summary these writers can save (they refuse NaN)."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    return float(reduce(v)) if v.size else None
+
+
 class NonFiniteResultError(ValueError):
     """A result to be saved holds NaN or infinity; the message says where."""
 
