@@ -243,18 +243,23 @@ def _drive(module: str, cases: list[dict], cwd: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, stooq_url):
     """Every case of :func:`_cases`, plus ``--help`` of every module, run by two driver processes (each pays the
-    imports once), grouped by module."""
-    root = tmp_path_factory.mktemp("cli")
-    _files(root)
-    table = _cases(root, stooq_url)
-    modules = [*table, "experiments.report_sections"]
-    batches = {m: [{"module": m, "argv": argv, "watch": str(root)} for argv, _ in table.get(m, [])]
-               + [{"module": m, "argv": ["--help"], "watch": str(root)}] for m in modules}
-    halves = [[c for m in modules[i::2] for c in batches[m]] for i in (0, 1)]
+    imports once), grouped by module. Each driver has its own folder of inputs to watch: a case that makes a
+    transient file (a write probe) in one must not show up as a change in the other's case."""
+    roots = [tmp_path_factory.mktemp("cli") for _ in range(2)]
+    tables = []
+    for root in roots:
+        _files(root)
+        tables.append(_cases(root, stooq_url))
+    modules = [*tables[0], "experiments.report_sections"]
+    half = {m: i % 2 for i, m in enumerate(modules)}  # which driver, and so which folder, runs module m
+    table = {m: tables[half[m]][m] for m in tables[0]}
+    batches = {m: [{"module": m, "argv": argv, "watch": str(roots[half[m]])} for argv, _ in table.get(m, [])]
+               + [{"module": m, "argv": ["--help"], "watch": str(roots[half[m]])}] for m in modules}
+    halves = [[c for m in modules if half[m] == i for c in batches[m]] for i in (0, 1)]
     done = {m: [] for m in modules}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for cases, res in zip(halves, pool.map(lambda cases: _drive(f"half of {len(modules)} modules", cases, root),
-                                               halves), strict=True):
+        runs = pool.map(lambda i: _drive(f"driver {i} of 2", halves[i], roots[i]), (0, 1))
+        for cases, res in zip(halves, runs, strict=True):
             for case, r in zip(cases, res, strict=True):
                 done[case["module"]].append(r)
     return table, done
