@@ -35,9 +35,7 @@ from typing import NamedTuple  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 import pandas as pd  # noqa: E402
-from jax import lax  # noqa: E402
 
 from experiments import _cli  # noqa: E402
 from experiments.job import start  # noqa: E402
@@ -49,7 +47,7 @@ from rnnjax.data.text import fox_segments  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
 from rnnjax.losses import get_loss  # noqa: E402
 from rnnjax.scan import ModelParams, Readout, init_model, make_loss, predict, readout  # noqa: E402
-from rnnjax.train import first_nonfinite_step, make_optimizer, train  # noqa: E402
+from rnnjax.train import first_nonfinite_step, make_optimizer, run_steps, train  # noqa: E402
 
 # name -> (cell, cell options, read-out std or None for 1/sqrt(H)); the first four are the adding problem's
 # headline models. Only "activation" changes a cell's step; the other options change its initialisation.
@@ -223,11 +221,12 @@ class _Init(NamedTuple):
 
 
 class _Chunk(NamedTuple):
-    """``steps`` Adam updates of every run of a group, each on the same fresh batch per step, in one ``lax.scan``.
+    """``steps`` Adam updates of every run of a group, each on the same fresh batch per step: one program of
+    :func:`rnnjax.train.run_steps`, vmapped over the runs.
 
     Step s trains on ``adding_problem(fold_in(key, s), batch, T)``, so the data do not depend on the
-    budget or the chunking; params and optimiser state carry over from chunk to chunk (one Adam run).
-    The first non-finite step halts a run (its params and state keep their last finite values).
+    budget or the chunking; params, optimiser state and halted flag carry over from chunk to chunk (one
+    Adam run). The first non-finite step halts a run (its params and state keep their last finite values).
     Returns the new state and, per run and step, the batch MSE before the update and its finiteness.
     ``method``: the gradient, ``jax.grad`` through the cell (``"autograd"``), or for the vanilla cell its
     hand BPTT (``"bptt"``, report §2.2; :func:`gradient_method` picks it on CPU, where it is faster).
@@ -259,24 +258,15 @@ class _Chunk(NamedTuple):
         return hand
 
     def __call__(self, params, opt_state, alive, key, start):
-        opt, gradient = self.optimizer(), self.gradient()
+        gradient = self.gradient()
+        data = lambda s: tasks.adding_problem(jax.random.fold_in(key, s), self.batch, self.T)  # fresh batch s
 
-        def one(p, o, ok, x, y):  # one run, one update (the rule of rnnjax.train.run_steps)
-            value, grads = gradient(p, (x, y))  # batch mean of 0.5 (y_T - y)^2
-            finite = ok & jnp.isfinite(value) & jnp.isfinite(optax.tree.norm(grads))
-            updates, new_o = opt.update(grads, o, p)
-            keep = lambda new, old: jnp.where(finite, new, old)
-            return (jax.tree.map(keep, optax.apply_updates(p, updates), p), jax.tree.map(keep, new_o, o), finite,
-                    2.0 * value)  # mse_last is 0.5 (y_T - y)^2 with O = 1: MSE = 2 loss
+        def run(p, o, ok):  # one run continued for `steps` updates from step `start`
+            p, o, ok, h = run_steps(lambda p, batch, carry: (*gradient(p, batch), carry), p, data, self.optimizer(),
+                                    num_steps=self.steps, start=start, opt_state=o, alive=ok, return_state=True)
+            return p, o, ok, 2.0 * h.loss, h.finite  # mse_last is 0.5 (y_T - y)^2 with O = 1: MSE = 2 loss
 
-        def step(state, s):
-            x, y = tasks.adding_problem(jax.random.fold_in(key, s), self.batch, self.T)  # fresh batch s
-            p, o, ok, mse = jax.vmap(one, in_axes=(0, 0, 0, None, None))(*state, x, y)
-            return (p, o, ok), (mse, ok)
-
-        (params, opt_state, alive), (mse, finite) = lax.scan(step, (params, opt_state, alive),
-                                                              start + jnp.arange(self.steps))
-        return params, opt_state, alive, mse.T, finite.T  # curves (runs, steps)
+        return jax.vmap(run)(params, opt_state, alive)  # curves (runs, steps); the data are shared, not vmapped
 
 
 class _Evaluate(NamedTuple):

@@ -14,6 +14,8 @@ from jax.flatten_util import ravel_pytree
 
 import rnnjax
 from rnnjax import cells
+from rnnjax.data import tasks
+from rnnjax.train import run_steps
 
 GOLDEN = np.load(__file__.replace("test_scan.py", "data/golden_gated_v0.npz"))  # rnnjax 0.1's gated.py outputs
 
@@ -238,6 +240,43 @@ def test_fit_halts_on_the_first_nonfinite_step_and_records_extras():
         rnnjax.fit(loss_fn, model, (xs[..., :1], ys), optax.sgd(0.1), num_steps=3)  # D = 1, the cell wants 2
     with pytest.raises(ValueError, match="must return a float scalar"):
         rnnjax.fit(lambda p, b: jnp.zeros(2), model, (xs, ys), optax.sgd(0.1), num_steps=3)
+
+
+def test_fit_on_fresh_data_per_step_and_a_run_continued_from_its_state():
+    cell = cells.gru()
+    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 3, 1)
+    key, opt = jax.random.PRNGKey(5), optax.adam(0.05)
+    data = lambda s: tasks.adding_problem(jax.random.fold_in(key, s), 4, 6)  # step s's own fresh batch
+    loss_fn, b_o = rnnjax.make_loss(cell, "mse_last"), lambda p: p.readout.b_o
+    p_fn, h_fn = rnnjax.fit(loss_fn, model, data, opt, num_steps=6, monitor=b_o, monitor_every=1)
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[data(jnp.int32(s)) for s in range(6)])  # item s = batch s
+    p_ref, h_ref = rnnjax.fit(loss_fn, model, stacked, opt, num_steps=6)
+    np.testing.assert_allclose(h_fn.loss, h_ref.loss, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(p_fn), jax.tree.leaves(p_ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert float(h_fn.loss[0]) != float(h_fn.loss[1])  # not one batch repeated
+
+    def vg(p, batch, carry):
+        return (*jax.value_and_grad(loss_fn)(p, batch), carry)
+
+    @jax.jit
+    def chunk(p, o, ok, start):  # 3 steps from `start`, continuing (p, o, ok)
+        return run_steps(vg, p, data, opt, num_steps=3, start=start, opt_state=o, alive=ok, return_state=True,
+                         monitor=b_o, monitor_every=2)
+
+    p, o, ok, h1 = chunk(model, opt.init(model), jnp.asarray(True), jnp.int32(0))
+    p, o, ok, h2 = chunk(p, o, ok, jnp.int32(3))  # steps 3, 4, 5: one Adam run with the first chunk
+    np.testing.assert_allclose(jnp.concatenate([h1.loss, h2.loss]), h_fn.loss, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_fn), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(jnp.concatenate([h1.monitor, h2.monitor]), h_fn.monitor[jnp.array([0, 2, 3, 5])],
+                               rtol=1e-6, atol=1e-7)  # each chunk monitors its own steps 0 and 2
+    halted = chunk(p, o, jnp.asarray(False), jnp.int32(6))  # a halted run stays halted: nothing changes
+    assert bool(ok) and not bool(halted[2]) and not bool(halted[3].finite.any())
+    for a, b in zip(jax.tree.leaves(halted[0]), jax.tree.leaves(p), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"batches\(s\) fails on a step number"):
+        rnnjax.fit(loss_fn, model, lambda s: tasks.adding_problem(key, 4, s), opt, num_steps=2)  # T traced
 
 
 def test_train_takes_an_optax_transformation():

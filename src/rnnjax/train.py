@@ -174,35 +174,46 @@ class FitHistory(NamedTuple):
 
 def run_steps(value_and_grad, params, batches, optimizer: optax.GradientTransformation, *, num_steps: int,
               carry0=None, carry_state: bool = False, record=None, record_state=None, regularizer=None,
-              regularize_every: int = 1, monitor=None, monitor_every: int = 10):
+              regularize_every: int = 1, monitor=None, monitor_every: int = 10, start=0, opt_state=None,
+              alive=True, return_state: bool = False):
     """The one training loop of rnnjax: ``num_steps`` optax updates inside one ``lax.scan``. Traceable.
 
-    ``value_and_grad(params, batch, carry) -> (loss, grads, final_carry)``; step s trains on item
-    s mod N of ``batches`` (a pytree with a leading axis N). With ``carry_state`` the final carry of
-    an item starts the next (its gradient stopped: truncated BPTT), else every item starts from
-    ``carry0``. ``record(params, grads) -> pytree`` adds per-step quantities to ``history.extra``;
+    ``value_and_grad(params, batch, carry) -> (loss, grads, final_carry)``. The steps are numbered
+    s = ``start``, ..., ``start + num_steps - 1`` (``start`` may be traced); step s trains on item
+    s mod N of ``batches`` (a pytree with a leading axis N), or on ``batches(s)`` when ``batches`` is a
+    function of the step number (fresh data every step, e.g. drawn from ``fold_in(key, s)``). With
+    ``carry_state`` the final carry of an item starts the next (its gradient stopped: truncated BPTT),
+    else every item starts from ``carry0``. A run continues where an earlier call left it from that
+    call's ``return_state=True`` result ``(params, opt_state, alive, history)``: pass its ``opt_state``
+    (default ``optimizer.init(params)``), ``alive`` (False: the run had halted, and stays halted) and
+    the next ``start``. ``record(params, grads) -> pytree`` adds per-step quantities to ``history.extra``;
     with ``record_state`` (any pytree) it is ``record(params, grads, state) -> (pytree, next_state)``,
     the state carried from step to step (e.g. a warm start for an iterative estimate).
     ``regularizer(params, batch) -> scalar`` adds its gradient on steps s = 0, k, 2k, ... (k =
     ``regularize_every``; ``lax.cond``, so the other steps skip its cost); ``monitor(params) ->
-    pytree`` is recorded into ``history.monitor`` at steps 0, m, 2m, ... (m = ``monitor_every``),
-    inside the scan. The first non-finite step halts training: parameters, optimiser state and carry
-    keep their last finite values. Returns ``(params, FitHistory)``.
+    pytree`` is recorded into ``history.monitor`` at the call's steps 0, m, 2m, ... (m =
+    ``monitor_every``), inside the scan. The first non-finite step halts training: parameters,
+    optimiser state and carry keep their last finite values. Returns ``(params, FitHistory)``.
     """
-    n_data = jax.tree.leaves(batches)[0].shape[0]
+    if callable(batches):
+        item = batches  # step s trains on batches(s)
+    else:
+        n_data = jax.tree.leaves(batches)[0].shape[0]
+        item = lambda s: jax.tree.map(lambda a: a[s % n_data], batches)  # step s trains on item s mod N
     n_records = -(-num_steps // monitor_every)  # ceil: steps 0, m, 2m, ... < num_steps
 
     def step(state, s):
         params, opt_state, carry, alive, records, rec_state = state
-        batch = jax.tree.map(lambda a: a[s % n_data], batches)  # step s trains on item s mod N
+        batch = item(s)
         value, grads, final = value_and_grad(params, batch, carry)
         if regularizer is not None:  # g = dL/dtheta + dR/dtheta on every k-th step
             reg = lax.cond(s % regularize_every == 0, lambda p: jax.grad(regularizer)(p, batch),
                            lambda p: jax.tree.map(jnp.zeros_like, p), params)
             grads = jax.tree.map(jnp.add, grads, reg)
-        if monitor is not None:  # write monitor(params) into slot s / m on every m-th step
-            records = lax.cond(s % monitor_every == 0,
-                               lambda r: jax.tree.map(lambda buf, v: buf.at[s // monitor_every].set(v), r,
+        if monitor is not None:  # write monitor(params) into slot i / m on the call's every m-th step i
+            i = s - start
+            records = lax.cond(i % monitor_every == 0,
+                               lambda r: jax.tree.map(lambda buf, v: buf.at[i // monitor_every].set(v), r,
                                                       monitor(params)),
                                lambda r: r, records)
         gnorm = optax.tree.norm(grads)  # ||g|| = sqrt(sum of squares over every parameter)
@@ -223,19 +234,22 @@ def run_steps(value_and_grad, params, batches, optimizer: optax.GradientTransfor
 
     records = () if monitor is None else jax.tree.map(lambda a: jnp.zeros((n_records, *a.shape), a.dtype),
                                                       jax.eval_shape(monitor, params))
-    init = (params, optimizer.init(params), carry0, jnp.asarray(True), records, record_state)
-    (params, _, _, _, records, _), history = lax.scan(step, init, jnp.arange(num_steps))
-    return params, history._replace(monitor=records)
+    opt_state = optimizer.init(params) if opt_state is None else opt_state
+    init = (params, opt_state, carry0, jnp.asarray(alive, bool), records, record_state)
+    (params, opt_state, _, alive, records, _), history = lax.scan(step, init, start + jnp.arange(num_steps))
+    history = history._replace(monitor=records)
+    return (params, opt_state, alive, history) if return_state else (params, history)
 
 
 @partial(jax.jit, static_argnames=("loss_fn", "optimizer", "num_steps", "record", "regularizer", "regularize_every",
-                                   "monitor", "monitor_every"))
+                                   "monitor", "monitor_every", "batch_fn"))
 def _fit(loss_fn, params, batches, optimizer, num_steps, record, regularizer, regularize_every, monitor,
-         monitor_every):
+         monitor_every, batch_fn):
     def value_and_grad(p, batch, carry):
         value, grads = jax.value_and_grad(loss_fn)(p, batch)
         return value, grads, carry
 
+    batches = batches if batch_fn is None else batch_fn  # a function of the step is static, data are not
     return run_steps(value_and_grad, params, batches, optimizer, num_steps=num_steps, record=record,
                      regularizer=regularizer, regularize_every=regularize_every, monitor=monitor,
                      monitor_every=monitor_every)
@@ -251,6 +265,10 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
       params: the initial parameters, any pytree.
       batches: a pytree whose leaves share a leading axis N; step s uses item s mod N
         (``(xs, targets)`` with xs (N, B, T, D) is N mini-batches; N = 1 is full-batch training).
+        Or a function ``batches(s) -> batch`` of the step number s (an int32 scalar, traced): fresh
+        data every step inside the jitted run, e.g. ``lambda s: rnnjax.tasks.adding_problem(
+        jax.random.fold_in(key, s), 64, 100)``. Static, like ``loss_fn`` (arrays it closes over
+        are compiled in as constants).
       optimizer: any ``optax.GradientTransformation`` (``optax.chain(clip_by_global_norm(1.0),
         adamw(1e-3))``, a schedule, ...).
       num_steps: number of updates.
@@ -282,19 +300,31 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
     for name, fn in (("regularizer", regularizer), ("monitor", monitor)):
         if fn is not None and not callable(fn):
             raise ValueError(f"{name} must be a function of the parameters or None, got {type(fn).__name__}")
-    leaves = jax.tree.leaves(batches)
-    if not leaves or any(jnp.ndim(a) < 1 or jnp.shape(a)[0] != jnp.shape(leaves[0])[0] for a in leaves):
-        raise ValueError("batches must be a pytree of arrays sharing a leading axis N (step s uses item s mod N), "
-                         f"got leading shapes {[tuple(jnp.shape(a))[:1] for a in leaves]}")
-    check_loss_fn(loss_fn, params, batches)
+    if callable(batches):
+        batch_fn, batches = batches, None
+    else:
+        batch_fn, leaves = None, jax.tree.leaves(batches)
+        if not leaves or any(jnp.ndim(a) < 1 or jnp.shape(a)[0] != jnp.shape(leaves[0])[0] for a in leaves):
+            shapes = [tuple(jnp.shape(a))[:1] for a in leaves]
+            raise ValueError("batches must be a pytree of arrays sharing a leading axis N (step s uses item s mod N)"
+                             f" or a function of the step s, got leading shapes {shapes}")
+    check_loss_fn(loss_fn, params, batches if batch_fn is None else batch_fn)
     return _fit(loss_fn, params, batches, optimizer, num_steps, record, regularizer, regularize_every, monitor,
-                monitor_every)
+                monitor_every, batch_fn)
 
 
 def check_loss_fn(loss_fn, params, batches) -> None:
-    """Raise ``ValueError`` unless ``loss_fn(params, item 0 of batches)`` traces to a real scalar
-    (checked abstractly by ``jax.eval_shape``: shapes and dtypes, no compute)."""
-    first = jax.tree.map(lambda a: a[0], batches)
+    """Raise ``ValueError`` unless ``loss_fn(params, item 0 of batches)`` (or ``batches(0)`` when it is a
+    function of the step) traces to a real scalar (checked abstractly by ``jax.eval_shape``: shapes and
+    dtypes, no compute)."""
+    if callable(batches):
+        try:
+            first = jax.eval_shape(batches, jax.ShapeDtypeStruct((), jnp.int32))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"batches(s) fails on a step number s (an int32 scalar): "
+                             f"{str(e).splitlines()[0]}") from None
+    else:
+        first = jax.tree.map(lambda a: a[0], batches)
     try:
         out = jax.eval_shape(loss_fn, params, first)
     except (TypeError, ValueError) as e:
