@@ -4,9 +4,10 @@
   says what to do. :func:`entry` prints it as one line ``<name>: error: <message>`` on stderr and
   exits with status 2; ``--debug`` shows the traceback instead. Network failures (Stooq), file
   permissions and full disks take the same path; a programming error keeps its traceback.
-* :class:`Parser` -- an ``argparse`` parser with ``--debug`` whose own errors are two lines and
-  status 2; :func:`number`, :func:`learning_rate`, :func:`seed` are checked flag types (finite, in
-  range), so a bad value is refused before anything is loaded or compiled.
+* :class:`Parser` -- an ``argparse`` parser with ``--debug`` whose own errors are one line (ending
+  with a pointer to ``--help``) and status 2; :func:`number`, :func:`learning_rate`, :func:`seed`
+  are checked flag types (finite, in range), so a bad value is refused before anything is loaded
+  or compiled.
 * :func:`check_out` refuses an output folder that cannot be written or holds an input;
   :func:`atomic_folder` gives a fresh temporary sibling folder that replaces ``--out`` only when the
   run completed, so ``--out`` holds one whole run or the previous one, never a mix. Leftover
@@ -98,7 +99,7 @@ def user_errors(prefix: str = "", kinds: tuple = (ValueError,)):
 
 
 class Parser(argparse.ArgumentParser):
-    """``argparse`` with ``--debug``, a raw description, and two-line errors with status 2."""
+    """``argparse`` with ``--debug``, a raw description, and one-line errors with status 2."""
 
     def __init__(self, name: str, doc: str | None, **kwargs):
         super().__init__(prog=f"python -m experiments.{name}", description=doc,
@@ -108,7 +109,7 @@ class Parser(argparse.ArgumentParser):
                           help="show the full traceback of an error instead of one line")
 
     def error(self, message: str):
-        print(f"{self.name}: error: {message}\n{self.name}: see `{self.prog} --help`", file=sys.stderr)
+        print(f"{self.name}: error: {' '.join(message.split())} (see --help)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
 

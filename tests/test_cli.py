@@ -287,7 +287,7 @@ def test_bad_inputs_exit_2_with_one_clear_line_and_change_nothing(results, modul
         missing = [s for s in expected if s not in err]
         if missing:
             problems.append(f"{what}: message {err!r} lacks {missing}")
-        if len(err.strip().splitlines()) > 2:
+        if len(err.strip().splitlines()) != 1:
             problems.append(f"{what}: {len(err.strip().splitlines())} lines on stderr: {err!r}")
         if res["before"] != res["after"]:
             changed = sorted(set(res["before"].items()) ^ set(res["after"].items()))
