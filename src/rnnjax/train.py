@@ -266,7 +266,7 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
       batches: a pytree whose leaves share a leading axis N; step s uses item s mod N
         (``(xs, targets)`` with xs (N, B, T, D) is N mini-batches; N = 1 is full-batch training).
         Or a function ``batches(s) -> batch`` of the step number s (an int32 scalar, traced): fresh
-        data every step inside the jitted run, e.g. ``lambda s: rnnjax.tasks.adding_problem(
+        data every step inside the jitted run, e.g. ``lambda s: rnnjax.data.tasks.adding_problem(
         jax.random.fold_in(key, s), 64, 100)``. Static, like ``loss_fn`` (arrays it closes over
         are compiled in as constants).
       optimizer: any ``optax.GradientTransformation`` (``optax.chain(clip_by_global_norm(1.0),
