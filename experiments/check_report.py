@@ -19,6 +19,11 @@ equal the text in the file; ``--write-docs`` rewrites them. Outside the blocks (
 a decimal number must be a quoted or configured value: one of the report's own numbers
 (``OUT/reference.json``), a value of some experiment's ``config``, or one of :data:`PROSE_CONSTANTS`.
 After a ``--quick`` run the blocks are generated (so every key they read exists) but not compared.
+
+``--write-docs`` also records the run's numerical environment (``run.json``'s ``environment``: versions,
+the CPU's vector instructions, XLA flags) in ``docs/generated_from.json``. Float32 training does not
+reproduce bit for bit across CPUs, so when blocks differ from a run made elsewhere the check says
+so in a note (the differences are still listed, and still fail the check).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ DECIMAL = re.compile(r"(?<![\w.§])-?\d+\.\d+(?:e[+-]\d+)?(?![\w.])")
 BLOCK = re.compile(r"(<!-- generated: ([\w.\-]+) -->\n)(.*?)(<!-- /generated -->)", re.S)
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 ROOT = Path(__file__).resolve().parents[1]
+PROVENANCE = "docs/generated_from.json"  # the numerical environment of the run the docs' blocks came from
 # Decimals that prose may state outside a generated block: constants of mathematics and of the
 # methods, not measurements: sqrt 2 (the ReLU edge); 0.5 of the loss 0.5 (o - y)^2; NW 1994's
 # Bartlett constant; 2.66 = 50^(1/4), the scale between the two readings of W_hh at H = 50;
@@ -178,7 +184,39 @@ def check_docs(out: Path, root: Path = ROOT, *, write: bool = False) -> list[str
             if number not in PROSE_CONSTANTS and round(float(number), 10) not in allowed:
                 problems.append(f"{where}: {number} outside a generated block is neither a setting nor a quote: "
                                 "measured numbers belong in a generated block")
+    if write and not quick:
+        from rnnjax.io import write_json
+
+        write_json(root / PROVENANCE, {"environment": _run_environment(out)})
     return problems
+
+
+def _run_environment(out: Path) -> dict | None:
+    """The environment the main job recorded in ``out/run.json`` (None for a run that predates the record)."""
+    run = out / "run.json"
+    return json.loads(run.read_text()).get("environment") if run.is_file() else None
+
+
+def _describe(env: dict) -> str:
+    features = "/".join(f for f in env.get("cpu_features", []) if f.startswith("avx")) or "no AVX"
+    return f"{env.get('cpu_model')} ({features}), jax {env.get('jax')}, XLA_FLAGS '{env.get('xla_flags')}'"
+
+
+def environment_note(out: Path, root: Path = ROOT) -> str | None:
+    """Why the docs' blocks may differ from ``out`` without anything being wrong: the docs were generated
+    in another numerical environment (:func:`rnnjax.devices.environment`). None when they agree."""
+    from rnnjax.devices import same_numerics
+
+    path = root / PROVENANCE
+    docs = json.loads(path.read_text()).get("environment") if path.is_file() else None
+    run = _run_environment(out)
+    if docs is not None and run is not None and same_numerics(docs, run):
+        return None
+    where = (f"the docs were generated on {_describe(docs)}, this run ran on {_describe(run)}"
+             if docs and run else "the docs or this run do not record where they ran")
+    return (f"{where}: float32 training rounds its last bits differently on other CPUs and versions, and the "
+            "long, chaotic runs (remedies, flossing, the gated variants) amplify them, so their blocks may differ; "
+            "the report's own experiments agreed to the digit across the two CPUs measured (docs/reproducibility.md)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             problems += check_docs(out, write=args.write_docs)
     for problem in problems:
         print(f"check_report: {problem}")
+    note = environment_note(out) if any("differs from the run" in p for p in problems) else None
+    if note:
+        print(f"check_report: note: {note}")
     docs = " and the docs" + (" (quick run: blocks generated, not compared)" if is_quick(out) else "")
     what = f"{out / 'report.md'}" + ("" if args.no_docs else docs)
     print(f"check_report: {what}: " + ("OK" if not problems else

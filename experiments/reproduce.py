@@ -202,11 +202,12 @@ def main(argv: list[str] | None = None) -> Path | int:
             seconds[stage.name] = time.perf_counter() - t0
             print(_finished(i, len(stages), stage, seconds[stage.name], time.perf_counter() - t_start,
                             args.out / stage.name), flush=True)
+    from rnnjax.devices import environment
     from rnnjax.io import write_json
 
     total = time.perf_counter() - t_start
     write_json(args.out / "run.json", {"quick": args.quick, "stages": [s.name for s in stages], "jobs": jobs,
-                                       "seconds": seconds, "total_seconds": total})
+                                       "seconds": seconds, "total_seconds": total, "environment": environment()})
     page = write_report(args.out, quick=args.quick)
     print(f"\nAll done in {total:.1f} s ({jobs} at a time). Results page: {page}; check it (and the docs) with "
           f"python -m experiments.check_report {args.out}")

@@ -42,3 +42,15 @@ def test_compilation_cache_folder_environment_and_opt_out(monkeypatch, tmp_path)
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))  # the user's own folder wins,
     updates.clear()
     assert devices.use_compilation_cache() == tmp_path / "mine" and not updates  # with the user's settings
+
+
+def test_environment_records_what_decides_the_numbers():
+    import json
+
+    env = devices.environment()
+    assert json.loads(json.dumps(env)) == env  # JSON-ready
+    assert env["jax"] == jax.__version__ and env["backend"] == jax.default_backend()
+    assert set(env["cpu_features"]) <= set(devices.CPU_FEATURES) and "--xla_force_host" not in env["xla_flags"]
+    assert devices.same_numerics(env, {**env, "devices": 99, "python": "x", "cpu_model": "y"})
+    for key, other in (("cpu_features", ["avx512f"]), ("jaxlib", "0.0"), ("xla_flags", "--xla_cpu_x=1")):
+        assert not devices.same_numerics(env, {**env, key: other})

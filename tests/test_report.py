@@ -74,6 +74,25 @@ def test_docs_blocks_are_checked_against_the_run(tmp_path, monkeypatch):
     assert "RMSE 9.00." in (root / "README.md").read_text() and check_docs(out, root) == []
 
 
+def test_write_docs_records_the_runs_environment_and_the_check_explains_another_one(tmp_path, monkeypatch):
+    from experiments.check_report import check_docs, environment_note
+
+    out, root = _fake_docs(tmp_path, monkeypatch)
+    here = {"jax": "0.10.2", "jaxlib": "0.10.2", "backend": "cpu", "device_kind": "cpu", "devices": 2,
+            "machine": "x86_64", "cpu_model": "CPU A", "cpu_features": ["avx", "avx2", "avx512f"], "xla_flags": ""}
+    (out / "run.json").write_text(json.dumps({"quick": False, "environment": here}))
+    assert "do not record where they ran" in environment_note(out, root)  # docs without a record
+    assert check_docs(out, root, write=True) == []
+    assert json.loads((root / "docs" / "generated_from.json").read_text()) == {"environment": here}
+    assert environment_note(out, root) is None
+    (out / "run.json").write_text(json.dumps({"quick": False, "environment": {**here, "devices": 1}}))
+    assert environment_note(out, root) is None  # the device count does not change the numbers
+    elsewhere = {**here, "cpu_model": "CPU B", "cpu_features": ["avx", "avx2"]}
+    (out / "run.json").write_text(json.dumps({"quick": False, "environment": elsewhere}))
+    note = environment_note(out, root)
+    assert "generated on CPU A (avx/avx2/avx512f)" in note and "this run ran on CPU B (avx/avx2)" in note
+
+
 def test_docs_prose_may_not_state_a_measured_number(tmp_path, monkeypatch):
     from experiments.check_report import check_docs
 

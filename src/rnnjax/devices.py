@@ -5,7 +5,9 @@
   hosts of a cluster), so a sweep runs as one program over every device of every process;
 * :func:`use_optimization_level` -- XLA's LLVM optimisation level for every program of the process;
 * :func:`use_compilation_cache` -- JAX's persistent compilation cache, so a repeated run (the
-  experiments, the main job) loads its compiled programs from disk instead of compiling them again.
+  experiments, the main job) loads its compiled programs from disk instead of compiling them again;
+* :func:`environment` -- what a run's numbers depend on besides its inputs (versions, the CPU's
+  vector instructions, XLA flags), recorded beside results so two runs can be compared.
 
 XLA reads ``XLA_FLAGS`` when JAX starts its CPU backend (the first computation or
 ``jax.devices()``), so these must run before that -- at the top of an experiment's or benchmark's
@@ -164,3 +166,53 @@ def init_distributed(coordinator_address: str | None = None, num_processes: int 
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id, initialization_timeout=timeout_s)
     return jax.process_count()
+
+
+# The CPU features that change which vector instructions XLA's CPU backend emits, and so the
+# float32 rounding of its reductions and matrix products (Linux /proc/cpuinfo names).
+CPU_FEATURES = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                "amx_tile")
+NUMERIC_KEYS = ("jax", "jaxlib", "backend", "device_kind", "machine", "cpu_features", "xla_flags")
+
+
+def _cpu() -> tuple[str, list[str]]:
+    """The CPU's model name and which of :data:`CPU_FEATURES` it has (Linux; elsewhere the platform's name)."""
+    import platform
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), []
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+    have = set(flags.group(1).split()) if flags else set()
+    return (model.group(1).strip() if model else platform.processor()), [f for f in CPU_FEATURES if f in have]
+
+
+def environment() -> dict:
+    """What a run's numbers depend on besides its inputs and seeds: a JSON-ready dict.
+
+    Float32 training reproduces bit for bit on one machine, but XLA's CPU backend emits different
+    vector instructions for different CPUs (AVX2 or AVX-512) and versions, which round reductions
+    differently; a chaotic or long training run amplifies those last bits. :data:`NUMERIC_KEYS`
+    are the entries that decide the numbers (:func:`same_numerics` compares them); ``cpu_model``,
+    ``python``, ``numpy`` and ``devices`` are for the reader. Starts JAX's backend.
+    """
+    import platform
+
+    import jax
+    import jaxlib
+    import numpy as np
+
+    device = jax.devices()[0]
+    model, features = _cpu()
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "backend": device.platform,
+            "device_kind": device.device_kind, "devices": jax.device_count(), "machine": platform.machine(),
+            "cpu_model": model, "cpu_features": features,
+            "xla_flags": " ".join(sorted(f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(FLAG))),
+            "python": platform.python_version(), "numpy": np.__version__}
+
+
+def same_numerics(a: dict, b: dict) -> bool:
+    """Whether two :func:`environment` records agree on every entry that decides the numbers."""
+    return all(a.get(k) == b.get(k) for k in NUMERIC_KEYS)
