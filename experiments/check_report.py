@@ -41,6 +41,7 @@ BLOCK = re.compile(r"(<!-- generated: ([\w.\-]+) -->\n)(.*?)(<!-- /generated -->
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 ROOT = Path(__file__).resolve().parents[1]
 PROVENANCE = "docs/generated_from.json"  # the numerical environment of the run the docs' blocks came from
+DIFFERS = "differs from the run in"  # how a block that is not the run's text is reported
 # Decimals that prose may state outside a generated block: constants of mathematics and of the
 # methods, not measurements: sqrt 2 (the ReLU edge); 0.5 of the loss 0.5 (o - y)^2; NW 1994's
 # Bartlett constant; 2.66 = 50^(1/4), the scale between the two readings of W_hh at H = 50;
@@ -133,10 +134,15 @@ def _checked_part(path: Path, text: str) -> str:
     return section if end < 0 else section[:end]
 
 
+def _run_record(out: Path) -> dict:
+    """``out/run.json``, the main job's record of the run ({} for a folder without one)."""
+    run = out / "run.json"
+    return json.loads(run.read_text()) if run.is_file() else {}
+
+
 def is_quick(out: Path) -> bool:
     """Whether ``out`` holds a ``--quick`` run (``run.json``, written by the main job)."""
-    run = out / "run.json"
-    return run.is_file() and bool(json.loads(run.read_text()).get("quick"))
+    return bool(_run_record(out).get("quick"))
 
 
 def check_docs(out: Path, root: Path = ROOT, *, write: bool = False) -> list[str]:
@@ -173,7 +179,7 @@ def check_docs(out: Path, root: Path = ROOT, *, write: bool = False) -> list[str
             if write:
                 new_text = new_text.replace(m.group(0), m.group(1) + body + m.group(4))
             elif body != m.group(3):
-                problems.append(f"{where}: block {name} differs from the run in {out} "
+                problems.append(f"{where}: block {name} {DIFFERS} {out} "
                                 f"(python -m experiments.check_report {out} --write-docs rewrites it)")
         if write and new_text != text:
             from rnnjax.io import atomic_write_text
@@ -187,14 +193,8 @@ def check_docs(out: Path, root: Path = ROOT, *, write: bool = False) -> list[str
     if write and not quick:
         from rnnjax.io import write_json
 
-        write_json(root / PROVENANCE, {"environment": _run_environment(out)})
+        write_json(root / PROVENANCE, {"environment": _run_record(out).get("environment")})
     return problems
-
-
-def _run_environment(out: Path) -> dict | None:
-    """The environment the main job recorded in ``out/run.json`` (None for a run that predates the record)."""
-    run = out / "run.json"
-    return json.loads(run.read_text()).get("environment") if run.is_file() else None
 
 
 def _describe(env: dict) -> str:
@@ -209,7 +209,7 @@ def environment_note(out: Path, root: Path = ROOT) -> str | None:
 
     path = root / PROVENANCE
     docs = json.loads(path.read_text()).get("environment") if path.is_file() else None
-    run = _run_environment(out)
+    run = _run_record(out).get("environment")  # None for a run that predates the record
     if docs is not None and run is not None and same_numerics(docs, run):
         return None
     where = (f"the docs were generated on {_describe(docs)}, this run ran on {_describe(run)}"
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             problems += check_docs(out, write=args.write_docs)
     for problem in problems:
         print(f"check_report: {problem}")
-    note = environment_note(out) if any("differs from the run" in p for p in problems) else None
+    note = environment_note(out) if any(DIFFERS in p for p in problems) else None
     if note:
         print(f"check_report: note: {note}")
     docs = " and the docs" + (" (quick run: blocks generated, not compared)" if is_quick(out) else "")
