@@ -40,13 +40,13 @@ import pandas as pd  # noqa: E402
 from experiments import _cli  # noqa: E402
 from experiments.job import start  # noqa: E402
 from rnnjax.analysis import log_lag_profile_of, state_grads_of, states_of  # noqa: E402
-from rnnjax.bptt import loss_and_grad, resolve_method  # noqa: E402
-from rnnjax.cells import RNNParams, get_cell, init_rnn  # noqa: E402
+from rnnjax.bptt import resolve_method  # noqa: E402
+from rnnjax.cells import get_cell, init_rnn  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
 from rnnjax.data.text import fox_segments  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
 from rnnjax.losses import get_loss  # noqa: E402
-from rnnjax.scan import ModelParams, Readout, init_model, make_loss, predict, readout  # noqa: E402
+from rnnjax.scan import init_model, make_loss, predict, readout  # noqa: E402
 from rnnjax.train import first_nonfinite_step, make_optimizer, run_steps, train  # noqa: E402
 
 # name -> (cell, cell options, read-out std or None for 1/sqrt(H)); the first four are the adding problem's
@@ -197,9 +197,11 @@ def lag_profiles(cell, model, xs, target) -> dict:
     return out
 
 
-def _cell(name: str, activation: str | None):
-    """The group's cell: its step (only ``activation`` changes a step; the other options change the init)."""
-    return get_cell(name, **({} if activation is None else {"activation": activation}))
+def _cell(name: str, activation: str | None, method: str | None = None):
+    """The group's cell: its step (only ``activation`` changes a step; the other options change the init) and,
+    for the vanilla cell, its gradient ``method``."""
+    options = {} if activation is None else {"activation": activation}
+    return get_cell(name, **options, **({} if method is None or name != "rnn" else {"method": method}))
 
 
 class _Init(NamedTuple):
@@ -245,17 +247,9 @@ class _Chunk(NamedTuple):
         return make_optimizer(self.lr, clip_norm=self.clip, name="adam")
 
     def gradient(self):
-        """``(model, (xs (B, T, 2), ys (B, 1))) -> (loss, grads)``: batch mean of 0.5 (y_T - y)^2, its gradient."""
-        if self.method == "autograd":
-            return jax.value_and_grad(make_loss(_cell(self.cell, self.activation), "mse_last"))
-
-        def hand(model, batch):  # the vanilla RNN's hand BPTT on the report's five-field parameters
-            xs, ys = (a.astype(model.cell.W_hh.dtype) for a in batch)  # the data are float32
-            value, g = loss_and_grad(RNNParams(*model.cell, *model.readout), xs, ys, loss="mse_last",
-                                     activation=self.activation, method="bptt")
-            return value, ModelParams(type(model.cell)(*g[:3]), Readout(*g[3:]))
-
-        return hand
+        """``(model, (xs (B, T, 2), ys (B, 1))) -> (loss, grads)``: batch mean of 0.5 (y_T - y)^2, its gradient
+        (for the vanilla cell with ``method="bptt"``, its hand BPTT: the cell's own gradient)."""
+        return jax.value_and_grad(make_loss(_cell(self.cell, self.activation, self.method), "mse_last"))
 
     def __call__(self, params, opt_state, alive, key, start):
         gradient = self.gradient()

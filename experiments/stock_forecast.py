@@ -133,22 +133,19 @@ def fit_cell_seeds(cell, keys, xs, ys, learning_rate, *, hidden_size, loss, num_
 def _program(seed, xs, ys, lr, windows, *, n_seeds: int, options: tuple):
     """Init n_seeds models (keys fold_in(PRNGKey(seed), s)), train them, forecast ``windows``: one program.
 
-    ``options`` name the cell and the gradient: ``method="bptt"`` is the vanilla cell's own hand
-    BPTT (:func:`rnnjax.train` via :func:`rnnjax.forecast.fit_rnn_seeds`), ``"autograd"`` any cell of
-    the registry through :func:`rnnjax.fit`.
+    ``options`` name the cell and the gradient: every cell of the registry trains through
+    :func:`rnnjax.fit`; for the vanilla cell ``method="bptt"`` makes that gradient its hand BPTT
+    (report §2.2, the cell's own), ``"autograd"`` ``jax.grad`` of its scan.
     """
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s))(jnp.arange(n_seeds))
     opts = dict(options)
     name, cell_options, method = opts.pop("cell"), dict(opts.pop("cell_options")), opts.pop("method")
-    if method == "bptt":
-        activation = cell_options.get("activation", "tanh")
-        params, history = forecast.fit_rnn_seeds(keys, xs, ys, lr, activation=activation, method=method, **opts)
-        scaled = forecast.predict_next_seeds(params, windows, activation=activation)
-    else:
-        cell = get_cell(name, **cell_options)
-        params, history = fit_cell_seeds(cell, keys, xs, ys, lr, **opts)
-        last = lambda m, x: predict(cell, m, x)[-1]  # y_T of one window
-        scaled = jax.vmap(lambda m: jax.vmap(lambda x: last(m, x))(windows))(params)
+    if name == "rnn":
+        cell_options["method"] = method
+    cell = get_cell(name, **cell_options)
+    params, history = fit_cell_seeds(cell, keys, xs, ys, lr, **opts)
+    last = lambda m, x: predict(cell, m, x)[-1]  # y_T of one window
+    scaled = jax.vmap(lambda m: jax.vmap(lambda x: last(m, x))(windows))(params)
     return history, first_nonfinite_step(history), scaled[..., 0]
 
 

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
 from rnnjax import RNNParams, bptt, loss_and_grad, rnn_forward
-from rnnjax.bptt import block_size, bptt_loss_and_grad_fm, loss_and_grad_with_state, resolve_method
-from rnnjax.forward import to_feature_major
+from rnnjax.bptt import loss_and_grad_with_state, resolve_method
 from rnnjax.losses import get_loss
 
 ACTIVATIONS = ["tanh", "sigmoid", "relu", "linear"]
@@ -179,29 +178,31 @@ def test_hand_bptt_equals_the_numpy_reference_of_the_benchmarks(x64):
         np.testing.assert_allclose(grads_np[name], np.asarray(g), rtol=1e-10, atol=1e-13, err_msg=name)
 
 
-def test_a_batch_cut_into_blocks_gives_the_same_gradients(x64):
-    """Large batches run in cache-sized blocks (the last padded and masked); B = 7 in blocks of 3
-    (two sequences of padding) and B = 6 in blocks of 3 must equal jax.grad on the whole batch."""
-    cases = [random_case(11, 4, 3, 4, 2, B, "xent", True) for B in (7, 6)]
+def test_the_vanilla_cells_jax_grad_is_the_hand_bptt_and_train_is_fit(x64):
+    """jax.grad of the generic loss on the vanilla cell runs the hand BPTT (its custom_vjp): equal to jax.grad of a
+    plain scan of the report's step; and train (SGD) takes the same steps as fit on that cell."""
+    import optax
 
-    @jax.jit
-    def blocked_and_auto(cases):
-        out = []
-        for p, xs, y, h0 in cases:
-            value, grads, h_last = bptt_loss_and_grad_fm(p, to_feature_major(xs), y, h0.T, loss="xent",
-                                                         activation="tanh", block=3)
-            out.append(((value, grads, h_last.T), _both(p, xs, y, h0, loss="xent", activation="tanh")[1]))
-        return out
+    from rnnjax import cells, fit, make_loss, train
 
-    for hand, auto in blocked_and_auto(cases):
-        assert_close(hand, auto)
+    p, xs, y, _ = random_case(12, 6, 3, 4, 2, 5, "mse", False)
+    loss_bptt = make_loss(cells.vanilla("tanh", method="bptt"), "mse")
 
+    def plain(p):  # the step of report §1.2 by lax.scan, differentiated by JAX
+        def one(x, t):
+            _, hs = jax.lax.scan(lambda h, x_t: (jnp.tanh(x_t @ p.W_xh + p.b_h + h @ p.W_hh),) * 2,
+                                 jnp.zeros(4), x)
+            return 0.5 * jnp.sum((hs @ p.W_ho + p.b_o - t) ** 2)
 
-def test_block_size_arithmetic():
-    # Experiment 1: 20 * (1 + 1 + 48 + 1) * 4 bytes a sequence, 6,000 of them -> 6 blocks of 1,000
-    assert block_size(20, 1, 16, 1, 6000, 4) == 1000
-    assert block_size(20, 1, 16, 1, 6366, 4) == 910  # 7 equal blocks, 4 sequences of padding
-    assert block_size(50, 27, 50, 27, 32, 4) == 32  # small batches are one block
+        return jnp.mean(jax.vmap(one)(xs, y))
+
+    close = lambda a, b: [np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+                          for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)]
+    close(jax.grad(loss_bptt)(p, (xs, y)), jax.grad(plain)(p))
+    p_fit, hist_fit = fit(loss_bptt, p, (xs[None], y[None]), optax.sgd(0.1), num_steps=3)
+    p_train, hist_train = train(p, xs[None], y[None], loss="mse", num_steps=3, learning_rate=0.1, method="bptt",
+                                spec_norm="svd")
+    close((hist_train.loss, p_train), (hist_fit.loss, p_fit))
 
 
 def test_float32_in_float32_out():

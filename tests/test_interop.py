@@ -118,9 +118,9 @@ def test_flax_linen_cell_unrolls_like_its_own_apply(xs):
 
 
 def _lstm_from_flax(p):
-    """Flax's nnx.LSTMCell weights as our LSTMCellParams: gate blocks [i|f|g|o], input kernels have no bias."""
+    """Flax's nnx.LSTMCell weights as our LSTMParams: gate blocks [i|f|g|o], input kernels have no bias."""
     gates = [("ii", "hi"), ("if_", "hf"), ("ig", "hg"), ("io", "ho")]
-    return cells.LSTMCellParams(W_xh=jnp.concatenate([p[i]["kernel"] for i, _ in gates], axis=1),
+    return cells.LSTMParams(W_xh=jnp.concatenate([p[i]["kernel"] for i, _ in gates], axis=1),
                                 W_hh=jnp.concatenate([p[h]["kernel"] for _, h in gates], axis=1),
                                 b_h=jnp.concatenate([p[h]["bias"] for _, h in gates]))
 
@@ -133,7 +133,7 @@ def test_flax_lstm_and_gru_equal_the_builtin_cells_with_weights_mapped(xs):
     np.testing.assert_allclose(c_T, carry.c, atol=1e-6)  # Flax's carry is (c, h), ours (h, c)
 
     gru_cell, p = from_flax(NNX_CELLS["GRUCell"](1))
-    mapped = cells.GRUCellParams(W_xh=p["dense_i"]["kernel"], W_hh=p["dense_h"]["kernel"],
+    mapped = cells.GRUParams(W_xh=p["dense_i"]["kernel"], W_hh=p["dense_h"]["kernel"],
                                  b_xh=p["dense_i"]["bias"], b_hh=jnp.zeros(3 * H))  # Flax's dense_h has no bias
     np.testing.assert_allclose(rnnjax.unroll(gru_cell, p, xs)[0], rnnjax.unroll(cells.gru(), mapped, xs)[0],
                                atol=1e-6)
@@ -166,7 +166,7 @@ def test_equinox_cell_unrolls_like_its_own_call_and_merges_back(kind, xs):
 def test_equinox_gru_equals_the_builtin_gru_with_weights_mapped(xs):
     module = eqx.nn.GRUCell(D, H, key=jax.random.key(2))
     cell, params = from_equinox(module)
-    mapped = cells.GRUCellParams(W_xh=module.weight_ih.T, W_hh=module.weight_hh.T, b_xh=module.bias,
+    mapped = cells.GRUParams(W_xh=module.weight_ih.T, W_hh=module.weight_hh.T, b_xh=module.bias,
                                  b_hh=jnp.zeros(3 * H).at[2 * H:].set(module.bias_n))  # bias_n is b_hn only
     np.testing.assert_allclose(rnnjax.unroll(cell, params, xs)[0], rnnjax.unroll(cells.gru(), mapped, xs)[0],
                                atol=1e-6)
@@ -176,7 +176,7 @@ def test_equinox_lstm_lyapunov_spectrum_equals_the_builtin_lstms():
     module = eqx.nn.LSTMCell(D, H, key=jax.random.key(4))
     cell, params = from_equinox(module)
     ours = cells.lstm()
-    mapped = cells.LSTMCellParams(W_xh=module.weight_ih.T, W_hh=3.0 * module.weight_hh.T, b_h=module.bias)
+    mapped = cells.LSTMParams(W_xh=module.weight_ih.T, W_hh=3.0 * module.weight_hh.T, b_h=module.bias)
     params = eqx.tree_at(lambda m: m.weight_hh, params, 3.0 * module.weight_hh)  # a livelier recurrence
     xs = jnp.asarray(np.random.default_rng(8).normal(size=(40, D)), jnp.float32)
     np.testing.assert_allclose(rnnjax.unroll(cell, params, xs)[0], rnnjax.unroll(ours, mapped, xs)[0], atol=1e-6)
@@ -286,7 +286,8 @@ def _torch_case(torch, kind, nonlinearity="tanh"):
 def _ours(kind, params, xs, activation):
     if kind == "rnn":
         return rnnjax.rnn_forward(params, xs, activation=activation)
-    return (rnnjax.lstm_forward if kind == "lstm" else rnnjax.gru_forward)(params, xs)
+    cell = cells.lstm() if kind == "lstm" else cells.gru()
+    return rnnjax.unroll(cell, params.cell, xs)[0], rnnjax.predict(cell, params, xs)
 
 
 IMPORTERS = {"rnn": rnn_params_from_torch, "lstm": lstm_params_from_torch, "gru": gru_params_from_torch}
@@ -353,7 +354,7 @@ def test_torch_layout_import_matches_torchs_equations_without_torch(kind, activa
     lin = {"weight": rng.normal(size=(2, H)), "bias": rng.normal(size=2)}
     xs = rng.normal(size=(T, D))
     params = IMPORTERS[kind](sd, lin)
-    assert all(a.dtype == jnp.float64 for a in params)  # NumPy's float64 is kept
+    assert all(a.dtype == jnp.float64 for a in jax.tree.leaves(params))  # NumPy's float64 is kept
     hs, ys = _ours(kind, params, jnp.asarray(xs), activation)
     ref = _torch_equations(kind, activation, sd, xs)
     assert np.abs(ref).max() > 0.1 and np.all(np.isfinite(ref))  # a live, finite recurrence to compare
@@ -361,7 +362,7 @@ def test_torch_layout_import_matches_torchs_equations_without_torch(kind, activa
     np.testing.assert_allclose(ys, ref @ lin["weight"].T + lin["bias"], rtol=1e-12, atol=1e-12)
     # export and re-import: the same parameters (the RNN's and LSTM's summed bias lands in bias_ih_l0)
     state, readout = params_to_torch(params)
-    for a, b in zip(IMPORTERS[kind](state, readout), params, strict=True):
+    for a, b in zip(jax.tree.leaves(IMPORTERS[kind](state, readout)), jax.tree.leaves(params), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(state["bias_ih_l0"] + state["bias_hh_l0"], sd["bias_ih_l0"] + sd["bias_hh_l0"])
 
@@ -369,7 +370,7 @@ def test_torch_layout_import_matches_torchs_equations_without_torch(kind, activa
 def test_params_to_torch_takes_a_builtin_cells_params_alone_or_in_model_params(x64):
     rng = np.random.default_rng(5)
     model = rnnjax.ModelParams(
-        cells.GRUCellParams(*(jnp.asarray(rng.normal(size=s)) for s in [(D, 3 * H), (H, 3 * H), 3 * H, 3 * H])),
+        cells.GRUParams(*(jnp.asarray(rng.normal(size=s)) for s in [(D, 3 * H), (H, 3 * H), 3 * H, 3 * H])),
         rnnjax.Readout(jnp.asarray(rng.normal(size=(H, 2))), jnp.zeros(2)))
     state, readout = params_to_torch(model)
     np.testing.assert_array_equal(state["weight_hh_l0"], model.cell.W_hh.T)

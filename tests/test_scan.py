@@ -39,7 +39,7 @@ def test_lstm_step_and_forward_equal_hand_computation():
     gates = "ifgo"  # PyTorch's order, and ours
     params = rnnjax.LSTMParams(
         W_xh=jnp.array([[LSTM_W[k][0] for k in gates]]), W_hh=jnp.array([[LSTM_W[k][1] for k in gates]]),
-        b_h=jnp.array([LSTM_W[k][2] for k in gates]), W_ho=jnp.array([[2.0]]), b_o=jnp.array([-1.0]))
+        b_h=jnp.array([LSTM_W[k][2] for k in gates]))
     cell = cells.lstm()
     new = cell.step(params, rnnjax.LSTMCarry(jnp.array([h]), jnp.array([c])), jnp.array([x]))
     assert float(new.h[0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
@@ -50,9 +50,13 @@ def test_lstm_step_and_forward_equal_hand_computation():
     pre2 = {k: wx * (-1.0) + wh * float(h1c1.h[0]) + b for k, (wx, wh, b) in LSTM_W.items()}
     c2 = sig(pre2["f"]) * float(h1c1.c[0]) + sig(pre2["i"]) * math.tanh(pre2["g"])
     h2 = sig(pre2["o"]) * math.tanh(c2)
-    hs, outs = rnnjax.lstm_forward(params, jnp.array([[x], [-1.0]]))
+    model = rnnjax.ModelParams(params, rnnjax.Readout(jnp.array([[2.0]]), jnp.array([-1.0])))
+    hs, _ = rnnjax.unroll(cell, params, jnp.array([[x], [-1.0]]))
+    outs = rnnjax.predict(cell, model, jnp.array([[x], [-1.0]]))
     assert float(hs[1, 0]) == pytest.approx(h2, rel=1e-6)
     assert float(outs[1, 0]) == pytest.approx(2.0 * h2 - 1.0, rel=1e-6)  # y_t = h_t W_ho + b_o
+    tuple_carry = cell.step(params, (jnp.array([h]), jnp.array([c])), jnp.array([x]))  # a plain tuple works too
+    assert type(tuple_carry) is tuple and float(tuple_carry[0][0]) == float(new.h[0])
 
 
 # (input weight, input bias, recurrent weight, recurrent bias) per gate
@@ -69,13 +73,11 @@ def test_gru_step_equals_hand_computation():
     gates = "rzn"
     params = rnnjax.GRUParams(
         W_xh=jnp.array([[GRU_W[k][0] for k in gates]]), W_hh=jnp.array([[GRU_W[k][2] for k in gates]]),
-        b_xh=jnp.array([GRU_W[k][1] for k in gates]), b_hh=jnp.array([GRU_W[k][3] for k in gates]),
-        W_ho=jnp.array([[1.0]]), b_o=jnp.array([0.0]))
+        b_xh=jnp.array([GRU_W[k][1] for k in gates]), b_hh=jnp.array([GRU_W[k][3] for k in gates]))
     h_t = cells.gru().step(params, jnp.array([h]), jnp.array([x]))
     assert float(h_t[0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
-    hs, outs = rnnjax.gru_forward(params, jnp.array([[x]]), jnp.array([h]))
+    hs, _ = rnnjax.unroll(cells.gru(), params, jnp.array([[x]]), jnp.array([h]))  # the cell's whole-sequence path
     assert float(hs[0, 0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
-    np.testing.assert_allclose(outs, hs, rtol=1e-6)  # y = h * 1 + 0, up to float32 rounding
 
 
 def test_vanilla_cell_is_the_report_cell():
@@ -108,21 +110,21 @@ def test_builtin_cells_reproduce_rnnjax_0_1(x64, name, dtype, tol):
     np.testing.assert_allclose(hs, GOLDEN[f"{name}_{dtype}_hs"], rtol=tol, atol=tol)
     ys = jax.jit(rnnjax.predict, static_argnums=0)(cell, model, xs)
     np.testing.assert_allclose(ys, GOLDEN[f"{name}_{dtype}_ys"], rtol=tol, atol=tol)
-    whole = {"lstm": rnnjax.init_lstm, "gru": rnnjax.init_gru}[name](jax.random.PRNGKey(3), 2, 3, 2, dtype=dt)
-    forward = {"lstm": rnnjax.lstm_forward, "gru": rnnjax.gru_forward}[name]
-    np.testing.assert_allclose(forward(whole, xs)[1], GOLDEN[f"{name}_{dtype}_ys"], rtol=tol, atol=tol)
+    stepwise = cell._replace(unroll=None)  # the plain scan of cell.step gives the whole-sequence path's states
+    np.testing.assert_allclose(rnnjax.unroll(stepwise, model.cell, xs)[0], hs, rtol=tol, atol=tol)
 
 
 def test_lstm_init_forget_bias_orthogonal_blocks_and_registry_errors():
-    p = rnnjax.init_lstm(jax.random.PRNGKey(0), 2, 3, 1)
-    assert p.W_xh.shape == (2, 12) and p.W_hh.shape == (3, 12) and p.W_ho.shape == (3, 1)
+    p = cells.lstm().init(jax.random.PRNGKey(0), 2, 3)
+    assert p.W_xh.shape == (2, 12) and p.W_hh.shape == (3, 12)
     np.testing.assert_array_equal(p.b_h, np.r_[np.zeros(3), np.ones(3), np.zeros(6)])  # b_f = 1, gates [i|f|g|o]
     assert float(jnp.abs(cells.lstm(forget_bias=0.0).init(jax.random.PRNGKey(0), 2, 3).b_h).max()) == 0.0
     for k in range(4):  # each gate's recurrent block is orthogonal by default
         Q = p.W_hh[:, 3 * k:3 * (k + 1)]
         np.testing.assert_allclose(Q.T @ Q, np.eye(3), atol=1e-5)
-    g = jax.eval_shape(lambda k: rnnjax.init_gru(k, 2, 5, 4), jax.random.PRNGKey(0))
-    assert g.W_xh.shape == (2, 15) and g.W_hh.shape == (5, 15) and g.b_hh.shape == (15,) and g.W_ho.shape == (5, 4)
+    g = jax.eval_shape(lambda k: rnnjax.init_model(cells.gru(), k, 2, 5, 4), jax.random.PRNGKey(0))
+    assert g.cell.W_xh.shape == (2, 15) and g.cell.W_hh.shape == (5, 15) and g.cell.b_hh.shape == (15,)
+    assert g.readout.W_ho.shape == (5, 4)
     with pytest.raises(ValueError, match=r"unknown cell 'transformer'"):
         cells.get_cell("transformer")
     with pytest.raises(ValueError, match=r"cell 'lstm' takes no option 'activation'"):
@@ -139,10 +141,9 @@ def test_bad_inputs_name_the_problem():
     with pytest.raises(ValueError, match=r"cell.step cannot take this carry and input"):
         rnnjax.unroll(cell, model.cell, jnp.zeros((4, 3)))
     with pytest.raises(ValueError, match=r"cell.step cannot take"):
-        rnnjax.lstm_forward(rnnjax.init_lstm(jax.random.PRNGKey(0), 2, 3, 1), jnp.zeros((4, 2)),
-                            (jnp.zeros(4), jnp.zeros(4)))
-    with pytest.raises(ValueError, match=r"must return a carry like the one it takes"):
-        rnnjax.unroll(cells.gru(), rnnjax.init_gru(jax.random.PRNGKey(0), 2, 3, 1), jnp.zeros((4, 2)),
+        rnnjax.unroll(cell, model.cell, jnp.zeros((4, 2)), (jnp.zeros(4), jnp.zeros(4)))
+    with pytest.raises(ValueError, match=r"must return a carry like the one it takes: took int32\[3\], returned float"):
+        rnnjax.unroll(cells.gru(), cells.gru().init(jax.random.PRNGKey(0), 2, 3), jnp.zeros((4, 2)),
                       jnp.zeros(3, jnp.int32))
     with pytest.raises(ValueError, match="targets"):
         rnnjax.cell_loss_and_grad(cell, model, jnp.zeros((4, 2)), jnp.zeros(2), loss="mse_last")

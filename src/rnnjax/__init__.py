@@ -8,6 +8,7 @@ that pull in heavier dependencies stay behind their own import: ``rnnjax.data.pr
 from rnnjax import cells, interop
 from rnnjax.activations import ACTIVATIONS, get_activation
 from rnnjax.analysis import (
+    cell_step,
     jacobians_of,
     lag_profile,
     lag_profile_of,
@@ -31,12 +32,9 @@ from rnnjax.cells import (
     LSTMCarry,
     LSTMParams,
     RNNParams,
-    gru_cell,
-    init_gru,
-    init_lstm,
+    VanillaParams,
     init_recurrent,
     init_rnn,
-    lstm_cell,
     rnn_cell,
     spectral_radius,
 )
@@ -50,12 +48,14 @@ from rnnjax.flossing import (
 from rnnjax.forward import rnn_forward
 from rnnjax.interop import gru_params_from_torch, lstm_params_from_torch, params_to_torch, rnn_params_from_torch
 from rnnjax.scan import (
+    BidirectionalParams,
     ModelParams,
     Readout,
+    batch_loss,
+    bidirectional,
     cell_loss_and_grad,
-    gru_forward,
+    init_bidirectional,
     init_model,
-    lstm_forward,
     make_loss,
     predict,
     sequence_loss,
@@ -63,21 +63,21 @@ from rnnjax.scan import (
 )
 from rnnjax.train import FitHistory, TrainHistory, describe_nonfinite, first_nonfinite_step, fit, make_optimizer, train
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "cells", "interop",
     "ACTIVATIONS", "get_activation",
-    "jacobians_of", "lag_profile", "lag_profile_of", "lag_slope", "last_step_state_grad", "log_lag_profile_of",
-    "lyapunov_of", "lyapunov_spectrum", "product_log_singular_values", "report_bound", "rnn_step",
+    "cell_step", "jacobians_of", "lag_profile", "lag_profile_of", "lag_slope", "last_step_state_grad",
+    "log_lag_profile_of", "lyapunov_of", "lyapunov_spectrum", "product_log_singular_values", "report_bound", "rnn_step",
     "state_grads_of", "states_of", "step_jacobians",
     "bptt", "loss_and_grad",
-    "RECURRENT_INITS", "Cell", "GRUParams", "LSTMCarry", "LSTMParams", "RNNParams", "gru_cell", "init_gru",
-    "init_lstm", "init_recurrent", "init_rnn", "lstm_cell", "rnn_cell", "spectral_radius",
+    "RECURRENT_INITS", "Cell", "GRUParams", "LSTMCarry", "LSTMParams", "RNNParams", "VanillaParams",
+    "init_recurrent", "init_rnn", "rnn_cell", "spectral_radius",
     "FlossHistory", "floss", "flossing_loss", "flossing_regularizer", "spectrum_monitor",
     "rnn_forward",
     "gru_params_from_torch", "lstm_params_from_torch", "params_to_torch", "rnn_params_from_torch",
-    "ModelParams", "Readout", "cell_loss_and_grad", "gru_forward", "init_model", "lstm_forward", "make_loss",
-    "predict", "sequence_loss", "unroll",
+    "BidirectionalParams", "ModelParams", "Readout", "batch_loss", "bidirectional", "cell_loss_and_grad",
+    "init_bidirectional", "init_model", "make_loss", "predict", "sequence_loss", "unroll",
     "FitHistory", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "fit", "make_optimizer", "train",
 ]

@@ -18,39 +18,81 @@ the report's J_t = diag(phi'(a_t)) W_hh^T). The report bounds its norm by (gamma
 * :func:`report_bound` -- the report's (gamma ||W_hh||_2)^k.
 
 Generic functions take a step ``step(carry, x (D,)) -> carry`` with any pytree ``carry`` -- a flat
-state (S,), an LSTM's ``(h, c)``, ``lambda c, x: cell.step(params, c, x)`` of any :class:`rnnjax.Cell`
--- and work on its flattening (``jax.flatten_util.ravel_pytree``, S = the total size of the
-leaves); ``step_jacobians``, ``lyapunov_spectrum`` and ``lag_profile`` are the vanilla-RNN
-conveniences built on :func:`rnnjax.cells.rnn_cell`.
+state (S,), an LSTM's ``(h, c)``, the step of any :class:`rnnjax.Cell` -- and work on its flattening
+(``jax.flatten_util.ravel_pytree``, S = the total size of the leaves). Each is jitted at its
+boundary with the step as a pytree: pass ``jax.tree_util.Partial(cell.step, params)`` (or
+:func:`cell_step`) and new parameters are traced, so a repeated call compiles nothing; a fresh
+``lambda`` is a new static function and compiles again. ``step_jacobians``, ``lyapunov_spectrum``
+and ``lag_profile`` are these functions on the vanilla cell (:func:`rnn_step`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
+from jax.tree_util import Partial
 
 from rnnjax._checks import check_choice, check_positive_int
 from rnnjax.activations import get_activation
-from rnnjax.cells import RNNParams, rnn_cell
+from rnnjax.cells import RNNParams, vanilla
+from rnnjax.cells.base import Cell
 from rnnjax.forward import check_inputs, initial_state, rnn_forward
 from rnnjax.losses import check_targets, get_loss
 
 Step = Callable[[Any, jax.Array], Any]  # step(carry, x_t) -> carry_t, any pytree carry
 
 
-def _check_sequence(carry0, xs) -> None:
+def cell_step(cell: Cell, params) -> Partial:
+    """``cell.step`` with its parameters bound, as a pytree: ``(carry, x) -> carry`` whose ``params`` are traced."""
+    return Partial(cell.step, params)
+
+
+def _jit_boundary(*static: str):
+    """Jit a generic function at the boundary a user calls: the step (a :class:`jax.tree_util.Partial`, or wrapped
+    in one) and the arrays traced, ``static`` keywords static. Checks on shapes run while tracing."""
+
+    def wrap(fn):
+        jitted = jax.jit(fn, static_argnames=static)
+
+        @functools.wraps(fn)
+        def call(step, *args, **kwargs):
+            return jitted(step if isinstance(step, Partial) else Partial(step), *args, **kwargs)
+
+        return call
+
+    return wrap
+
+
+def _shapes(tree) -> str:
+    return str(jax.tree.map(lambda a: f"{jnp.result_type(a)}{list(jnp.shape(a))}", tree))
+
+
+def _check_sequence(carry0, xs, step=None) -> None:
+    """Raise ``ValueError`` unless ``carry0`` is a pytree of arrays, ``xs`` is (T, D) with T >= 1 and (given
+    ``step``) ``step(carry0, xs[0])`` returns a carry of the same structure, shapes and dtypes."""
     leaves = jax.tree.leaves(carry0)
     if not leaves or any(jnp.ndim(a) < 1 for a in leaves):
         raise ValueError("the initial carry must be an array (S,) or a pytree of arrays (e.g. an LSTM's (h, c)), "
                          f"got {jax.tree.map(lambda a: tuple(jnp.shape(a)), carry0)}")
     if jnp.ndim(xs) != 2 or xs.shape[0] < 1:
         raise ValueError(f"xs must have shape (T, D) with T >= 1, got shape {tuple(jnp.shape(xs))}")
+    if step is None:
+        return
+    try:
+        out = jax.eval_shape(step, carry0, xs[0])
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"step cannot take this carry and input: carry {_shapes(carry0)}, x {_shapes(xs[0])}: "
+                         f"{' '.join(str(e).split())}") from None
+    if jax.tree.structure(out) != jax.tree.structure(carry0) or _shapes(out) != _shapes(carry0):
+        raise ValueError(f"step must return a carry like the one it takes: took {_shapes(carry0)} (with x "
+                         f"{_shapes(xs[0])}), returned {_shapes(out)}; give the carry and the inputs the "
+                         "parameters' dtype")
 
 
 def flatten_step(step: Step, carry0):
@@ -69,13 +111,15 @@ def _safe_log(x):
     return jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
 
 
+@_jit_boundary()
 def states_of(step: Step, carry0, xs: jax.Array):
     """The carries c_1..c_T of ``c_t = step(c_{t-1}, x_t)`` by ``lax.scan``: a pytree like the carry, each (T, ...)."""
-    _check_sequence(carry0, xs)
+    _check_sequence(carry0, xs, step)
     _, cs = lax.scan(lambda c, x: (step(c, x),) * 2, carry0, xs)
     return cs
 
 
+@_jit_boundary()
 def jacobians_of(step: Step, carry0, xs: jax.Array) -> jax.Array:
     """Step Jacobians of any cell along one sequence, by ``jax.jacfwd``.
 
@@ -88,7 +132,7 @@ def jacobians_of(step: Step, carry0, xs: jax.Array) -> jax.Array:
       (T, S, S) over the flattened carry (:func:`flatten_step`), entry [t, i, j] = d s_t[i] / d s_{t-1}[j]
       (the report's J_t of §4.1, t = 1..T).
     """
-    _check_sequence(carry0, xs)
+    _check_sequence(carry0, xs, step)
     step, h0, _ = flatten_step(step, carry0)
 
     def body(h, x):
@@ -103,10 +147,10 @@ def jacobians_of(step: Step, carry0, xs: jax.Array) -> jax.Array:
 GRADIENTS = ("exact", "frozen_states", "local")  # what jax.grad of lyapunov_of differentiates
 
 
-def check_lyapunov_args(carry0, xs, *, warmup, num, reorth_every, gradient="exact") -> int:
+def check_lyapunov_args(carry0, xs, *, warmup, num, reorth_every, gradient="exact", step=None) -> int:
     """Validate :func:`lyapunov_of`'s arguments; returns ``num`` with None resolved to S."""
     check_choice("gradient", gradient, GRADIENTS)
-    _check_sequence(carry0, xs)
+    _check_sequence(carry0, xs, step)
     S, T = sum(jnp.size(a) for a in jax.tree.leaves(carry0)), xs.shape[0]
     num = S if num is None else num
     check_positive_int("num", num)
@@ -121,6 +165,7 @@ def check_lyapunov_args(carry0, xs, *, warmup, num, reorth_every, gradient="exac
 LYAPUNOV_STATUS = ("ok", "overflow", "collapsed")  # lyapunov_of(..., with_status=True)'s codes 0, 1, 2
 
 
+@_jit_boundary("warmup", "num", "reorth_every", "gradient", "checkpoint", "with_status")
 def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int | None = None,
                 reorth_every: int = 1, gradient: str = "exact", checkpoint: bool = False,
                 with_status: bool = False):
@@ -187,7 +232,8 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
         still contributes log(tiny) (~ -87 in float32) per re-orthonormalisation instead of
         -inf, so such trailing exponents read as very negative, finite.
     """
-    num = check_lyapunov_args(carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every, gradient=gradient)
+    num = check_lyapunov_args(carry0, xs, warmup=warmup, num=num, reorth_every=reorth_every, gradient=gradient,
+                              step=step)
     step, h0, _ = flatten_step(step, carry0)
     S, T = h0.shape[0], xs.shape[0]
     hold_frame = lax.stop_gradient if gradient == "local" else (lambda Q: Q)
@@ -240,7 +286,7 @@ def _backward_vjps(step: Step, carry0, xs: jax.Array, g_T, *, normalise: bool):
     log norms log ||g_t|| (T,) (carried as a unit vector and a log norm, so no overflow), else the
     vectors dL_T/ds_t (T, S) themselves.
     """
-    _check_sequence(carry0, xs)
+    _check_sequence(carry0, xs, step)
     flat, s0, _ = flatten_step(step, carry0)
     g = ravel_pytree(g_T)[0]
     if g.shape != s0.shape or jax.tree.structure(g_T) != jax.tree.structure(carry0):
@@ -265,6 +311,7 @@ def _backward_vjps(step: Step, carry0, xs: jax.Array, g_T, *, normalise: bool):
     return hs, g, out
 
 
+@_jit_boundary()
 def log_lag_profile_of(step: Step, carry0, xs: jax.Array, g_T) -> jax.Array:
     """log ||dL_T/ds_{T-k}|| for k = 0..T-1, by vector-Jacobian products backwards (overflow-free).
 
@@ -286,6 +333,7 @@ def log_lag_profile_of(step: Step, carry0, xs: jax.Array, g_T) -> jax.Array:
     return jnp.where(ok, logs[::-1], jnp.nan)  # flip so index k is the lag; NaN if the state overflowed
 
 
+@_jit_boundary()
 def state_grads_of(step: Step, carry0, xs: jax.Array, g_T):
     """dL_T/dcarry_t for t = 1..T given g_T = dL_T/dcarry_T: a pytree like the carry, each leaf (T, ...).
 
@@ -298,6 +346,7 @@ def state_grads_of(step: Step, carry0, xs: jax.Array, g_T):
     return jax.vmap(unravel)(gs)
 
 
+@_jit_boundary()
 def lag_profile_of(step: Step, carry0, xs: jax.Array, g_T) -> jax.Array:
     """||dL_T/ds_{T-k}|| for k = 0..T-1 given g_T = dL_T/dcarry_T: ``exp`` of :func:`log_lag_profile_of`.
 
@@ -374,10 +423,9 @@ def lag_slope(log_profile: jax.Array, *, skip: int = 0) -> jax.Array:
 # ----------------------------------------------------------------------------------------------
 
 
-def rnn_step(params: RNNParams, *, activation: str = "tanh") -> Step:
-    """The vanilla cell as a flat step ``h_{t-1}, x_t -> h_t`` (report §1.2) for the generic functions."""
-    get_activation(activation)
-    return lambda h, x: rnn_cell(params, h, x, activation=activation)[0]
+def rnn_step(params: RNNParams, *, activation: str = "tanh") -> Partial:
+    """The vanilla cell's step ``h_{t-1}, x_t -> h_t`` (report §1.2) with ``params`` bound (:func:`cell_step`)."""
+    return cell_step(vanilla(activation), params)
 
 
 def _h0(params: RNNParams, xs, h0):
@@ -385,19 +433,13 @@ def _h0(params: RNNParams, xs, h0):
     return initial_state(params, (), h0)
 
 
-@partial(jax.jit, static_argnames=("activation",))
-def _step_jacobians(params, xs, h0, *, activation):
-    return jacobians_of(rnn_step(params, activation=activation), h0, xs)
-
-
 def step_jacobians(params: RNNParams, xs: jax.Array, *, activation: str = "tanh", h0=None) -> jax.Array:
-    """J_t = d h_t / d h_{t-1} (T, H, H) of the vanilla RNN along ``xs (T, D)``, by ``jax.jacfwd``.
+    """J_t = d h_t / d h_{t-1} (T, H, H) of the vanilla RNN along ``xs (T, D)``: :func:`jacobians_of` of its step.
 
     Entry [t, i, j] = d h_t[i] / d h_{t-1}[j] = phi'(a_t[i]) W_hh[j, i], i.e. the report's
-    J_t = diag(phi'(a_t)) W_hh^T (§4.1). ``h0`` (H,) defaults to zeros. Jitted.
+    J_t = diag(phi'(a_t)) W_hh^T (§4.1). ``h0`` (H,) defaults to zeros.
     """
-    get_activation(activation)
-    return _step_jacobians(params, xs, _h0(params, xs, h0), activation=activation)
+    return jacobians_of(rnn_step(params, activation=activation), _h0(params, xs, h0), xs)
 
 
 def lyapunov_spectrum(params: RNNParams, xs: jax.Array, *, activation: str = "tanh", h0=None,
@@ -405,19 +447,10 @@ def lyapunov_spectrum(params: RNNParams, xs: jax.Array, *, activation: str = "ta
                       gradient: str = "exact") -> jax.Array:
     """Lyapunov exponents (num,) of the vanilla RNN driven by ``xs (T, D)``, nats/step, largest first.
 
-    See :func:`lyapunov_of`; all H exponents when ``num`` is None. Jitted; differentiable with
+    :func:`lyapunov_of` of its step; all H exponents when ``num`` is None. Differentiable with
     respect to ``params`` (``gradient`` as in :func:`lyapunov_of`).
     """
-    get_activation(activation)
-    h0 = _h0(params, xs, h0)
-    check_lyapunov_args(h0, xs, warmup=warmup, num=num, reorth_every=reorth_every, gradient=gradient)
-    return _lyapunov_spectrum(params, xs, h0, activation=activation, warmup=warmup, num=num,
-                              reorth_every=reorth_every, gradient=gradient)
-
-
-@partial(jax.jit, static_argnames=("activation", "warmup", "num", "reorth_every", "gradient"))
-def _lyapunov_spectrum(params, xs, h0, *, activation, warmup, num, reorth_every, gradient):
-    return lyapunov_of(rnn_step(params, activation=activation), h0, xs, warmup=warmup, num=num,
+    return lyapunov_of(rnn_step(params, activation=activation), _h0(params, xs, h0), xs, warmup=warmup, num=num,
                        reorth_every=reorth_every, gradient=gradient)
 
 
@@ -436,17 +469,11 @@ def last_step_state_grad(params: RNNParams, xs: jax.Array, targets: jax.Array, *
 
 def lag_profile(params: RNNParams, xs: jax.Array, targets: jax.Array, *, loss: str = "xent",
                 activation: str = "tanh", h0=None, log: bool = False) -> jax.Array:
-    """||dL_T/dh_{T-k}|| (T,) for k = 0..T-1 of the vanilla RNN, L_T the last step's loss term.
+    """||dL_T/dh_{T-k}|| (T,) for k = 0..T-1 of the vanilla RNN, L_T the last step's loss term:
+    :func:`log_lag_profile_of` of its step from g_T = dL_T/dh_T.
 
     ``log=True`` returns natural logs (use it for long or exploding sequences).
     """
-    get_activation(activation)
-    check_targets(loss, xs.shape[:-1] + (params.W_ho.shape[1],), targets)
-    logs = _log_lag_profile(params, xs, targets, _h0(params, xs, h0), loss=loss, activation=activation)
-    return logs if log else jnp.exp(logs)
-
-
-@partial(jax.jit, static_argnames=("loss", "activation"))
-def _log_lag_profile(params, xs, targets, h0, *, loss, activation):
     g_T = last_step_state_grad(params, xs, targets, loss=loss, activation=activation, h0=h0)
-    return log_lag_profile_of(rnn_step(params, activation=activation), h0, xs, g_T)
+    logs = log_lag_profile_of(rnn_step(params, activation=activation), _h0(params, xs, h0), xs, g_T)
+    return logs if log else jnp.exp(logs)

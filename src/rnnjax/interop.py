@@ -24,8 +24,8 @@ parameter NamedTuples of the built-in cells, so :func:`rnnjax.unroll`, :func:`rn
 * PyTorch (no torch import needed: plain arrays, or CPU tensors), one-layer unidirectional:
 
   - :func:`rnn_params_from_torch` -- ``torch.nn.RNN`` (tanh or relu) -> :class:`rnnjax.RNNParams`;
-  - :func:`lstm_params_from_torch` -- ``torch.nn.LSTM`` -> :class:`rnnjax.LSTMParams`;
-  - :func:`gru_params_from_torch` -- ``torch.nn.GRU`` -> :class:`rnnjax.GRUParams`;
+  - :func:`lstm_params_from_torch` -- ``torch.nn.LSTM`` -> ``ModelParams(LSTMParams, Readout)``;
+  - :func:`gru_params_from_torch` -- ``torch.nn.GRU`` -> ``ModelParams(GRUParams, Readout)``;
   - :func:`params_to_torch` -- any of the three (or a built-in cell's own params, or a
     :class:`rnnjax.ModelParams` of one) back to ``(state_dict, readout)`` in PyTorch's layout.
 
@@ -49,10 +49,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax.cells.base import Cell, identity
-from rnnjax.cells.gru import GRUCellParams, GRUParams
-from rnnjax.cells.lstm import LSTMCellParams, LSTMParams
+from rnnjax.cells.gru import GRUParams
+from rnnjax.cells.lstm import LSTMParams
 from rnnjax.cells.vanilla import RNNParams, VanillaParams
-from rnnjax.scan import ModelParams
+from rnnjax.scan import ModelParams, Readout
 
 # ------------------------------------------------------------------------ shared by the adapters
 
@@ -427,8 +427,8 @@ def rnn_params_from_torch(state_dict: Mapping, readout=None, *, dtype=None) -> R
     return RNNParams(W_xh=W_xh, W_hh=W_hh, b_h=b_ih + b_hh, W_ho=W_ho, b_o=b_o)  # b_h = b_ih + b_hh
 
 
-def lstm_params_from_torch(state_dict: Mapping, readout=None, *, dtype=None) -> LSTMParams:
-    """:class:`LSTMParams` from a ``torch.nn.LSTM`` (one layer) state dict of plain arrays.
+def lstm_params_from_torch(state_dict: Mapping, readout=None, *, dtype=None) -> ModelParams:
+    """``ModelParams(LSTMParams, Readout)`` from a ``torch.nn.LSTM`` (one layer) state dict of plain arrays.
 
     Args:
       state_dict: ``weight_ih_l0 (4H, D)``, ``weight_hh_l0 (4H, H)``, ``bias_ih_l0 (4H,)``,
@@ -442,25 +442,25 @@ def lstm_params_from_torch(state_dict: Mapping, readout=None, *, dtype=None) -> 
     The two biases enter only as their sum, b_h = bias_ih + bias_hh. No torch import needed.
     """
     W_xh, W_hh, b_ih, b_hh, W_ho, b_o = _from_torch(state_dict, readout, 4, dtype)
-    return LSTMParams(W_xh=W_xh, W_hh=W_hh, b_h=b_ih + b_hh, W_ho=W_ho, b_o=b_o)
+    return ModelParams(LSTMParams(W_xh=W_xh, W_hh=W_hh, b_h=b_ih + b_hh), Readout(W_ho, b_o))
 
 
-def gru_params_from_torch(state_dict: Mapping, readout=None, *, dtype=None) -> GRUParams:
-    """:class:`GRUParams` from a ``torch.nn.GRU`` (one layer) state dict; see :func:`lstm_params_from_torch`.
+def gru_params_from_torch(state_dict: Mapping, readout=None, *, dtype=None) -> ModelParams:
+    """``ModelParams(GRUParams, Readout)`` from a ``torch.nn.GRU`` (one layer) state dict; see
+    :func:`lstm_params_from_torch`.
 
     Gates in PyTorch's order r, z, n (ours too); both biases are kept (b_hn sits inside r_t * (.)).
     """
     W_xh, W_hh, b_ih, b_hh, W_ho, b_o = _from_torch(state_dict, readout, 3, dtype)
-    return GRUParams(W_xh=W_xh, W_hh=W_hh, b_xh=b_ih, b_hh=b_hh, W_ho=W_ho, b_o=b_o)
+    return ModelParams(GRUParams(W_xh=W_xh, W_hh=W_hh, b_xh=b_ih, b_hh=b_hh), Readout(W_ho, b_o))
 
 
 def params_to_torch(params):
     """The inverse of the importers: ``(state_dict, readout)`` of NumPy arrays in PyTorch's layout.
 
-    ``params``: :class:`RNNParams` (-> ``torch.nn.RNN``), :class:`LSTMParams` (-> ``nn.LSTM``) or
-    :class:`GRUParams` (-> ``nn.GRU``); a built-in cell's own params (``VanillaParams``,
-    ``LSTMCellParams``, ``GRUCellParams``; ``readout`` is then None); or a :class:`rnnjax.ModelParams`
-    of one of those with its :class:`rnnjax.Readout`. Load with
+    ``params``: :class:`RNNParams` (-> ``torch.nn.RNN``); a built-in cell's own params (``VanillaParams``
+    -> ``nn.RNN``, :class:`LSTMParams` -> ``nn.LSTM``, :class:`GRUParams` -> ``nn.GRU``; ``readout`` is
+    then None); or a :class:`rnnjax.ModelParams` of one of those with its :class:`rnnjax.Readout`. Load with
     ``module.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()})``.
 
     For the RNN and the LSTM the summed bias goes to ``bias_ih_l0`` and ``bias_hh_l0`` is zero (same cell).
@@ -468,11 +468,11 @@ def params_to_torch(params):
     ro = None
     if isinstance(params, ModelParams):
         params, ro = params.cell, params.readout
-    elif isinstance(params, RNNParams | LSTMParams | GRUParams):
-        ro = params
-    if isinstance(params, RNNParams | VanillaParams | LSTMParams | LSTMCellParams):
+    elif isinstance(params, RNNParams):
+        params, ro = params.cell, params.readout
+    if isinstance(params, VanillaParams | LSTMParams):
         b_ih, b_hh = params.b_h, jnp.zeros_like(params.b_h)  # b_h = b_ih + b_hh with b_hh = 0
-    elif isinstance(params, GRUParams | GRUCellParams):
+    elif isinstance(params, GRUParams):
         b_ih, b_hh = params.b_xh, params.b_hh
     else:
         raise ValueError("params must be RNNParams, LSTMParams or GRUParams (or a built-in cell's params, alone or "

@@ -27,10 +27,11 @@ from rnnjax._checks import (
     check_step_size,
 )
 from rnnjax.activations import get_activation
-from rnnjax.bptt import bptt_loss_and_grad_fm, loss_and_grad_with_state, resolve_method
-from rnnjax.cells import RNNParams
-from rnnjax.forward import check_inputs, initial_state, to_feature_major
+from rnnjax.cells import RNNParams, vanilla
+from rnnjax.cells.vanilla import resolve_method
+from rnnjax.forward import check_inputs, initial_state
 from rnnjax.losses import check_targets
+from rnnjax.scan import batch_loss
 
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 SPEC_NORMS = ("lanczos", "svd")  # how train() records ||dL/dW_hh||_2
@@ -349,15 +350,11 @@ def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps
            activation, method, carry_state, spec_norm):
     batch_shape = xs.shape[1:-2]  # (B,) for (N, B, T, D) items, () for (N, T, D)
     h_start = initial_state(params, batch_shape, h0)  # (*batch, H)
-    if method == "bptt":  # the hand BPTT works feature-major: transpose the data once, not every step
-        xs = jax.vmap(to_feature_major)(xs)  # (N, T, D, *batch)
-        h_start = jnp.moveaxis(h_start, -1, 0)  # (H, *batch)
+    loss_fn = partial(batch_loss, vanilla(activation, method=method), loss=loss)  # the generic loss, vanilla cell
 
-    def value_and_grad(params, batch, h):
-        x, y = batch
-        if method == "bptt":
-            return bptt_loss_and_grad_fm(params, x, y, h, loss=loss, activation=activation)
-        return loss_and_grad_with_state(params, x, y, loss=loss, activation=activation, h0=h, method=method)
+    def value_and_grad(params, batch, h):  # on CPU its backward pass is the hand BPTT of §2.2 (the cell's vjp)
+        (value, h_T), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *batch, carry0=h)
+        return value, grads, h_T
 
     def record(params, grads, v):
         G = grads.W_hh

@@ -2,7 +2,8 @@
 
 * :func:`vanilla` -- the report's RNN (§1.2), h_t = phi(x_t W_xh + h_{t-1} W_hh + b_h);
 * :func:`lstm` -- the LSTM with a forget gate, carry (h, c);
-* :func:`gru` -- the GRU in PyTorch's form.
+* :func:`gru` -- the GRU in PyTorch's form;
+* :func:`stack` -- layers of cells as one cell.
 
 A new cell is one new module with a factory returning a :class:`Cell`; :data:`CELLS` maps the
 experiments' ``--cell`` names to factories and is the only place a cell is chosen by name.
@@ -12,9 +13,10 @@ import inspect
 
 from rnnjax._checks import check_choice
 from rnnjax.cells.base import Cell
-from rnnjax.cells.gru import GRUCellParams, GRUParams, gru, gru_cell, init_gru
+from rnnjax.cells.combinators import StackParams, stack
+from rnnjax.cells.gru import GRUParams, gru, gru_cell
 from rnnjax.cells.init import RECURRENT_INITS, init_recurrent, spectral_radius
-from rnnjax.cells.lstm import LSTMCarry, LSTMCellParams, LSTMParams, init_lstm, lstm, lstm_cell
+from rnnjax.cells.lstm import LSTMCarry, LSTMParams, lstm, lstm_cell
 from rnnjax.cells.vanilla import RNNParams, VanillaParams, init_rnn, rnn_cell, vanilla
 
 CELLS = {"rnn": vanilla, "lstm": lstm, "gru": gru}
@@ -34,8 +36,9 @@ def get_cell(name: str, **options) -> Cell:
 
 __all__ = [
     "CELLS", "Cell", "get_cell",
-    "GRUCellParams", "GRUParams", "gru", "gru_cell", "init_gru",
+    "StackParams", "stack",
+    "GRUParams", "gru", "gru_cell",
     "RECURRENT_INITS", "init_recurrent", "spectral_radius",
-    "LSTMCarry", "LSTMCellParams", "LSTMParams", "init_lstm", "lstm", "lstm_cell",
+    "LSTMCarry", "LSTMParams", "lstm", "lstm_cell",
     "RNNParams", "VanillaParams", "init_rnn", "rnn_cell", "vanilla",
 ]

@@ -24,17 +24,31 @@ class Cell(NamedTuple):
       initial_carry: ``initial_carry(params) -> carry`` (any pytree; zeros for the built-ins).
       step: ``step(params, carry, x) -> carry`` for one time step, ``x`` of shape (D,).
       hidden: ``hidden(carry) -> h`` (H,), what a read-out sees (``h`` of an LSTM's ``(h, c)``).
+      unroll: optional, a faster whole-sequence path ``unroll(params, xs (*batch, T, D), carry0 (*batch, ...),
+        readout=None) -> (hs (*batch, T, H), carry_T)`` equal to scanning ``step`` (e.g. the input
+        projections of every step hoisted out of the scan, or a hand-written gradient as a
+        ``jax.custom_vjp``: the vanilla cell's BPTT of report §2.2); given a :class:`rnnjax.Readout`
+        it returns the read-outs y_t = h_t W_ho + b_o (*batch, T, O) instead of hs, computed in
+        whatever layout the cell keeps its states. :func:`rnnjax.unroll` and the losses use it when
+        present, for one sequence and, without ``jax.vmap``, for a batch.
 
-    A ``Cell`` is a tuple of functions: pass it as a static argument to ``jax.jit`` and build it
-    once (two calls of a factory give two cells, which compile separately).
+    A ``Cell`` is a tuple of functions, a static argument of every jitted entry point: build it once,
+    or give its functions value equality (the built-in factories do: ``cells.vanilla("tanh")`` twice
+    gives equal cells), else each new cell compiles again.
     """
 
     init: Callable[[jax.Array, int, int], Params]
     initial_carry: Callable[[Params], Carry]
     step: Callable[[Params, Carry, jax.Array], Carry]
     hidden: Callable[[Carry], jax.Array]
+    unroll: Callable[..., tuple[jax.Array, Carry]] | None = None
 
 
 def identity(carry: jax.Array) -> jax.Array:
     """``hidden`` for cells whose carry is the hidden state itself (vanilla RNN, GRU)."""
     return carry
+
+
+def project(hs: jax.Array, readout=None) -> jax.Array:
+    """``hs`` itself, or the read-outs ``hs W_ho + b_o`` given a :class:`rnnjax.Readout` (report §1.2)."""
+    return hs if readout is None else hs @ readout.W_ho + readout.b_o  # y_t = h_t W_ho + b_o
