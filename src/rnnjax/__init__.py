@@ -61,7 +61,16 @@ from rnnjax.scan import (
     sequence_loss,
     unroll,
 )
-from rnnjax.train import FitHistory, TrainHistory, describe_nonfinite, first_nonfinite_step, fit, make_optimizer, train
+from rnnjax.train import (
+    FitHistory,
+    FitState,
+    TrainHistory,
+    describe_nonfinite,
+    first_nonfinite_step,
+    fit,
+    make_optimizer,
+    train,
+)
 
 __version__ = "0.2.0"
 
@@ -79,5 +88,6 @@ __all__ = [
     "gru_params_from_torch", "lstm_params_from_torch", "params_to_torch", "rnn_params_from_torch",
     "ModelParams", "Readout", "cell_loss_and_grad", "gru_forward", "init_model", "lstm_forward", "make_loss",
     "predict", "sequence_loss", "unroll",
-    "FitHistory", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "fit", "make_optimizer", "train",
+    "FitHistory", "FitState", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "fit", "make_optimizer",
+    "train",
 ]

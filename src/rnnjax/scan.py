@@ -134,6 +134,9 @@ def make_loss(cell: Cell, loss: str = "mse_last"):
             return one(model, xs, targets)
         return jnp.mean(jax.vmap(one, in_axes=(None, 0, 0))(model, xs, targets))  # batch mean
 
+    # fit's up-front check of every item of stacked batches (xs (N, ..., T, D), targets): shapes and class labels
+    loss_fn.check_batches = lambda model, batches: check_targets(
+        loss, jnp.shape(batches[0])[:-1] + (model.readout.W_ho.shape[1],), batches[1])
     return loss_fn
 
 
