@@ -268,6 +268,15 @@ def run_steps(value_and_grad, params, batches, optimizer: optax.GradientTransfor
                                    "monitor", "monitor_every", "callback", "callback_every", "batch_fn"))
 def _fit(loss_fn, params, batches, optimizer, opt_state, start, halted, record_state, *, num_steps, record,
          regularizer, regularize_every, monitor, monitor_every, callback, callback_every, batch_fn):
+    # fit's checks that depend only on shapes, dtypes and the static arguments: run at trace time, so a
+    # call that compiles nothing re-checks nothing (the values' checks ran in fit)
+    first = check_loss_fn(loss_fn, params, batches if batch_fn is None else batch_fn)
+    if batch_fn is None:
+        check_leading_axis(loss_fn, params, batches)
+    if opt_state is not None:
+        check_opt_state(optimizer, params, opt_state)
+    check_hooks(params, first, record=record, record_state=record_state, regularizer=regularizer, monitor=monitor)
+
     def value_and_grad(p, batch, carry):
         value, grads = jax.value_and_grad(loss_fn)(p, batch)
         return value, grads, carry
@@ -318,7 +327,9 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
       monitor_every: m >= 1.
       state: ``history.state`` of an earlier call: continue that run exactly (optimizer state,
         absolute step for the data, regulariser, monitor and schedules, record state, halted flag);
-        ``fit(..., num_steps=20)`` twice equals ``num_steps=40`` once, bit for bit.
+        ``fit(..., num_steps=20)`` twice equals ``num_steps=40`` once, bit for bit. Under ``jax.vmap``,
+        map the step unbatched (``in_axes=FitState(0, None, 0, ...)`` with ``state.step[0]``, the same
+        for every run): a batched step gathers each run's data apart, equal within float32 round-off.
       callback: optional ``callback(step, loss)`` called on the host (``jax.debug.callback``,
         ordered) with the number of steps done and the last step's loss, every ``callback_every``
         steps and after the call's last step -- e.g. a progress line. The only host round-trip.
@@ -352,19 +363,15 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
     batch_fn = batches if callable(batches) else None
     if batch_fn is None:
         check_batches(batches)
-    first = check_loss_fn(loss_fn, params, batches)
-    if batch_fn is None:
-        check_leading_axis(loss_fn, params, batches)
         if callable(getattr(loss_fn, "check_batches", None)):
             loss_fn.check_batches(params, batches)  # the loss's own check of every item (e.g. class labels)
     if state is None:
         opt_state, start, halted = None, jnp.asarray(0, jnp.int32), jnp.asarray(False)
     else:
-        check_fit_state(state, optimizer, params, record_state=record_state, monitor=monitor,
-                        monitor_every=monitor_every)
+        check_fit_state(state, record_state=record_state, monitor=monitor, monitor_every=monitor_every)
         opt_state, start, halted, record_state = state
         start, halted = jnp.asarray(start, jnp.int32), jnp.asarray(halted, bool)
-    check_hooks(params, first, record=record, record_state=record_state, regularizer=regularizer, monitor=monitor)
+    # _fit checks the functions against the shapes and dtypes when it traces (once per compiled program)
     return _fit(loss_fn, params, None if batch_fn else batches, optimizer, opt_state, start, halted, record_state,
                 num_steps=num_steps, record=record, regularizer=regularizer, regularize_every=regularize_every,
                 monitor=monitor, monitor_every=monitor_every, callback=callback, callback_every=callback_every,
@@ -486,20 +493,15 @@ def _same_abstract(a, b) -> bool:
                             for x, y in zip(la, lb, strict=True))
 
 
-def check_fit_state(state, optimizer, params, *, record_state=None, monitor=None, monitor_every: int = 10) -> None:
-    """Raise ``ValueError`` unless ``state`` is a :class:`FitState` this optimizer can continue from
-    ``params``: its optimizer state has the structure, shapes and dtypes of ``optimizer.init(params)``."""
+def check_fit_state(state, *, record_state=None, monitor=None, monitor_every: int = 10) -> None:
+    """Raise ``ValueError`` unless ``state`` is one run's :class:`FitState`, continued without a second initial
+    record state, and (with a monitor) at a multiple of ``monitor_every`` when its step is concrete."""
     if not isinstance(state, FitState):
         raise ValueError(f"state must be the FitState of an earlier run (fit's history.state), got "
                          f"{type(state).__name__}")
     if jnp.shape(state.step) != () or jnp.shape(state.halted) != ():
         raise ValueError(f"state must be one run's FitState (step and halted scalars), got step of shape "
                          f"{jnp.shape(state.step)} (a vmapped run continues under the same jax.vmap)")
-    want = jax.eval_shape(optimizer.init, params)
-    if not _same_abstract(state.opt_state, want):
-        raise ValueError(f"state.opt_state does not fit this optimizer and these parameters: "
-                         f"optimizer.init(params) gives {describe(want)}, state.opt_state is "
-                         f"{describe(state.opt_state)}")
     if record_state is not None:
         raise ValueError("record_state is the initial state of a new run; a continued run takes its record "
                          "state from state (drop record_state= when passing state=)")
@@ -508,6 +510,15 @@ def check_fit_state(state, optimizer, params, *, record_state=None, monitor=None
         raise ValueError(f"a run with a monitor continues at a multiple of monitor_every ({monitor_every}) so "
                          f"that it records at the absolute steps 0, m, 2m, ...; state.step is {int(step)} "
                          "(make num_steps of each call a multiple of monitor_every)")
+
+
+def check_opt_state(optimizer, params, opt_state) -> None:
+    """Raise ``ValueError`` naming both in full unless ``opt_state`` has the structure, shapes and dtypes of
+    ``optimizer.init(params)`` (``jax.eval_shape``; no compute)."""
+    want = jax.eval_shape(optimizer.init, params)
+    if not _same_abstract(opt_state, want):
+        raise ValueError(f"state.opt_state does not fit this optimizer and these parameters: "
+                         f"optimizer.init(params) gives {describe(want)}, state.opt_state is {describe(opt_state)}")
 
 
 def check_hooks(params, batch, *, record=None, record_state=None, regularizer=None, monitor=None) -> None:
