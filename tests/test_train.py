@@ -296,6 +296,26 @@ def test_fit_20_plus_20_steps_equal_40_bit_for_bit(batches):
     assert not np.array_equal(restarted.loss, h2.loss) and not np.array_equal(from_zero.loss, h2.loss)
 
 
+def lanczos_warm_cold_svd(p, g, v):
+    """||dL/dW_hh||_2 by 2 Lanczos steps from the last step's Ritz vector (the state), from a fixed vector, by SVD."""
+    G = g.cell.W_hh
+    warm, v_next = lanczos_spectral_norm(G, v, steps=2)
+    cold, _ = lanczos_spectral_norm(G, jnp.full(3, 3 ** -0.5), steps=2)
+    return (warm, cold, spectral_norm(G)), v_next
+
+
+def test_fit_records_a_warm_started_lanczos_norm_across_a_continued_run():
+    v0 = jnp.full(3, 3 ** -0.5)
+    p1, h1 = fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=6, record=lanczos_warm_cold_svd, record_state=v0)
+    _, h2 = fit(MSE, p1, (FIT_XS, FIT_YS), ADAM, num_steps=6, record=lanczos_warm_cold_svd, state=h1.state)
+    _, whole = fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=12, record=lanczos_warm_cold_svd, record_state=v0)
+    warm, cold, svd = (np.concatenate([a, b]) for a, b in zip(h1.extra, h2.extra, strict=True))
+    np.testing.assert_array_equal(warm, whole.extra[0])  # the Ritz vector crossed the two calls
+    assert np.all(warm <= svd * (1 + 1e-6)) and np.all(cold <= svd * (1 + 1e-6))  # Lanczos: lower bounds
+    assert warm[6] != cold[6]  # the second call started from the first call's vector, not from v0
+    assert np.median(1 - warm / svd) < 2e-3
+
+
 def test_fit_compiles_once_for_new_values_and_a_continued_state():
     key = jax.random.PRNGKey(7)
     fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=4)

@@ -362,7 +362,7 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
             raise ValueError(f"{name} must be a function or None, got {type(fn).__name__}")
     batch_fn = batches if callable(batches) else None
     if batch_fn is None:
-        check_batches(batches)
+        check_batch_stack(batches)
         if callable(getattr(loss_fn, "check_batches", None)):
             loss_fn.check_batches(params, batches)  # the loss's own check of every item (e.g. class labels)
     if state is None:
@@ -411,7 +411,7 @@ def _item(tree):
     return jax.tree.map(one, tree)
 
 
-def check_batches(batches) -> None:
+def check_batch_stack(batches) -> None:
     """Raise ``ValueError`` unless ``batches`` is a pytree of arrays sharing a leading axis N >= 1 whose
     items hold data (no zero-length axis, e.g. T = 0); the message names every leaf's shape."""
     leaves = jax.tree_util.tree_flatten_with_path(batches)[0]
