@@ -410,7 +410,8 @@ def test_fit_names_a_dtype_mismatch_in_full(x64):
 def test_the_two_ways_out_of_an_ambiguous_batch_are_accepted():
     one_batch = jax.tree.map(lambda a: a[None], ONE_BATCH)  # N = 1: the whole batch at every step
     per_sequence = jax.tree.map(lambda a: a[:, None], ONE_BATCH)  # N = B items of one sequence each
-    for batches in (one_batch, per_sequence, (FIT_XS, FIT_YS)):
+    one_sequence = (FIT_XS[:1, 0], FIT_YS[:1, 0])  # (xs[None], ys[None]) of one sequence: N = 1 either way
+    for batches in (one_batch, per_sequence, (FIT_XS, FIT_YS), one_sequence):
         check_leading_axis(MSE, MODEL, batches)  # no error
     p, h = fit(MSE, MODEL, one_batch, ADAM, num_steps=2)
     np.testing.assert_allclose(float(h.loss[0]), float(MSE(MODEL, ONE_BATCH)), rtol=1e-6)  # the batch mean

@@ -303,7 +303,7 @@ def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, *, nu
       batches: a pytree whose leaves share a leading axis N >= 1; step s uses item s mod N
         (``(xs, targets)`` with xs (N, B, T, D) is N mini-batches; N = 1 is full-batch training:
         ``jax.tree.map(lambda a: a[None], batch)``). A pytree that ``loss_fn`` accepts both whole
-        and item by item -- ``(xs (B, T, D), ys)`` for ``make_loss`` -- is refused as ambiguous.
+        and item by item -- ``(xs (B, T, D), ys)`` for ``make_loss``, B > 1 -- is refused as ambiguous.
         Or a function ``batches(s) -> batch`` of the absolute step number s (an int32 scalar,
         traced): fresh data every step inside the jitted run, e.g. ``lambda s:
         rnnjax.data.tasks.adding_problem(jax.random.fold_in(key, s), 64, 100)``.
@@ -445,9 +445,10 @@ def _valid_batch(loss_fn, params, batch) -> bool:
 def check_leading_axis(loss_fn, params, batches) -> None:
     """Raise ``ValueError`` when ``batches`` may lack the leading step axis N: ``loss_fn`` accepts both the
     whole of ``batches`` and its item 0 -- e.g. ``(xs (B, T, D), ys (B, O))`` for ``make_loss``, which
-    would train on one sequence per step. A rank-polymorphic loss (one that also accepts item 0 of
-    item 0) cannot be told apart by shapes; its leading axis is taken as N."""
-    if not _valid_batch(loss_fn, params, batches):
+    would train on one sequence per step. N = 1 is not ambiguous (one item either way: ``(xs[None],
+    ys[None])`` for one sequence), and a rank-polymorphic loss (one that also accepts item 0 of item 0)
+    cannot be told apart by shapes; its leading axis is taken as N."""
+    if _shape(jax.tree.leaves(batches)[0])[0] == 1 or not _valid_batch(loss_fn, params, batches):
         return
     try:
         deeper = _item(_item(batches))
