@@ -195,6 +195,26 @@ def test_floss_steps_are_the_optimizer_applied_to_flossing_loss(x64):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-14)
 
 
+def test_floss_is_fit_on_the_flossing_loss():
+    """floss runs on fit's loop: Adam with a schedule on sum_i (lambda_i - target)^2, sequence s mod N at step s,
+    gives fit's losses and parameters; its exponents are lyapunov_of at each step's parameters."""
+    import rnnjax
+
+    p, xs = _net(seed=2, rho=1.5, dtype=jnp.float32), jnp.stack([_xs(s, t=20, dtype=jnp.float32) for s in (1, 2)])
+    opt = optax.adam(optax.exponential_decay(0.02, 3, 0.5))
+    h0 = jnp.zeros(H)
+    out, hist = floss(rnn_step, p, h0, xs, num=2, num_steps=5, optimizer=opt, warmup=3, target=0.1)
+    loss = lambda q, x: flossing_loss(rnn_step(q), h0, x, num=2, warmup=3, target=0.1, gradient=FLOSS_GRADIENT)
+    want, fitted = rnnjax.fit(loss, p, xs, opt, num_steps=5)  # xs (N, T, D): step s on sequence s mod N
+    np.testing.assert_allclose(np.asarray(hist.loss), np.asarray(fitted.loss), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(hist.finite), np.asarray(fitted.finite))
+    for a, b in zip(out, want, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    lam0 = lyapunov_of(rnn_step(p), h0, xs[0], num=2, warmup=3)  # step 0's exponents, on the initial parameters
+    np.testing.assert_allclose(np.asarray(hist.exponents[0]), np.asarray(lam0), rtol=1e-6)
+    assert float(hist.loss[-1]) < float(hist.loss[0])
+
+
 def test_non_finite_step_halts_flossing():
     p = RNNParams(W_xh=jnp.ones((1, 3)), W_hh=1e30 * jnp.eye(3), b_h=jnp.zeros(3), W_ho=jnp.ones((3, 1)),
                   b_o=jnp.zeros(1))

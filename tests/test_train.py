@@ -1,6 +1,8 @@
 """train(): its history against a hand-run of optax steps (SGD + clipping on batches, Adam on single
 sequences with the state carried across segments), the hand BPTT and jax.grad giving the same run,
-global-norm clipping, a diverging run halted and reported, vmap over parameter sets, bad input."""
+global-norm clipping, a diverging run halted and reported, vmap over parameter sets, bad input.
+fit(): a run continued from its state equals one run bit for bit, compiled once, its progress
+callback, and its up-front errors."""
 
 import jax
 import jax.numpy as jnp
@@ -8,9 +10,10 @@ import numpy as np
 import optax
 import pytest
 
-from rnnjax import RNNParams, describe_nonfinite, first_nonfinite_step, make_optimizer, train
+import rnnjax
+from rnnjax import FitState, RNNParams, describe_nonfinite, first_nonfinite_step, fit, make_loss, make_optimizer, train
 from rnnjax.bptt import loss_and_grad_with_state
-from rnnjax.train import lanczos_spectral_norm, spectral_norm, top_eigenvalue_tridiagonal
+from rnnjax.train import _fit, check_leading_axis, lanczos_spectral_norm, spectral_norm, top_eigenvalue_tridiagonal
 
 
 def random_params(rng, D, H, O) -> RNNParams:
@@ -232,3 +235,185 @@ def test_bad_inputs_raise(kwargs, message):
     args = dict(xs=XS, targets=YS, loss="mse_last", num_steps=3, learning_rate=0.1) | kwargs
     with pytest.raises(ValueError, match=message):
         train(P, args.pop("xs"), args.pop("targets"), **args)
+
+
+# ------------------------------------------------------------------- fit: long runs, resumption, checks
+# One small model, loss and optimizer shared by these tests, so their compiled programs are shared too.
+
+CELL = rnnjax.cells.vanilla("tanh")
+MSE, XENT = make_loss(CELL, "mse_last"), make_loss(CELL, "xent")
+ADAM = optax.adam(optax.exponential_decay(0.05, 7, 0.5))  # a schedule: its count lives in the optimizer state
+MODEL = rnnjax.init_model(CELL, jax.random.PRNGKey(0), 2, 3, 1)
+FIT_XS = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 5, 2))  # N = 3 batches of B = 2 sequences, T = 5
+FIT_YS = jax.random.normal(jax.random.PRNGKey(2), (3, 2, 1))
+DATA_KEY = jax.random.PRNGKey(3)
+
+
+def fresh_batch(s):  # step s's own batch, drawn from fold_in(key, s)
+    k1, k2 = jax.random.split(jax.random.fold_in(DATA_KEY, s))
+    return jax.random.normal(k1, (2, 5, 2)), jax.random.normal(k2, (2, 1))
+
+
+def w_hh_penalty(p, batch):  # 0.01 ||W_hh||_F^2, a regulariser whose steps (every 3rd) straddle the 20-step chunks
+    return 0.01 * jnp.sum(p.cell.W_hh ** 2)
+
+
+def running_norm(p, g, total):  # a stateful record: the running sum of ||dL/dW_hh||_F
+    total = total + jnp.linalg.norm(g.cell.W_hh)
+    return total, total
+
+
+def readout_bias(p):
+    return p.readout.b_o
+
+
+RESUMABLE = dict(record=running_norm, regularizer=w_hh_penalty, regularize_every=3, monitor=readout_bias,
+                 monitor_every=5)
+
+
+def assert_trees_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("batches", [(FIT_XS, FIT_YS), fresh_batch], ids=["stacked", "function"])
+def test_fit_20_plus_20_steps_equal_40_bit_for_bit(batches):
+    whole_p, whole = fit(MSE, MODEL, batches, ADAM, num_steps=40, record_state=jnp.float32(0), **RESUMABLE)
+    p1, h1 = fit(MSE, MODEL, batches, ADAM, num_steps=20, record_state=jnp.float32(0), **RESUMABLE)
+    assert isinstance(h1.state, FitState) and int(h1.state.step) == 20 and not bool(h1.state.halted)
+    p2, h2 = fit(MSE, p1, batches, ADAM, num_steps=20, state=h1.state, **RESUMABLE)
+    assert_trees_equal(p2, whole_p)
+    for field in ("loss", "grad_norm", "finite", "extra", "monitor"):
+        joined = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), getattr(h1, field), getattr(h2, field))
+        assert_trees_equal(joined, getattr(whole, field))
+    assert_trees_equal(h2.state, whole.state)  # the optimizer state (Adam moments, schedule count) included
+    assert int(h2.state.step) == 40 and whole.extra.shape == (40,) and whole.monitor.shape == (8, 1)
+    # the pieces that carry over are real: restarting the optimizer (or the data at step 0) gives another run
+    _, restarted = fit(MSE, p1, batches, ADAM, num_steps=20, state=h1.state._replace(opt_state=ADAM.init(p1)),
+                       **RESUMABLE)
+    _, from_zero = fit(MSE, p1, batches, ADAM, num_steps=20, state=h1.state._replace(step=jnp.int32(0)),
+                       **RESUMABLE)
+    assert not np.array_equal(restarted.loss, h2.loss) and not np.array_equal(from_zero.loss, h2.loss)
+
+
+def lanczos_warm_cold_svd(p, g, v):
+    """||dL/dW_hh||_2 by 2 Lanczos steps from the last step's Ritz vector (the state), from a fixed vector, by SVD."""
+    G = g.cell.W_hh
+    warm, v_next = lanczos_spectral_norm(G, v, steps=2)
+    cold, _ = lanczos_spectral_norm(G, jnp.full(3, 3 ** -0.5), steps=2)
+    return (warm, cold, spectral_norm(G)), v_next
+
+
+def test_fit_records_a_warm_started_lanczos_norm_across_a_continued_run():
+    v0 = jnp.full(3, 3 ** -0.5)
+    p1, h1 = fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=6, record=lanczos_warm_cold_svd, record_state=v0)
+    _, h2 = fit(MSE, p1, (FIT_XS, FIT_YS), ADAM, num_steps=6, record=lanczos_warm_cold_svd, state=h1.state)
+    _, whole = fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=12, record=lanczos_warm_cold_svd, record_state=v0)
+    warm, cold, svd = (np.concatenate([a, b]) for a, b in zip(h1.extra, h2.extra, strict=True))
+    np.testing.assert_array_equal(warm, whole.extra[0])  # the Ritz vector crossed the two calls
+    assert np.all(warm <= svd * (1 + 1e-6)) and np.all(cold <= svd * (1 + 1e-6))  # Lanczos: lower bounds
+    assert warm[6] != cold[6]  # the second call started from the first call's vector, not from v0
+    assert np.median(1 - warm / svd) < 2e-3
+
+
+def test_fit_compiles_once_for_new_values_and_a_continued_state():
+    key = jax.random.PRNGKey(7)
+    fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=4)
+    _, h = fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=4, state=FitState(ADAM.init(MODEL), jnp.int32(0),
+                                                                                 jnp.asarray(False)))
+    before = _fit._cache_size()
+    other = rnnjax.init_model(CELL, key, 2, 3, 1)  # new parameter values
+    p, h2 = fit(MSE, other, (FIT_XS + 1.0, FIT_YS * 2.0), ADAM, num_steps=4)  # new data of the same shapes
+    fit(MSE, p, (FIT_XS, FIT_YS), ADAM, num_steps=4, state=h2.state)  # continued at step 4
+    fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=4, state=h.state._replace(step=jnp.int32(123)))
+    assert _fit._cache_size() == before
+    fit(MSE, MODEL, (FIT_XS, FIT_YS), optax.adam(optax.exponential_decay(0.05, 7, 0.5)), num_steps=4)
+    assert _fit._cache_size() == before + 1  # a fresh optax object is another static argument: compiled again
+
+
+def test_a_halted_run_stays_halted_when_continued():
+    p, h = fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=4)
+    q, h2 = fit(MSE, p, (FIT_XS, FIT_YS), ADAM, num_steps=4, state=h.state._replace(halted=jnp.asarray(True)))
+    assert_trees_equal(q, p)
+    assert_trees_equal(h2.state.opt_state, h.state.opt_state)
+    assert not bool(h2.finite.any()) and bool(h2.state.halted) and int(h2.state.step) == 8
+
+
+def test_fit_callback_gets_the_steps_done_and_their_losses():
+    calls = []
+    progress = lambda step, loss: calls.append((int(step), float(loss)))
+    _, h = fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=7, callback=progress, callback_every=3)
+    assert calls == [(3, float(h.loss[2])), (6, float(h.loss[5])), (7, float(h.loss[6]))]
+    calls.clear()
+    _, h2 = fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=7, callback=progress, callback_every=3, state=h.state)
+    assert calls == [(9, float(h2.loss[1])), (12, float(h2.loss[4])), (14, float(h2.loss[6]))]  # absolute steps
+
+
+# fit's own errors: each raised before any work, naming the problem and both sides in full
+
+ONE_BATCH = (FIT_XS[0], FIT_YS[0])  # (xs (B, T, D), ys (B, O)) without the leading N axis
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: fit(MSE, MODEL, (FIT_XS[:0], FIT_YS[:0]), ADAM, num_steps=2),
+     r"batches is empty: its leading axis N .* is 0, in \(float32\[0, 2, 5, 2\], float32\[0, 2, 1\]\)"),
+    (lambda: fit(MSE, MODEL, (FIT_XS[:, :, :0], FIT_YS), ADAM, num_steps=2),
+     r"batches\[0\] has shape \(3, 2, 0, 2\): an axis of length 0 \(e\.g\. T = 0 time steps\)"),
+    (lambda: fit(MSE, MODEL, lambda s: (jnp.zeros((2, 0, 2)), jnp.zeros((2, 1))), ADAM, num_steps=2),
+     r"batches\(s\)\[0\] has shape \(2, 0, 2\): an axis of length 0"),
+    (lambda: fit(MSE, MODEL, (FIT_XS, FIT_YS[:2]), ADAM, num_steps=2),
+     r"sharing a leading axis N .* got \(float32\[3, 2, 5, 2\], float32\[2, 2, 1\]\)"),
+    (lambda: fit(XENT, MODEL, (FIT_XS, jnp.zeros((3, 2, 5), int).at[1, 0, 2].set(4).at[2, 1, 1].set(6)), ADAM,
+                 num_steps=2),
+     r"class label 4 at index \(1, 0, 2\), outside 0..0 \(the output size O = 1\); its labels range from 0 to 6"),
+    (lambda: fit(MSE, MODEL, (FIT_XS[..., :1], FIT_YS), ADAM, num_steps=2),
+     r"batch \(float32\[2, 5, 1\], float32\[2, 1\]\) with params ModelParams\(cell=VanillaParams\(W_xh=float32\[2, 3\]"
+     r".*dot_general requires contracting dimensions to have the same shape, got \(1,\) and \(2,\)"),
+    (lambda: fit(MSE, MODEL, ONE_BATCH, ADAM, num_steps=2),
+     r"batches \(float32\[2, 5, 2\], float32\[2, 1\]\) is ambiguous: .* its item 0 \(float32\[5, 2\], float32\[1\]\)"
+     r".* jax\.tree\.map\(lambda a: a\[None\], batches\) .* jax\.tree\.map\(lambda a: a\[:, None\], batches\)"),
+    (lambda: fit(MSE, MODEL, (FIT_XS, FIT_YS), optax.sgd(0.1), num_steps=2,
+                 state=FitState(ADAM.init(MODEL), jnp.int32(4), jnp.asarray(False))),
+     r"state.opt_state does not fit .* optimizer.init\(params\) gives \(EmptyState\(\), EmptyState\(\)\), "
+     r"state.opt_state is \(ScaleByAdamState\(count=int32\[\], mu=ModelParams"),
+    (lambda: fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=2, record=running_norm, record_state=jnp.float32(0),
+                 state=FitState(ADAM.init(MODEL), jnp.int32(4), jnp.asarray(False), jnp.float32(0))),
+     r"drop record_state= when passing state="),
+    (lambda: fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=2, monitor=readout_bias, monitor_every=5,
+                 state=FitState(ADAM.init(MODEL), jnp.int32(4), jnp.asarray(False))),
+     r"continues at a multiple of monitor_every \(5\) .* state.step is 4"),
+    (lambda: fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=2, record=running_norm, record_state=jnp.int32(0)),
+     r"next_state like state int32\[\], got next_state float32\[\]"),
+    (lambda: fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=2, monitor=lambda p: p.cell.W_hh @ jnp.ones(4)),
+     r"monitor\(params\) fails on params ModelParams\(.*\): .*dot_general requires contracting dimensions"),
+    (lambda: fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=2, callback_every=0),
+     r"callback_every must be a positive integer, got 0"),
+    (lambda: fit(MSE, MODEL, (FIT_XS, FIT_YS), ADAM, num_steps=2, state=(1, 2, 3)),
+     r"state must be the FitState of an earlier run \(fit's history.state\), got tuple"),
+], ids=["N=0", "T=0", "T=0 function", "leading N", "labels", "width", "no N axis", "optimizer state",
+        "record_state twice", "monitor step", "record state", "monitor", "callback_every", "state type"])
+def test_fit_refuses_bad_input_up_front(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_fit_names_a_dtype_mismatch_in_full(x64):
+    model32 = jax.tree.map(lambda a: a.astype(jnp.float32), MODEL)
+    with pytest.raises(ValueError) as info:  # float64 data into a float32 cell: the scan's carry types differ
+        fit(MSE, model32, (FIT_XS.astype(jnp.float64), FIT_YS), ADAM, num_steps=2)
+    message = str(info.value)
+    assert "batch (float64[2, 5, 2], float32[2, 1]) with params ModelParams(cell=VanillaParams(W_xh=float32" in message
+    assert message.endswith("Revise the function so that all output types match the corresponding input types.")
+    assert "float32[3]" in message and "float64[3]" in message  # both sides of the carry, not cut at "differ:"
+
+
+def test_the_two_ways_out_of_an_ambiguous_batch_are_accepted():
+    one_batch = jax.tree.map(lambda a: a[None], ONE_BATCH)  # N = 1: the whole batch at every step
+    per_sequence = jax.tree.map(lambda a: a[:, None], ONE_BATCH)  # N = B items of one sequence each
+    one_sequence = (FIT_XS[:1, 0], FIT_YS[:1, 0])  # (xs[None], ys[None]) of one sequence: N = 1 either way
+    for batches in (one_batch, per_sequence, (FIT_XS, FIT_YS), one_sequence):
+        check_leading_axis(MSE, MODEL, batches)  # no error
+    p, h = fit(MSE, MODEL, one_batch, ADAM, num_steps=2)
+    np.testing.assert_allclose(float(h.loss[0]), float(MSE(MODEL, ONE_BATCH)), rtol=1e-6)  # the batch mean
+    rank_polymorphic = lambda p, x: jnp.mean((x @ jnp.ones(2)) ** 2) + 0.0 * jnp.sum(p.readout.b_o)
+    check_leading_axis(rank_polymorphic, MODEL, FIT_XS)  # every rank is a batch to it: N is taken as given

@@ -61,7 +61,16 @@ from rnnjax.scan import (
     sequence_loss,
     unroll,
 )
-from rnnjax.train import FitHistory, TrainHistory, describe_nonfinite, first_nonfinite_step, fit, make_optimizer, train
+from rnnjax.train import (
+    FitHistory,
+    FitState,
+    TrainHistory,
+    describe_nonfinite,
+    first_nonfinite_step,
+    fit,
+    make_optimizer,
+    train,
+)
 
 __version__ = "0.3.0"
 
@@ -79,5 +88,6 @@ __all__ = [
     "gru_params_from_torch", "lstm_params_from_torch", "params_to_torch", "rnn_params_from_torch",
     "BidirectionalParams", "ModelParams", "Readout", "batch_loss", "bidirectional", "cell_loss_and_grad",
     "init_bidirectional", "init_model", "make_loss", "predict", "sequence_loss", "unroll",
-    "FitHistory", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "fit", "make_optimizer", "train",
+    "FitHistory", "FitState", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "fit", "make_optimizer",
+    "train",
 ]

@@ -92,4 +92,5 @@ def check_class_labels(param: str, targets, n_classes: int) -> None:
 
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{param} holds class label {int(arr[where])} at index {where}, outside 0..{n_classes - 1} "
-                         f"(the output size O = {n_classes})")
+                         f"(the output size O = {n_classes}); its labels range from {int(arr.min())} to "
+                         f"{int(arr.max())}")

@@ -15,8 +15,8 @@ a plain gradient step and leaves Adam's unchanged).
 * :func:`flossing_loss` -- the loss for any step ``step(carry, x) -> carry``; ``jax.grad`` of it
   with respect to whatever the step closes over is the exact gradient by default.
 * :func:`floss` -- flossing on its own (e.g. before training): ``num_steps`` updates of any optax
-  transformation inside one jitted ``lax.scan``; its default gradient is the ``"local"`` surrogate,
-  chosen by measurement (``docs/flossing.md``).
+  transformation on :func:`rnnjax.train.run_steps`, the loop :func:`rnnjax.fit` runs on; its default
+  gradient is the ``"local"`` surrogate, chosen by measurement (``docs/flossing.md``).
 * :func:`flossing_regularizer` and :func:`spectrum_monitor` -- flossing during training and the top
   exponents recorded inside the jitted run, as options of :func:`rnnjax.fit`.
 """
@@ -30,10 +30,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax import lax
 
 from rnnjax._checks import check_positive_int
 from rnnjax.analysis import check_lyapunov_args, lyapunov_of
+from rnnjax.train import run_steps
 
 # floss's default gradient, chosen by measurement: on edge-of-chaos tanh networks (rho 2.5, weak
 # input) plain Adam with "local" cut sum lambda_i^2 at least 5x on every seed, while "exact" and
@@ -100,8 +100,9 @@ def floss(make_step: Callable, params, carry0, xs: jax.Array, *, num: int, num_s
           gradient: str = FLOSS_GRADIENT, checkpoint: bool = False):
     """Gradient flossing on its own: ``num_steps`` optimiser steps on :func:`flossing_loss`.
 
-    One jitted ``lax.scan`` (compiled once per ``make_step``/``optimizer``/shape), pure, so
-    ``jax.vmap`` over ``params`` (seeds) floss many networks in one program.
+    One jitted ``lax.scan`` of :func:`rnnjax.train.run_steps`, the loop of :func:`rnnjax.fit` (compiled
+    once per ``make_step``/``optimizer``/shape), pure, so ``jax.vmap`` over ``params`` (seeds) flosses
+    many networks in one program.
 
     Args:
       make_step: ``make_step(params) -> step`` with ``step(carry, x) -> carry``, e.g.
@@ -132,25 +133,14 @@ def floss(make_step: Callable, params, carry0, xs: jax.Array, *, num: int, num_s
                                    "gradient", "checkpoint"))
 def _floss(make_step, params, carry0, xs, target, *, num, num_steps, optimizer, warmup, reorth_every, gradient,
            checkpoint):
-    seqs = xs if xs.ndim == 3 else xs[None]
+    seqs = xs if xs.ndim == 3 else xs[None]  # step s flosses on sequence s mod N
     value_and_grad = jax.value_and_grad(
         lambda p, x: flossing_loss_and_exponents(make_step(p), carry0, x, num=num, warmup=warmup,
                                                  reorth_every=reorth_every, target=target, gradient=gradient,
                                                  checkpoint=checkpoint), has_aux=True)
-
-    def update(state, s):
-        params, opt_state, alive = state
-        (value, lambdas), grads = value_and_grad(params, seqs[s % seqs.shape[0]])  # sequence s mod N
-        finite = alive & jnp.isfinite(value) & jnp.isfinite(optax.tree.norm(grads))
-        updates, new_state = optimizer.update(grads, opt_state, params)
-        keep = lambda new, old: jnp.where(finite, new, old)  # a non-finite step halts flossing
-        params = jax.tree.map(keep, optax.apply_updates(params, updates), params)
-        opt_state = jax.tree.map(keep, new_state, opt_state)
-        return (params, opt_state, finite), FlossHistory(loss=value, exponents=lambdas, finite=finite)
-
-    (params, _, _), history = lax.scan(update, (params, optimizer.init(params), jnp.asarray(True)),
-                                       jnp.arange(num_steps))
-    return params, history
+    params, history = run_steps(lambda p, x, carry: (*value_and_grad(p, x), carry), params, seqs, optimizer,
+                                num_steps=num_steps, has_aux=True)  # the one training loop: halts when non-finite
+    return params, FlossHistory(loss=history.loss, exponents=history.aux, finite=history.finite)
 
 
 def flossing_regularizer(make_step: Callable, carry0, xs, *, num: int, weight=1.0, warmup: int = 0,

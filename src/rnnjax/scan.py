@@ -232,6 +232,11 @@ class _Loss:
         xs, targets, *rest = batch
         return batch_loss(self.cell, model, xs, targets, loss=self.loss, lengths=rest[0] if rest else None)[0]
 
+    def check_batches(self, model, batches) -> None:
+        """:func:`rnnjax.fit`'s up-front check of every item of stacked batches ``(xs (N, ..., T, D), targets)``:
+        the targets' shapes and class labels."""
+        check_targets(self.loss, jnp.shape(batches[0])[:-1] + (model.readout.W_ho.shape[1],), batches[1])
+
 
 @partial(jax.jit, static_argnames=("cell", "loss"))
 def _cell_loss_and_grad(model, xs, targets, lengths, *, cell, loss):
