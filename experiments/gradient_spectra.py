@@ -256,15 +256,15 @@ def _run(args, out: Path) -> dict:
 
     # 4. figures, then metrics.json last
     figs = ["fig4_lag_profile.png", "fig5_jacobian_spectra.png", "fig6_phase_diagram.png"]
-    plot_lag_profiles(out / figs[0], [
+    plot_lag_profiles([
         {"rho": float(r), "k": k, "log_profile": lag["log_profile"][i], "log_bound": lag["log_bound"][i],
          "log_sigma_max": np.concatenate([[0.0], lag["log_sigma"][i][:-1, 0]]), "lyap": float(lyap_med[i, 0]),
-         "label": f"{args.activation}, rho = {r:g}: gradient vs lag"} for i, r in enumerate(rhos)])
-    plot_jacobian_spectra(out / figs[1], [
+         "label": f"{args.activation}, rho = {r:g}: gradient vs lag"} for i, r in enumerate(rhos)], path=out / figs[0])
+    plot_jacobian_spectra([
         {"rho": float(r), "k": np.arange(1, T + 1), "log_sigma": lag["log_sigma"][i],
          "log_bound": np.arange(1, T + 1) * lag["log_bound"][i][1]} for i, r in enumerate(rhos)],
-        {float(r): lyap_med[i] for i, r in enumerate(rhos)})
-    plot_phase_diagram(out / figs[2], panels)
+        {float(r): lyap_med[i] for i, r in enumerate(rhos)}, path=out / figs[1])
+    plot_phase_diagram(panels, path=out / figs[2])
     metrics = {
         "experiment": "gradient_spectra",
         "config": {"rhos": rhos.tolist(), "activation": args.activation, "gamma": gamma,

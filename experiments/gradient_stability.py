@@ -184,7 +184,7 @@ def _run(args, rhos, seeds, out: Path):
             "no claims.csv")
 
     fig = out / "fig3_grad_norm.png"
-    plot_grad_norm_history(fig, curves, norm=args.norm,
+    plot_grad_norm_history(curves, norm=args.norm, path=fig,
                            title=f"||dL/dW_hh|| per SGD step, {args.activation} H={args.hidden}, "
                                  f"{args.recurrent_init} init (median, min-max band)")
     metrics = {

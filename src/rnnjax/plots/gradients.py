@@ -1,29 +1,25 @@
 """Figures of the gradient analysis: Figure 3 (||dL/dW_hh|| per training step), lag profiles,
-Jacobian-product spectra, and the rho phase diagram. Inputs are plain NumPy arrays / DataFrames,
-so every figure can be redrawn from the CSV files the experiments save."""
+Jacobian-product spectra, and the rho phase diagram. Inputs are plain NumPy arrays, so every figure
+can be redrawn from the CSV files the experiments save; the multi-panel figures are made of the
+one-panel plots of :mod:`rnnjax.plots.analysis`. ``path`` is a keyword everywhere (a PNG only when given)."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from rnnjax.plots.analysis import colors as _colors
+from rnnjax.plots.analysis import plot_lag_profile, plot_lyapunov_spectra, plot_product_spectra
 from rnnjax.plots.common import finish, new_figure, single_axes, styled
 
 REPORT_RHOS = (0.90, 0.99, 1.20)
 NORM_LABELS = {"spec": r"$\|\partial L/\partial W_{hh}\|_2$ (spectral)",
                "fro": r"$\|\partial L/\partial W_{hh}\|_F$ (Frobenius)"}
-LN10 = np.log(10.0)
-
-
-def _colors(n):
-    import matplotlib
-
-    cmap = matplotlib.colormaps["viridis"]
-    return [cmap(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
 
 
 @styled
-def plot_grad_norm_history(path, curves: dict, *, norm: str = "spec", title: str | None = None, ax=None) -> Figure:
+def plot_grad_norm_history(curves: dict, *, norm: str = "spec", title: str | None = None, ax=None,
+                           path=None) -> Figure:
     """Figure 3: per rho the median over seeds of the gradient norm per step, with a min-max band.
 
     ``curves`` maps rho -> dict(steps (K,), median (K,), low (K,), high (K,), seeds int, diverged str|None).
@@ -47,7 +43,7 @@ def plot_grad_norm_history(path, curves: dict, *, norm: str = "spec", title: str
 
 
 @styled
-def plot_lag_profiles(path, panels: list[dict]) -> Figure:
+def plot_lag_profiles(panels: list[dict], *, path=None) -> Figure:
     """Figure 4: per rho, ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| against the lag k (geometric means).
 
     Each panel dict: rho, k (K,), log_profile (K,) natural log of the ratio, log_bound (K,) for
@@ -55,63 +51,45 @@ def plot_lag_profiles(path, panels: list[dict]) -> Figure:
     """
     fig, axes = new_figure(1, len(panels), width=4.2 * len(panels), height=3.8, squeeze=False)
     for ax, p in zip(axes[0], panels, strict=True):
-        ax.plot(p["k"], np.exp(p["log_profile"]), lw=2, label=r"measured $\|\partial L_T/\partial h_{T-k}\|$ ratio")
-        ax.plot(p["k"], np.exp(p["log_sigma_max"]), lw=1, ls="-.", label=r"$\sigma_{max}(J_T\cdots J_{T-k+1})$")
-        ax.plot(p["k"], np.exp(p["log_bound"]), "k--", lw=1, label=r"report bound $(\gamma\|W_{hh}\|_2)^k$")
-        ax.plot(p["k"], np.exp(p["lyap"] * p["k"]), ":", color="C3", lw=1.5,
-                label=rf"$e^{{\lambda_1 k}}$, $\lambda_1$ = {p['lyap']:.3f}")
-        ax.set_yscale("log")
-        ax.set_xlabel("lag k (steps back from T)")
-        ax.set_ylabel("gradient norm ratio (log scale)")
-        ax.set_title(p.get("label", f"rho = {p['rho']:g}"))
-        ax.legend(fontsize=7)
+        plot_lag_profile(p["k"], np.exp(p["log_profile"]), bound=np.exp(p["log_bound"]),
+                         sigma_max=np.exp(p["log_sigma_max"]), lyapunov=p["lyap"],
+                         label=p.get("label", f"rho = {p['rho']:g}"), ax=ax)
+        ax.set_ylabel("gradient norm ratio to k = 0 (log scale)")
     return finish(fig, path)
 
 
 @styled
-def plot_jacobian_spectra(path, panels: list[dict], lyapunov: dict) -> Figure:
+def plot_jacobian_spectra(panels: list[dict], lyapunov: dict, *, path=None) -> Figure:
     """Figure 5: all singular values of the products P_k against k per rho, and the Lyapunov spectra.
 
     Each panel dict: rho, k (K,), log_sigma (K, S) natural logs (geometric means), log_bound (K,).
     ``lyapunov`` maps rho -> exponents (S,) in nats per step (median over seeds).
     """
+    import matplotlib
+
     n = len(panels) + 1
     fig, axes = new_figure(1, n, width=4.0 * n, height=3.8, squeeze=False)
     for ax, p in zip(axes[0][:-1], panels, strict=True):
         S = p["log_sigma"].shape[1]
-        for i, color in zip(range(S), _colors(S), strict=True):
-            ax.plot(p["k"], p["log_sigma"][:, i] / LN10, color=color, lw=0.7)
-        ax.plot(p["k"], p["log_bound"] / LN10, "k--", lw=1.2, label=r"bound $k\log_{10}(\gamma\|W_{hh}\|_2)$")
-        ax.set_xlabel("lag k")
-        ax.set_ylabel(r"$\log_{10}\sigma_i(J_T\cdots J_{T-k+1})$")
-        ax.set_title(f"rho = {p['rho']:g}: all {S} singular values", fontsize=9)
-        ax.set_ylim(max(ax.get_ylim()[0], -40), None)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # notes below the axes, not on curves
+        plot_product_spectra(p["k"], p["log_sigma"], log_bound=p["log_bound"],
+                             label=f"rho = {p['rho']:g}: all {S} singular values", ax=ax)
         ax.text(0.5, -0.32, "values far below the top are round-off of exact zeros\n"
                 "(a ReLU Jacobian has rank = active units)", transform=ax.transAxes, fontsize=6.5, ha="center",
                 va="top")
-        import matplotlib
-
         bar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(1, S),
                                            cmap=matplotlib.colors.ListedColormap(_colors(S)))
         fig.colorbar(bar, ax=ax, label="singular value index i (1 = largest)", fraction=0.05, pad=0.02,
                      ticks=np.unique(np.linspace(1, S, min(S, 5)).round().astype(int)))
     ax = axes[0][-1]
-    for color, (rho, ex) in zip(_colors(len(lyapunov)), sorted(lyapunov.items()), strict=True):
-        ax.plot(np.arange(1, len(ex) + 1), ex, "o-", ms=2, color=color, label=f"rho = {rho:g}")
-    ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xlabel("exponent index i")
-    ax.set_ylabel(r"Lyapunov exponent $\lambda_i$ (nats/step)")
-    ax.set_title("Lyapunov spectra (QR method)", fontsize=9)
+    plot_lyapunov_spectra({f"rho = {rho:g}": ex for rho, ex in sorted(lyapunov.items())}, ax=ax)
     ax.set_ylim(max(ax.get_ylim()[0], -6), None)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax.text(0.5, -0.32, "exponents off the bottom: collapsed directions (-inf, shown as log(tiny))",
             transform=ax.transAxes, fontsize=6.5, ha="center", va="top")
     return finish(fig, path)
 
 
 @styled
-def plot_phase_diagram(path, panels: list[dict], *, marks=REPORT_RHOS) -> Figure:
+def plot_phase_diagram(panels: list[dict], *, marks=REPORT_RHOS, path=None) -> Figure:
     """Figure 6: per activation, top Lyapunov exponent and lag-profile slope against rho, per length.
 
     Each panel dict: activation, rho (R,), lengths {T: dict(lyap (R,), slope (R,))} (NaN = not
