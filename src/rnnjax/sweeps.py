@@ -90,12 +90,14 @@ def _rho_seed(rhos, seeds, recurrent_init: str) -> tuple[np.ndarray, np.ndarray]
 # The generic sweep: any pure run(**point) on the outer-product grid of its axes
 # ----------------------------------------------------------------------------------------------
 
-# The default block (runs per compiled call) keeps each device's share of a block's working set
-# within this many bytes -- about a core's share of a last-level cache -- so one vmapped program does
-# not fall out of the caches as a sweep grows (issue 21: 64 training runs in one call cost 6.5 ms a
-# run, 4,096 cost 13.6 ms). The working set of a run is :func:`run_bytes`. Measured: see
-# ``benchmarks/bench_sweeps.py --scale``.
-BLOCK_BYTES_PER_DEVICE = 16 * 2**20
+# The default block (runs per compiled call) keeps each device's share of a block's working sets
+# (:func:`run_bytes`, an upper bound: every value counted, none reused) within this many bytes, so one
+# vmapped program does not fall out of the caches as a sweep grows (issue 21: 64 training runs in one
+# call cost 6.5 ms a run, 4,096 cost 13.6 ms). Calibrated on Experiment 2's training (run_bytes 4.0
+# MiB a run; 1,024 runs on 2 host devices in blocks of 16, 64, 128, 256, 1,024: 128 the fastest, 256
+# and more 2x slower a run, under load; ``benchmarks/bench_sweeps.py --scale`` measures it):
+# 64 such runs a device.
+BLOCK_BYTES_PER_DEVICE = 256 * 2**20
 STORE_FORMAT = "rnnjax.sweep/1"
 GRID_FILE = "grid.json"
 
@@ -182,19 +184,30 @@ def _jaxpr_bytes(jaxpr, skip=()) -> int:
 
 @lru_cache(maxsize=128)
 def _plan(point: _Point, avals: tuple) -> tuple[Any, int]:
-    """(shape/dtype pytree of one run's result, its working set in bytes), traced once per (point, shapes)."""
-    args = [jax.ShapeDtypeStruct(s, d) for s, d in avals]
-    closed, out = jax.make_jaxpr(point, return_shape=True)(*args)
-    return out, _jaxpr_bytes(closed.jaxpr, skip=closed.jaxpr.invars[len(point.names):])
+    """(shape/dtype pytree of one run's result, its working set in bytes), traced once per (point, shapes).
+
+    The working set is what one more run adds: the bytes of the vmapped program over two runs minus
+    over one (values every run shares, such as transformed data, cancel)."""
+    k = len(point.names)
+
+    def count(n):
+        args = [jax.ShapeDtypeStruct((n, *s), d) for s, d in avals[:k]] + [jax.ShapeDtypeStruct(s, d)
+                                                                           for s, d in avals[k:]]
+        closed, out = jax.make_jaxpr(jax.vmap(point, in_axes=(0,) * k + (None,) * (len(avals) - k)),
+                                     return_shape=True)(*args)
+        return _jaxpr_bytes(closed.jaxpr, skip=closed.jaxpr.invars[k:]), out
+
+    (one, out), (two, _) = count(1), count(2)
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), out), two - one
 
 
 def run_bytes(run, **point) -> int:
     """The working set of one ``run(**point)`` in bytes (values of one point, e.g. ``rho=1.0, seed=0``).
 
-    Every value its program defines, counted once with no buffer reused (the per-step values of a
-    ``lax.scan`` once, its stacked outputs in full; arrays ``run`` carries as a ``Partial`` not
-    counted): an upper bound, from a trace (no compile). :func:`sweep`'s default block divides
-    :data:`BLOCK_BYTES_PER_DEVICE` by it.
+    Every value its program defines per run, counted once with no buffer reused (the per-step values
+    of a ``lax.scan`` once, its stacked outputs in full; arrays ``run`` carries as a ``Partial``, and
+    values computed from them alone, not counted): an upper bound, from two traces (no compile).
+    :func:`sweep`'s default block divides :data:`BLOCK_BYTES_PER_DEVICE` by it.
     """
     static, arrays = _split_run(run)
     names = tuple(point)
