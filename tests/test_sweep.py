@@ -140,13 +140,13 @@ def last_loss(result):
 
 
 def _small(rho, seed):
-    """A cheap run with a history: x_{t+1} = tanh(rho W x_t), W from seed (T = 5 steps)."""
+    """A cheap run with a history: x_{t+1} = tanh(rho W x_t), W from seed (T = 5 steps); loss = sum (rho x_T)^2."""
     W = jax.random.normal(jax.random.PRNGKey(seed), (3, 3))
     xs = jax.lax.scan(lambda x, _: (jnp.tanh(rho * W @ x), jnp.tanh(rho * W @ x)), jnp.ones(3), None, length=5)[1]
-    return {"loss": jnp.sum(xs[-1] ** 2), "history": xs}
+    return {"loss": jnp.sum((rho * xs[-1]) ** 2), "history": xs}
 
 
-SMALL = dict(rho=np.linspace(0.5, 2.0, 5), seed=np.arange(2))
+SMALL = dict(rho=np.array([0.5, 1.0, np.float32(1e30), 1.5, 2.0]), seed=np.arange(2))  # rho 1e30: overflows
 
 
 def test_blocks_summary_and_a_store_that_resumes(tmp_path):
@@ -189,6 +189,9 @@ def test_blocks_summary_and_a_store_that_resumes(tmp_path):
     np.testing.assert_array_equal(store.axes["rho"], SMALL["rho"].astype(np.float32))
     assert store.axes["seed"].dtype == np.int32 and json.loads((out / "grid.json").read_text())["block"] == 4
     assert np.load(first)["loss"].shape == (4,)  # one block: one line of NumPy
+    expected = ~np.isfinite(resumed["history"]).reshape(5, 2, -1).all(-1) | ~np.isfinite(resumed["loss"])
+    assert expected[2].all() and not expected[[0, 1, 3, 4]].any()  # rho = 1e30 overflows the loss, alone
+    np.testing.assert_array_equal(store.nonfinite, expected)  # runs holding NaN/inf are flagged, not silent
 
     with pytest.raises(ValueError, match=r"^out=.* holds another sweep: its axes is .* there, .* here; resume"):
         sweep(_small, block=4, out=out, rho=np.linspace(0.5, 2.0, 6), seed=np.arange(2))

@@ -253,6 +253,18 @@ def _write_atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+NONFINITE = "_nonfinite"  # a store block's bool (block,): which runs' results hold a NaN or an infinity
+
+
+def _nonfinite(leaves) -> np.ndarray:
+    """Per run (the leading axis), whether any floating leaf holds a NaN or an infinity."""
+    bad = np.zeros(len(leaves[0]), bool)
+    for a in leaves:
+        if np.issubdtype(a.dtype, np.inexact):
+            bad |= ~np.isfinite(a).reshape(len(a), -1).all(1)
+    return bad
+
+
 def _block_file(out: Path, b: int) -> Path:
     return out / f"block_{b:06d}.npz"
 
@@ -280,13 +292,15 @@ class SweepStore(NamedTuple):
     axes: dict  # axis name -> values (in grid order)
     results: dict  # leaf name (its pytree path, e.g. "1.loss") -> array (*axis lengths, ...)
     settings: dict  # the grid.json record: block size, the run's and summary's description, data digest
+    nonfinite: np.ndarray  # bool (*axis lengths): the runs whose result holds a NaN or an infinity
 
 
 def load_sweep(out) -> SweepStore:
     """Read a whole sweep store written by :func:`sweep` with ``out=`` (any process, any machine).
 
     Each block is also one line of NumPy: ``np.load(out / "block_000000.npz")`` holds that block's
-    runs (flat grid order, the last block padded) under the leaf names of ``grid.json``.
+    runs (flat grid order, the last block padded) under the leaf names of ``grid.json``, and
+    ``_nonfinite``: which of them hold a NaN or an infinity (``SweepStore.nonfinite`` for the grid).
     Raises ``ValueError`` when blocks are missing (a sweep still running, or killed: run it again).
     """
     out = Path(out)
@@ -304,14 +318,15 @@ def load_sweep(out) -> SweepStore:
     lengths = tuple(len(v) for v in axes.values())
     leaves = settings["results"]
     results = {name: np.empty((settings["blocks"] * settings["block"], *spec["shape"]), spec["dtype"])
-               for name, spec in leaves.items()}
+               for name, spec in [*leaves.items(), (NONFINITE, {"shape": [], "dtype": "bool"})]}
     B = settings["block"]
     for b in range(settings["blocks"]):
         with np.load(_block_file(out, b)) as f:
-            for name in leaves:
+            for name in results:
                 results[name][b * B:(b + 1) * B] = f[name]
     n = settings["runs"]
-    return SweepStore(axes, {k: v[:n].reshape(lengths + v.shape[1:]) for k, v in results.items()}, settings)
+    results = {k: v[:n].reshape(lengths + v.shape[1:]) for k, v in results.items()}
+    return SweepStore(axes, results, settings, results.pop(NONFINITE))
 
 
 def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None = None,
@@ -415,7 +430,9 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
             got = [np.asarray(leaf) for leaf in jax.tree.leaves(mapped(*(v[idx] for v in flat), *arrays))]
             fill(b, got)
             if path is not None:
-                _write_atomic(path, lambda f, got=got: np.savez(f, **dict(zip(leaf_names, got, strict=True))))
+                flags = {NONFINITE: _nonfinite(got)}  # reported beside the values, never silently NaN
+                _write_atomic(path, lambda f, got=got, flags=flags: np.savez(
+                    f, **dict(zip(leaf_names, got, strict=True)), **flags))
         done += 1
         if progress is not None:
             progress(done, len(mine), time.perf_counter() - start)
