@@ -212,6 +212,10 @@ def test_the_default_block_follows_the_working_set():
     assert run_bytes(train, rho=1.0, seed=0) > 200 * 50 * 50 * 4  # the gradient of W_hh at every step, at least
 
 
+def _nothing(result):
+    return ()
+
+
 def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="sweep needs at least one axis"):
         sweep(_small)
@@ -229,5 +233,7 @@ def test_bad_input(tmp_path):
         sweep(3, **SMALL)
     with pytest.raises(ValueError, match="summary must be a function or None"):
         sweep(_small, summary=1, **SMALL)
+    with pytest.raises(ValueError, match=r"run \(or summary\) must return at least one array, got \(\)"):
+        sweep(_small, summary=_nothing, **SMALL)
     with pytest.raises(ValueError, match="holds no sweep"):
         load_sweep(tmp_path)

@@ -403,6 +403,8 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
     mine = [b for b in range(n_blocks) if not deal or b % jax.process_count() == jax.process_index()]
     leaves_struct, treedef = jax.tree.flatten(struct)
     leaf_names = _leaf_names(struct)
+    if not leaves_struct:
+        raise ValueError(f"run (or summary) must return at least one array, got {struct}")
     results = [np.empty((n_blocks * B, *s.shape), s.dtype) for s in leaves_struct]
     if out is not None:
         out = Path(out)
