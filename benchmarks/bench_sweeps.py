@@ -1,8 +1,9 @@
-"""Speed of the rho sweeps (issues 4 and 12): one vmapped program vs a loop of jitted runs vs NumPy, sharding
-over host devices, the Lanczos norm against the exact SVD, and the Lyapunov spectrum at H = 50, T = 10,000.
+"""Speed of the rho sweeps (issues 4, 12, 17, 21): one vmapped program vs a loop of jitted runs vs NumPy, a user's
+own cell swept by rnnjax.sweep, sharding over host devices, the Lanczos norm against the exact SVD, the Lyapunov
+spectrum at H = 50, T = 10,000, and (``--scale``) the cost per run and peak memory from 64 to 16,384 runs.
 
     python benchmarks/bench_sweeps.py [--rhos 64] [--steps 200] [--numpy-runs 4] [--repeats 3] [--devices N]
-                                      [--json FILE]
+                                      [--json FILE] [--scale [64,1024,4096,16384]] [--scale-before MAX]
 
 Experiment 2's sweep: ``--rhos`` values of rho in [0.8, 1.3] (all of them train finitely) x 1 seed x
 ``--steps`` SGD steps of the 50-unit ReLU RNN on the fox text (segments of 50, cross-entropy, lr 1e-4),
@@ -22,8 +23,18 @@ the first call's extra cost (compile; first-call wall minus the median run). The
 ``spec_norm="svd"`` (exact, a LAPACK call: one device under jaxlib 0.10) gives the Lanczos estimate's
 worst relative error against the SVD over every finite step of every run.
 
+A user's own cell, swept the same way (``rnnjax.sweep``): a cell with a tuple carry (h, c) (the test's leaky
+cell at H = 50), trained by ``rnnjax.fit`` + ``rnnjax.make_loss`` with SGD on the same data and steps, ``--rhos``
+values of rho scaling its W_hh: ``rnnjax.sweep(run, rho=rhos)`` against a loop of the jitted run.
+
 Then the phase-diagram sweep: 64 rho x 4 seeds x lengths (20, 50, 200), tanh, one device vs every
 device; and ``lyapunov_spectrum`` for H = 50, T = 10,000, all 50 exponents.
+
+``--scale`` (the scale table alone): Experiment 2's training over rho x 4 seeds at each number of runs,
+each size in a fresh process (peak resident memory is per process): the time per run of a call after a
+warm-up call that compiled the same block program, and the process's peak resident memory, with the
+default block (``rnnjax.sweeps.default_block``) and, up to ``--scale-before`` runs, as one block (every
+run in one program: the sweep before blocks).
 """
 
 from __future__ import annotations
@@ -34,7 +45,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads OpenBLA
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -86,8 +99,20 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--devices", type=int, default=None, help="host devices (default: one per core)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--scale", nargs="?", const="64,1024,4096,16384", default=None,
+                   help="only the scale table: runs per sweep, comma-separated (default 64,1024,4096,16384)")
+    p.add_argument("--scale-before", type=int, default=4096,
+                   help="the one-block rows (before blocks) up to this many runs (default 4096)")
+    p.add_argument("--scale-child", nargs=2, type=int, default=None, help=argparse.SUPPRESS)  # RUNS BLOCK (0: default)
     args = p.parse_args(argv)
     use_host_devices(args.devices)
+    if args.scale_child is not None:
+        return scale_child(*args.scale_child, steps=args.steps)
+    if args.scale:  # the scale table alone
+        out = {"scale": scale_rows([int(n) for n in args.scale.split(",")], args), "load_average": os.getloadavg()}
+        if args.json is not None:
+            args.json.write_text(json.dumps(out, indent=1))
+        return out
 
     import jax
     import jax.numpy as jnp
@@ -160,6 +185,46 @@ def main(argv=None) -> dict:
           f"{np.max(np.abs(rel)):.1e} (below it by at most {max(-rel.min(), 0):.1e}, above by at most "
           f"{max(rel.max(), 0):.1e}); largest loss difference sharded vs 1 device {same:.1e}")
 
+    # a user's own cell with a tuple carry, swept by rnnjax.sweep against a loop of its jitted run
+    import optax
+    from jax.tree_util import Partial
+
+    import rnnjax
+
+    def cell_init(key, D, H):
+        k1, k2 = jax.random.split(key)
+        return {"W_xh": jax.random.normal(k1, (D, H)) / np.sqrt(D), "W_hh": jax.random.normal(k2, (H, H)) / np.sqrt(H),
+                "b_h": jnp.zeros(H)}
+
+    def cell_step(p, carry, x):  # c_t = (c_{t-1} + tanh(x W_xh + h W_hh + b)) / 2, h_t = tanh(c_t)
+        h, c = carry
+        c = 0.5 * c + 0.5 * jnp.tanh(x @ p["W_xh"] + h @ p["W_hh"] + p["b_h"])
+        return (jnp.tanh(c), c)
+
+    cell = rnnjax.Cell(cell_init, lambda p: (jnp.zeros_like(p["b_h"]),) * 2, cell_step, lambda carry: carry[0])
+    cell_loss, cell_opt = rnnjax.make_loss(cell, "xent"), optax.sgd(1e-4)
+
+    def cell_run(rho, xs, ys):
+        model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 27, 50, 27)
+        model = model._replace(cell=model.cell | {"W_hh": rho * model.cell["W_hh"]})
+        return rnnjax.fit(cell_loss, model, (xs, ys), cell_opt, num_steps=args.steps)[1].loss
+
+    cell_swept = Partial(cell_run, xs=xs, ys=ys)
+    cell_jit = jax.jit(cell_run)
+    cell_res = interleaved({"sweep": lambda: rnnjax.sweep(cell_swept, rho=rhos),
+                            "loop": lambda: [cell_jit(jnp.float32(r), xs, ys).block_until_ready() for r in rhos]},
+                           args.repeats)
+    a, b = rnnjax.sweep(cell_swept, rho=rhos), np.stack([np.asarray(cell_jit(jnp.float32(r), xs, ys)) for r in rhos])
+    cell_diff = float(np.nanmax(np.abs(a - b) / np.maximum(np.abs(b), 1e-30)))
+    print(f"\nA user's own cell (tuple carry (h, c), H = 50, rnnjax.fit, {len(rhos)} rho x {args.steps} steps), "
+          "seconds: run wall / CPU   [compile]")
+    for name, r in cell_res.items():
+        print(f"  {name:6s} {r['run'][0]:7.3f} / {r['run'][1]:7.3f}   [compile {r['compile'][0]:5.2f} / "
+              f"{r['compile'][1]:5.2f}]")
+    ratios["cell_loop_over_sweep"] = cell_res["loop"]["run"][0] / cell_res["sweep"]["run"][0]
+    print(f"  ratio loop / sweep = {ratios['cell_loop_over_sweep']:.2f}x (target >= 2x); largest relative "
+          f"difference of the losses, sweep vs loop: {cell_diff:.1e}")
+
     # the phase-diagram sweep: shards over every device
     text_x, text_y = data.inputs.reshape(-1, 27)[:200], data.targets.reshape(-1)[:200]
     grid_rhos = np.linspace(0.5, 2.0, 64)
@@ -197,10 +262,59 @@ def main(argv=None) -> dict:
            "repeats": args.repeats, "load_average": [load0, load1], "sweep": {**res, **svd}, "ratios": ratios,
            "lanczos_vs_svd": {"finite_steps": int(ok.sum()), "worst_relative_error": float(np.max(np.abs(rel))),
                               "most_below": float(max(-rel.min(), 0)), "most_above": float(max(rel.max(), 0))},
-           "phase": ph, "lyapunov": ly}
+           "phase": ph, "lyapunov": ly, "user_cell": cell_res}
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=1))
     return out
+
+
+def scale_child(runs: int, block: int, *, steps: int) -> dict:
+    """One scale row, in this (fresh) process: Experiment 2's training over rho x 4 seeds, ``runs`` runs in
+    blocks of ``block`` (0: the default); a warm-up call over one block compiles the program. Prints JSON."""
+    import jax
+    import numpy as np
+    from jax.tree_util import Partial
+
+    from rnnjax.data.text import fox_segments
+    from rnnjax.sweeps import _Init, _TrainRun, sweep
+
+    data = fox_segments()  # train_sweep's run (Experiment 2's training), swept with the block given
+    run = Partial(_TrainRun(_Init((27, 50, 27), "gaussian", None, None), "xent", steps, 1e-4, "sgd", None, "relu",
+                            False), xs=data.inputs, targets=data.targets)
+    seeds, R = np.arange(4), max(runs // 4, 1)
+    rhos = np.linspace(0.8, 1.3, R)
+    warm = rhos[: min(max((block or 128) // 4, 1), R)]  # as many runs as one block: compiles its program
+    sweep(run, block=block or None, rho=warm, seed=seeds)
+    t = time.perf_counter()
+    _, h = sweep(run, block=block or None, rho=rhos, seed=seeds)
+    wall = time.perf_counter() - t
+    out = {"runs": R * 4, "block": block or "default", "per_run_ms": 1000 * wall / (R * 4), "wall_s": wall,
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+           "devices": len(jax.devices()), "finite": bool(np.asarray(h.finite).any())}
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def scale_rows(sizes: list[int], args) -> list[dict]:
+    """The scale table: every size in a fresh process, with the default block and (up to --scale-before) as one
+    block."""
+    rows = []
+    print("\nScale: Experiment 2's training over rho x 4 seeds, per run (a second call) and peak resident memory")
+    for runs in sizes:
+        for block in (0, runs) if runs <= args.scale_before else (0,):
+            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--scale-child", str(runs), str(block)]
+            if args.devices:
+                cmd += ["--devices", str(args.devices)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"  {runs} runs, block {block or 'default'}: failed: {done.stderr.strip().splitlines()[-1:]}")
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            label = "one block (before)" if block else "default blocks"
+            print(f"  {row['runs']:6d} runs, {label:18s} {row['per_run_ms']:7.2f} ms a run, peak "
+                  f"{row['peak_rss_gb']:.2f} GB ({row['wall_s']:.1f} s)", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 
 from experiments import _cli  # noqa: E402
 from experiments.job import start  # noqa: E402
-from rnnjax import forecast  # noqa: E402
+from rnnjax import forecast, stats  # noqa: E402
 from rnnjax.bptt import resolve_method  # noqa: E402
 from rnnjax.cells import CELLS, get_cell  # noqa: E402
 from rnnjax.data.prices import load_price_data, make_forecast_data, values_to_prices  # noqa: E402
@@ -347,7 +347,7 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
                                                                                         actual_test)
     test_rmse, test_mae = forecast.seed_summary(test_rmse_s, ok), forecast.seed_summary(test_mae_s, ok)
     p_rmse, p_mae = float(forecast.rmse(persist_test, actual_test)), float(forecast.mae(persist_test, actual_test))
-    dm = forecast.diebold_mariano(np.where(ok[:, None], pred_test, actual_test), persist_test, actual_test)
+    dm = stats.diebold_mariano(np.where(ok[:, None], pred_test, actual_test), persist_test, actual_test)
     dm_seeds = _dm_by_seed(ok, dm, test_rmse_s / p_rmse)
     for st, rec in zip(status, dm_seeds, strict=True):
         st.update(rec)
@@ -427,7 +427,7 @@ def _seed_verdict(reliable: bool, stat: float, p: float, ratio: float) -> str:
     return "worse" if ratio >= DECISIVE_RATIO else "better" if ratio <= 1 / DECISIVE_RATIO else "undecided"
 
 
-def _dm_by_seed(ok, dm: forecast.DMTest, ratio) -> list[dict]:
+def _dm_by_seed(ok, dm: stats.DMTest, ratio) -> list[dict]:
     """Per seed (None fields for a failed seed): its ``dm`` record, RMSE ratio and verdict."""
     records = []
     for s, good in enumerate(ok):
@@ -493,7 +493,7 @@ def _dm_summary(records: list[dict]) -> dict:
     unreliable = [r for r in good if not r["dm"]["reliable"]]
     basis = ("none" if not good else "diebold-mariano" if not unreliable else
              "rmse ratio" if not reliable else "diebold-mariano and rmse ratio")
-    out = {"test": DM_TEST, "level": LEVEL, "unreliable_from_lag1_autocorr": forecast.PERSISTENT_AUTOCORR,
+    out = {"test": DM_TEST, "level": LEVEL, "unreliable_from_lag1_autocorr": stats.PERSISTENT_AUTOCORR,
            "decisive_rmse_ratio": DECISIVE_RATIO, "basis": basis,
            "seeds_reliable": len(reliable), "seeds_unreliable": len(unreliable),
            "seeds_significantly_better": sum(r["verdict"] == "better" for r in reliable),

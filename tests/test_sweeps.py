@@ -13,13 +13,12 @@ import pytest
 from experiments.claims import judge_claim
 from rnnjax.cells import init_rnn
 from rnnjax.devices import use_host_devices
+from rnnjax.sharding import sharded_vmap, uses_lapack
 from rnnjax.sweeps import (
     curve_summary,
     grid,
-    sharded_vmap,
     stability_sweep,
     train_sweep,
-    uses_lapack,
     zero_crossing,
 )
 from rnnjax.train import first_nonfinite_step, train
@@ -147,7 +146,8 @@ SHARDED_SCRIPT = textwrap.dedent("""
     assert use_host_devices(2) == 4  # the user's XLA_FLAGS device count wins
     import jax, jax.numpy as jnp, numpy as np
     from rnnjax import init_rnn, loss_and_grad
-    from rnnjax.sweeps import sharded_vmap, stability_sweep
+    from rnnjax.sharding import sharded_vmap
+    from rnnjax.sweeps import stability_sweep
     assert len(jax.devices()) == 4, jax.devices()
     key = jax.random.PRNGKey(0)
     xs = jax.nn.one_hot(jax.random.randint(key, (9,), 0, 4), 4)

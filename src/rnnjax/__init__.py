@@ -2,7 +2,7 @@
 
 The public API, re-exported from the modules that define it (nothing is defined here). Modules
 that pull in heavier dependencies stay behind their own import: ``rnnjax.data.prices`` (pandas),
-``rnnjax.data.stooq`` (requests), ``rnnjax.sweeps`` (sharding), ``rnnjax.plots`` (matplotlib).
+``rnnjax.data.stooq`` (requests), ``rnnjax.plots`` (matplotlib).
 """
 
 from rnnjax import cells, interop
@@ -61,6 +61,7 @@ from rnnjax.scan import (
     sequence_loss,
     unroll,
 )
+from rnnjax.sweeps import load_sweep, sweep
 from rnnjax.train import (
     FitHistory,
     FitState,
@@ -88,6 +89,7 @@ __all__ = [
     "gru_params_from_torch", "lstm_params_from_torch", "params_to_torch", "rnn_params_from_torch",
     "BidirectionalParams", "ModelParams", "Readout", "batch_loss", "bidirectional", "cell_loss_and_grad",
     "init_bidirectional", "init_model", "make_loss", "predict", "sequence_loss", "unroll",
+    "load_sweep", "sweep",
     "FitHistory", "FitState", "TrainHistory", "describe_nonfinite", "first_nonfinite_step", "fit", "make_optimizer",
     "train",
 ]

@@ -1,13 +1,8 @@
-"""Sweeps over rho x seeds as one vmapped, jitted program, sharded over every device.
+"""Sweeps: any pure run evaluated on a grid of its arguments, as one vmapped, jitted program over every device.
 
-:func:`sharded_vmap` maps a function over the leading axis of its arguments with ``jax.vmap``
-and splits that axis over a one-axis device mesh with ``jax.shard_map`` (no communication: each
-device runs its own slice, padded to equal size). On one device it is plain
-``jax.jit(jax.vmap(f))``. Each element runs the same per-element program either way, so results
-equal the unsharded run up to float32 round-off (XLA may vectorise a different batch size
-differently; bit-identical in the tests). For several CPU devices, call
-:func:`rnnjax.devices.use_host_devices` before JAX starts. A program holding a CPU LAPACK call
-stays on one device (see :data:`LAPACK_PRIMITIVES`).
+* :func:`sweep` -- ``run(**point)`` on the outer-product grid of 1-D axes (rho x seed x learning
+  rate x ...), in blocks that fit the caches, optionally streamed to disk and resumable
+  (:func:`load_sweep` reads a store back); built on :func:`rnnjax.sharding.sharded_vmap`.
 
 On top of it, each (rho, seed) initialised as W_hh = rho W with W drawn from ``PRNGKey(seed)``:
 
@@ -19,22 +14,27 @@ On top of it, each (rho, seed) initialised as W_hh = rho W with W drawn from ``P
 * :func:`lyapunov_sweep` -- full Lyapunov spectra;
 * :func:`curve_summary`, :func:`zero_crossing` -- summaries of the results.
 
-Every sweep also runs as one program over every device of every process of a multi-process JAX job
-(several processes on one machine, or a cluster): start each process with
+Every sweep also runs over every device of every process of a multi-process JAX job (several
+processes on one machine, or a cluster): start each process with
 :func:`rnnjax.devices.init_distributed` and make the same call in each; see the README.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+import time
 from collections.abc import Callable, Sequence
-from functools import partial
-from typing import NamedTuple
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.tree_util import Partial
 
 from rnnjax._checks import check_choice, check_positive_int
 from rnnjax.activations import get_activation
@@ -49,9 +49,8 @@ from rnnjax.analysis import (
     rnn_step,
 )
 from rnnjax.cells import RECURRENT_INITS, init_rnn, spectral_radius
+from rnnjax.sharding import FAST_COMPILE, sharded_vmap
 from rnnjax.train import SPEC_NORMS, train
-
-AXIS = "sweep"
 
 
 def check_rhos(rhos) -> np.ndarray:
@@ -81,153 +80,372 @@ def grid(rhos, seeds) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(rhos, seeds.size), np.tile(seeds, rhos.size)
 
 
-def _sweep_grid(rhos, seeds, recurrent_init: str) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Validate a sweep's ``recurrent_init``, rhos and seeds; return the flat grid and its sizes (R, S)."""
+def _rho_seed(rhos, seeds, recurrent_init: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a sweep's ``recurrent_init``, rhos and seeds; return them as its two axes."""
     check_choice("recurrent_init", recurrent_init, RECURRENT_INITS)
-    rho_flat, seed_flat = grid(rhos, seeds)
-    return rho_flat, seed_flat, len(check_rhos(rhos)), len(check_seeds(seeds))
+    return check_rhos(rhos), check_seeds(seeds)
 
 
-def _mapped_impl(*args, fn, mesh, shared):
-    """vmap(fn) over the leading axis of all but the last ``shared`` args, shard_mapped over ``mesh``."""
-    k = len(args) - shared
-    f = jax.vmap(fn, in_axes=(0,) * k + (None,) * shared)
-    if mesh is None:
-        return f(*args)
-    return jax.shard_map(f, mesh=mesh, in_specs=(P(AXIS),) * k + (P(),) * shared, out_specs=P(AXIS),
-                         check_vma=False)(*args)  # per-element programs: nothing crosses devices
+# ----------------------------------------------------------------------------------------------
+# The generic sweep: any pure run(**point) on the outer-product grid of its axes
+# ----------------------------------------------------------------------------------------------
+
+# The default block (runs per compiled call) keeps each device's share of a block's working sets
+# (:func:`run_bytes`, an upper bound: every value counted, none reused) within this many bytes, so one
+# vmapped program does not fall out of the caches as a sweep grows (issue 21: 64 training runs in one
+# call cost 6.5 ms a run, 4,096 cost 13.6 ms). Calibrated on Experiment 2's training (run_bytes 4.0
+# MiB a run; 1,024 runs on 2 host devices in blocks of 16, 64, 128, 256, 1,024: 128 the fastest, 256
+# and more 2x slower a run, under load; ``benchmarks/bench_sweeps.py --scale`` measures it):
+# 64 such runs a device.
+BLOCK_BYTES_PER_DEVICE = 256 * 2**20
+STORE_FORMAT = "rnnjax.sweep/1"
+GRID_FILE = "grid.json"
 
 
-_STATIC = ("fn", "mesh", "shared")
-_mapped = jax.jit(_mapped_impl, static_argnames=_STATIC)
-# XLA's LLVM backend optimisations dominate compile time on CPU (seconds per program); level 0
-# compiles ~5-10x faster and runs ~3-10x slower: right for smoke-test sizes, wrong for full runs.
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
-_mapped_fast_compile = jax.jit(_mapped_impl, static_argnames=_STATIC, compiler_options=FAST_COMPILE)
+class _TracedLeaf:
+    """Where an array leaf of ``run`` goes: arrays are passed to the program traced, the rest is static."""
+
+    def __repr__(self):
+        return "<array>"
 
 
-# XLA:CPU custom calls into LAPACK. In jaxlib 0.10 a batched one splits its batch over the intra-op
-# thread pool and blocks until done; when every pool thread is running a device's program (one host
-# device per core), those waits never end. Programs holding one of these run on one device instead,
-# on the jaxlib versions known to have the bug (measured on 0.10.2; the newest jaxlib a Python 3.11
-# machine installs). Newer versions are not known to deadlock and are sharded like any program.
-LAPACK_DEADLOCK_BELOW = (0, 11)  # jaxlib versions < this one keep LAPACK programs on one device
+_ARRAY = _TracedLeaf()
 
 
-def _jaxlib_version() -> tuple[int, ...]:
-    import jaxlib
+class _Static(NamedTuple):
+    """The static part of ``run`` (hashable: the compiled program's cache key): its pytree structure and
+    its non-array leaves, with :data:`_ARRAY` where an array leaf goes."""
 
-    return tuple(int(p) for p in jaxlib.__version__.split(".")[:2] if p.isdigit())
+    treedef: Any
+    leaves: tuple
+
+    def build(self, arrays):
+        it = iter(arrays)
+        return self.treedef.unflatten([next(it) if leaf is _ARRAY else leaf for leaf in self.leaves])
 
 
-LAPACK_PRIMITIVES = frozenset({"svd", "eig", "eigh", "qr", "geqrf", "geqp3", "householder_product", "lu",
-                               "cholesky", "schur", "hessenberg", "tridiagonal", "tridiagonal_solve",
-                               "triangular_solve"})
+def _split_run(run) -> tuple[_Static, list]:
+    """``run`` as (static part, its array leaves): a ``jax.tree_util.Partial`` passes its arrays traced."""
+    leaves, treedef = jax.tree.flatten(run)
+    is_array = [isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves]
+    static = _Static(treedef, tuple(_ARRAY if a else leaf for leaf, a in zip(leaves, is_array, strict=True)))
+    return static, [leaf for leaf, a in zip(leaves, is_array, strict=True) if a]
 
 
-def _primitive_names(jaxpr) -> set[str]:
-    """Names of every primitive in a (closed) jaxpr, sub-jaxprs (scan, cond, pjit, ...) included."""
-    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-    names = set()
+class _Point(NamedTuple):
+    """One grid point's run: ``summary(run(**dict(zip(names, values))))``; hashable, so its program is cached."""
+
+    run: _Static
+    names: tuple[str, ...]
+    summary: Callable | None
+
+    def __call__(self, *args):
+        k = len(self.names)
+        out = self.run.build(args[k:])(**dict(zip(self.names, args[:k], strict=True)))
+        return out if self.summary is None else self.summary(out)
+
+
+def _check_axes(axes: dict) -> dict[str, np.ndarray]:
+    """Every axis as a non-empty 1-D NumPy array of JAX's canonical dtype (integers stay integers)."""
+    if not axes:
+        raise ValueError("sweep needs at least one axis, e.g. rnnjax.sweep(run, rho=np.linspace(0.8, 1.3, 64))")
+    out = {}
+    for name, values in axes.items():
+        a = np.asarray(values)
+        if a.ndim != 1 or a.size == 0:
+            raise ValueError(f"axis {name} must be a non-empty 1-D array of values, got shape {a.shape}")
+        if a.dtype != bool and not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"axis {name} must hold numbers, got dtype {a.dtype}")
+        if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
+            raise ValueError(f"axis {name} holds a non-finite value: {a[~np.isfinite(a)][0]}")
+        cast = a.astype(jax.dtypes.canonicalize_dtype(a.dtype))
+        if np.issubdtype(a.dtype, np.integer) and not np.array_equal(cast, a):
+            raise ValueError(f"axis {name} holds an integer outside {cast.dtype}'s range")
+        out[name] = cast
+    return out
+
+
+def _jaxpr_bytes(jaxpr, skip=()) -> int:
+    """Bytes of every value a jaxpr defines (its inputs but ``skip``, every equation's outputs, sub-jaxprs
+    of scan/cond/pjit once each): the working set with no buffer reused, an upper bound."""
+    nbytes = lambda v: int(np.prod(getattr(v.aval, "shape", ()), dtype=np.int64)) * getattr(
+        getattr(v.aval, "dtype", None), "itemsize", 0)
+    skip = {id(v) for v in skip}
+    total = sum(nbytes(v) for v in jaxpr.invars if id(v) not in skip)
     for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
+        total += sum(nbytes(v) for v in eqn.outvars)
         for value in eqn.params.values():
             for item in value if isinstance(value, (list, tuple)) else (value,):
-                if hasattr(item, "eqns") or hasattr(getattr(item, "jaxpr", None), "eqns"):
-                    names |= _primitive_names(item)
-    return names
+                inner = getattr(item, "jaxpr", item)
+                if hasattr(inner, "eqns"):
+                    total += _jaxpr_bytes(inner)
+    return total
 
 
-def uses_lapack(fn: Callable, *args, shared: int = 0) -> bool:
-    """True when ``jax.vmap(fn)`` over ``args`` (the last ``shared`` not mapped) calls a LAPACK kernel."""
-    k = len(args) - shared
-    jaxpr = jax.make_jaxpr(jax.vmap(fn, in_axes=(0,) * k + (None,) * shared))(*args)
-    return bool(_primitive_names(jaxpr) & LAPACK_PRIMITIVES)
+@lru_cache(maxsize=128)
+def _plan(point: _Point, avals: tuple) -> tuple[Any, int]:
+    """(shape/dtype pytree of one run's result, its working set in bytes), traced once per (point, shapes).
+
+    The working set is what one more run adds: the bytes of the vmapped program over two runs minus
+    over one (values every run shares, such as transformed data, cancel)."""
+    k = len(point.names)
+
+    def count(n):
+        args = [jax.ShapeDtypeStruct((n, *s), d) for s, d in avals[:k]] + [jax.ShapeDtypeStruct(s, d)
+                                                                           for s, d in avals[k:]]
+        closed, out = jax.make_jaxpr(jax.vmap(point, in_axes=(0,) * k + (None,) * (len(avals) - k)),
+                                     return_shape=True)(*args)
+        return _jaxpr_bytes(closed.jaxpr, skip=closed.jaxpr.invars[k:]), out
+
+    (one, out), (two, _) = count(1), count(2)
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), out), two - one
 
 
-def one_per_process(devices: Sequence) -> list:
-    """The first of ``devices`` on each process (one device when a single process holds them all)."""
-    first = {}
-    for d in devices:
-        first.setdefault(d.process_index, d)
-    return [first[k] for k in sorted(first)]
+def run_bytes(run, **point) -> int:
+    """The working set of one ``run(**point)`` in bytes (values of one point, e.g. ``rho=1.0, seed=0``).
+
+    Every value its program defines per run, counted once with no buffer reused (the per-step values
+    of a ``lax.scan`` once, its stacked outputs in full; arrays ``run`` carries as a ``Partial``, and
+    values computed from them alone, not counted): an upper bound, from two traces (no compile).
+    :func:`sweep`'s default block divides :data:`BLOCK_BYTES_PER_DEVICE` by it.
+    """
+    static, arrays = _split_run(run)
+    names = tuple(point)
+    values = [np.asarray(v, jax.dtypes.canonicalize_dtype(np.asarray(v).dtype)) for v in point.values()]
+    avals = tuple((tuple(np.shape(a)), jnp.result_type(a)) for a in [*values, *arrays])
+    return _plan(_Point(static, names, None), avals)[1]
 
 
-def _global(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """A global array laid out by ``sharding`` from a host array every process holds in full."""
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+def default_block(per_run_bytes: int, n_devices: int) -> int:
+    """Runs per block: each device's share of the working sets within :data:`BLOCK_BYTES_PER_DEVICE`.
+
+    ``n_devices * max(1, BLOCK_BYTES_PER_DEVICE // per_run_bytes)``, a multiple of the device count.
+    """
+    return n_devices * max(1, BLOCK_BYTES_PER_DEVICE // max(int(per_run_bytes), 1))
 
 
-def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int = 0,
-                 fast_compile: bool = False) -> Callable:
-    """``jax.vmap(fn)`` over the leading axis of the first arguments, that axis split over ``devices``.
+def _describe(obj) -> str:
+    """A text that names ``obj`` the same in every process (memory addresses removed)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+
+
+def _digest(arrays) -> str:
+    """sha256 of arrays' dtypes, shapes and bytes: whether a resumed sweep was given the same data."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _leaf_names(struct) -> list[str]:
+    """Names of a result's leaves in a store: their pytree paths ("loss", "1.W_hh", "lyap_top"; "result" alone)."""
+    paths = jax.tree_util.tree_flatten_with_path(struct)[0]
+    return [jax.tree_util.keystr(path, simple=True, separator=".") or "result" for path, _ in paths]
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then rename it: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+NONFINITE = "_nonfinite"  # a store block's bool (block,): which runs' results hold a NaN or an infinity
+
+
+def _nonfinite(leaves) -> np.ndarray:
+    """Per run (the leading axis), whether any floating leaf holds a NaN or an infinity."""
+    bad = np.zeros(len(leaves[0]), bool)
+    for a in leaves:
+        if np.issubdtype(a.dtype, np.inexact):
+            bad |= ~np.isfinite(a).reshape(len(a), -1).all(1)
+    return bad
+
+
+def _block_file(out: Path, b: int) -> Path:
+    return out / f"block_{b:06d}.npz"
+
+
+def _open_store(out: Path, settings: dict) -> None:
+    """Create the store ``out`` with its ``grid.json``, or check that the one there holds these settings."""
+    settings = json.loads(json.dumps(settings))  # as it reads back
+    grid_file = out / GRID_FILE
+    if grid_file.exists():
+        stored = json.loads(grid_file.read_text())
+        for key in dict.fromkeys([*settings, *stored]):
+            if stored.get(key) != settings.get(key):
+                there, here = (str(v if not isinstance(v, list) else v)[:80] for v in (stored.get(key),
+                                                                                     settings.get(key)))
+                raise ValueError(f"out={out} holds another sweep: its {key} is {there} there, {here} here; "
+                                 f"resume with the same grid and settings, or use another out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(grid_file, lambda f: f.write(json.dumps(settings, indent=1).encode()))
+
+
+class SweepStore(NamedTuple):
+    """A sweep read back from its ``out`` folder by :func:`load_sweep`."""
+
+    axes: dict  # axis name -> values (in grid order)
+    results: dict  # leaf name (its pytree path, e.g. "1.loss") -> array (*axis lengths, ...)
+    settings: dict  # the grid.json record: block size, the run's and summary's description, data digest
+    nonfinite: np.ndarray  # bool (*axis lengths): the runs whose result holds a NaN or an infinity
+
+
+def load_sweep(out) -> SweepStore:
+    """Read a whole sweep store written by :func:`sweep` with ``out=`` (any process, any machine).
+
+    Each block is also one line of NumPy: ``np.load(out / "block_000000.npz")`` holds that block's
+    runs (flat grid order, the last block padded) under the leaf names of ``grid.json``, and
+    ``_nonfinite``: which of them hold a NaN or an infinity (``SweepStore.nonfinite`` for the grid).
+    Raises ``ValueError`` when blocks are missing (a sweep still running, or killed: run it again).
+    """
+    out = Path(out)
+    grid_file = out / GRID_FILE
+    if not grid_file.exists():
+        raise ValueError(f"{out} holds no sweep ({GRID_FILE} not found)")
+    settings = json.loads(grid_file.read_text())
+    if settings.get("format") != STORE_FORMAT:
+        raise ValueError(f"{grid_file} is not an rnnjax sweep store (format {settings.get('format')!r})")
+    missing = [b for b in range(settings["blocks"]) if not _block_file(out, b).exists()]
+    if missing:
+        raise ValueError(f"{out} is incomplete: {len(missing)} of {settings['blocks']} blocks missing (first: "
+                         f"{missing[0]}); run the same sweep with out= again to finish it")
+    axes = {a["name"]: np.asarray(a["values"], a["dtype"]) for a in settings["axes"]}
+    lengths = tuple(len(v) for v in axes.values())
+    leaves = settings["results"]
+    results = {name: np.empty((settings["blocks"] * settings["block"], *spec["shape"]), spec["dtype"])
+               for name, spec in [*leaves.items(), (NONFINITE, {"shape": [], "dtype": "bool"})]}
+    B = settings["block"]
+    for b in range(settings["blocks"]):
+        with np.load(_block_file(out, b)) as f:
+            for name in results:
+                results[name][b * B:(b + 1) * B] = f[name]
+    n = settings["runs"]
+    results = {k: v[:n].reshape(lengths + v.shape[1:]) for k, v in results.items()}
+    return SweepStore(axes, results, settings, results.pop(NONFINITE))
+
+
+def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None = None,
+          summary: Callable | None = None, out=None, progress: Callable | None = None,
+          fast_compile: bool = False, **axes):
+    """Evaluate ``run(**point)`` on every point of the outer-product grid of ``axes``, as one compiled program.
+
+    ``rnnjax.sweep(run, rho=np.linspace(0.8, 1.3, 64), seed=np.arange(4))`` calls ``run(rho=r, seed=s)``
+    for every (r, s) -- as ``jax.vmap`` over the flat grid (rho-major), split over every device of
+    every process (:func:`rnnjax.sharding.sharded_vmap`) -- and returns ``run``'s pytree with leading
+    axes (64, 4) on every leaf. Equal to calling ``run`` point by point (the same per-point program;
+    float32 round-off aside where XLA vectorises a batch differently).
 
     Args:
-      fn: a per-element function ``fn(*batched, *shared_args) -> PyTree``. The compiled program is
-        reused for equal ``fn`` (a module-level function, or a hashable callable such as a
-        NamedTuple with ``__call__``) and equal shapes.
-      devices: the devices to shard over; all of ``jax.devices()`` when None -- in a multi-process
-        JAX job (:func:`rnnjax.devices.init_distributed`) every device of every process: each process
-        computes the elements its devices hold, and every process gets all results (gathered with
-        ``multihost_utils.process_allgather``). Every process must then make the same call with the
-        same arguments. With one device the program is plain ``jax.jit(jax.vmap(fn))`` (no mesh)
-        placed on that device.
-      shared: how many trailing arguments every element shares (replicated, not mapped).
-      fast_compile: compile with :data:`FAST_COMPILE` (seconds less per program, slower to run;
-        for short analysis programs).
+      run: a pure function of scalars (one per axis, by name) returning a pytree of arrays. Static:
+        the compiled program is cached on (run, axis names, lengths, devices), so a second call with
+        new axis values of the same lengths compiles nothing -- but a fresh closure or ``lambda`` is a
+        new ``run`` and compiles again (define it once, or use a hashable callable such as a
+        NamedTuple with ``__call__``). Arrays it closes over are compiled in as constants; pass data
+        as ``jax.tree_util.Partial(f, xs, ys)`` to have them traced (new data, no compile).
+      devices: the devices to split the runs over (default every device of every process).
+      block: runs per compiled call (the grid runs block after block, one compiled program for
+        every block, the last one padded by repeating its last run). Default :func:`default_block`
+        of the run's working set (:func:`run_bytes`): blocks that fit the caches; the whole grid in
+        one call when it fits one block.
+      summary: ``summary(result) -> pytree``, applied to each run's result inside the program; only
+        what it returns is kept (e.g. the last loss of a long history). Static, like ``run``.
+      out: a folder: each finished block is written at once (``block_NNNNNN.npz``, atomically) beside
+        ``grid.json`` (the axes and settings); a sweep started again on the same ``out`` skips the
+        finished blocks and returns what an uninterrupted sweep returns, bit for bit; one with
+        another grid, block, run, summary or data is refused (``ValueError``). :func:`load_sweep`
+        reads the store back. In a multi-process job the blocks are dealt to the processes (block b
+        to process b mod P, on its own devices), each writes its own, and every process returns the
+        whole result (read back from ``out`` after all are done).
+      progress: ``progress(blocks_done, blocks_total, elapsed_s)`` after every block (this process's
+        blocks; blocks found finished in ``out`` count as done).
+      fast_compile: compile with :data:`rnnjax.sharding.FAST_COMPILE` (for smoke-test sizes).
+      **axes: the grid: 1-D arrays of values by name. Integer axes (seeds) stay integers; floats
+        become JAX's default float (float32). The names ``devices``, ``block``, ``summary``, ``out``,
+        ``progress`` and ``fast_compile`` are taken by the options above.
 
     Returns:
-      ``g(*args)``: every leaf of the batched arguments carries a leading axis N (any N: it is
-      padded up to a multiple of the device count by repeating elements, and the padding is
-      dropped from the outputs, so results do not depend on the device count). ``g.devices(*args)``
-      tells how many devices a call would use: one per process when the program holds a CPU LAPACK
-      call (see :data:`LAPACK_PRIMITIVES`), which jaxlib 0.10 cannot run on every core's device of a
-      process at once (:data:`LAPACK_DEADLOCK_BELOW`).
+      ``run``'s (or ``summary``'s) pytree of NumPy arrays, each with leading axes (len(axis) for
+      each axis in order). Runs that go non-finite stay as they are (their own results say so, e.g.
+      a training history's ``finite`` flags); nothing else is affected by them.
     """
+    if not callable(run):
+        raise ValueError(f"run must be a function run(**point) -> pytree, got {type(run).__name__}")
+    for name, fn in (("summary", summary), ("progress", progress)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{name} must be a function or None, got {type(fn).__name__}")
+    if block is not None:
+        check_positive_int("block", block)
+    axes = _check_axes(axes)
+    names, lengths = tuple(axes), tuple(a.size for a in axes.values())
+    N = int(np.prod(lengths))
+    flat = [values[i] for values, i in zip(axes.values(), np.indices(lengths).reshape(len(lengths), -1),
+                                            strict=True)]  # point j of the flat grid, axis-major order
+    static, arrays = _split_run(run)
+    point = _Point(static, names, summary)
+    avals = tuple((tuple(np.shape(a)), jnp.result_type(a)) for a in [*(v[:1].reshape(()) for v in flat), *arrays])
+    try:
+        hash(point)
+    except TypeError:
+        raise ValueError("run (and summary) must be hashable: a function, or a callable NamedTuple of hashable "
+                         "fields; pass arrays through jax.tree_util.Partial") from None
+    struct, per_run = _plan(point, avals)
     devices = list(jax.devices() if devices is None else devices)
-    if not devices:
-        raise ValueError("devices must name at least one device")
+    deal = out is not None and jax.process_count() > 1  # blocks dealt to processes, each on its own devices
+    if deal:
+        devices = [d for d in devices if d.process_index == jax.process_index()]
+    B = min(block or default_block(per_run, len(devices)), N)
+    n_blocks = -(-N // B)
+    mine = [b for b in range(n_blocks) if not deal or b % jax.process_count() == jax.process_index()]
+    leaves_struct, treedef = jax.tree.flatten(struct)
+    leaf_names = _leaf_names(struct)
+    if not leaves_struct:
+        raise ValueError(f"run (or summary) must return at least one array, got {struct}")
+    results = [np.empty((n_blocks * B, *s.shape), s.dtype) for s in leaves_struct]
+    if out is not None:
+        out = Path(out)
+        settings = {"format": STORE_FORMAT, "axes": [{"name": k, "dtype": str(v.dtype), "values": v.tolist()}
+                                                     for k, v in axes.items()],
+                    "runs": N, "block": B, "blocks": n_blocks, "run": _describe(static),
+                    "summary": _describe(summary), "data_sha256": _digest(arrays),
+                    "results": {k: {"shape": list(s.shape), "dtype": str(s.dtype)}
+                                for k, s in zip(leaf_names, leaves_struct, strict=True)}}
+        _open_store(out, settings)
+    mapped = sharded_vmap(point, devices=devices, shared=len(arrays), fast_compile=fast_compile)
+    start, done = time.perf_counter(), 0
 
-    def check(args):
-        if isinstance(shared, bool) or not isinstance(shared, int) or not 0 <= shared < len(args):
-            raise ValueError(f"shared must be an int in [0, {len(args)}) (one batched argument at least), "
-                             f"got {shared!r}")
-        batched = args[: len(args) - shared]
-        leaves = jax.tree.leaves(batched)
-        n = leaves[0].shape[0] if leaves and jnp.ndim(leaves[0]) else None
-        if n is None or any(jnp.shape(leaf)[:1] != (n,) for leaf in leaves):
-            raise ValueError(f"every batched argument needs the same leading axis, got "
-                             f"{sorted({tuple(jnp.shape(leaf)[:1]) for leaf in leaves})}")
-        return n
+    def fill(b, block_leaves):
+        for dest, leaf in zip(results, block_leaves, strict=True):
+            dest[b * B:(b + 1) * B] = leaf
 
-    def usable(args) -> list:
-        if (len(devices) > 1 and devices[0].platform == "cpu" and _jaxlib_version() < LAPACK_DEADLOCK_BELOW
-                and uses_lapack(fn, *args, shared=shared)):
-            return one_per_process(devices)
-        return devices
+    for b in mine:
+        path = None if out is None else _block_file(out, b)
+        if path is not None and path.exists():  # finished before a restart
+            with np.load(path) as f:
+                fill(b, [f[k] for k in leaf_names])
+        else:
+            idx = np.minimum(np.arange(b * B, (b + 1) * B), N - 1)  # the last block repeats its last run
+            got = [np.asarray(leaf) for leaf in jax.tree.leaves(mapped(*(v[idx] for v in flat), *arrays))]
+            fill(b, got)
+            if path is not None:
+                flags = {NONFINITE: _nonfinite(got)}  # reported beside the values, never silently NaN
+                _write_atomic(path, lambda f, got=got, flags=flags: np.savez(
+                    f, **dict(zip(leaf_names, got, strict=True)), **flags))
+        done += 1
+        if progress is not None:
+            progress(done, len(mine), time.perf_counter() - start)
+    if deal:  # every process waits for all blocks, then reads the others' from out
+        from jax.experimental import multihost_utils
 
-    mapped = _mapped_fast_compile if fast_compile else _mapped
-
-    def run(*args):
-        n = check(args)
-        devs = usable(args)
-        if len(devs) == 1:
-            return mapped(*jax.device_put(args, devs[0]), fn=fn, mesh=None, shared=shared)
-        mesh = Mesh(np.array(devs), (AXIS,))
-        batched, rest = args[: len(args) - shared], args[len(args) - shared :]
-        idx = np.arange(-(-n // len(devs)) * len(devs)) % n  # pad to a multiple of the device count
-        # global arrays: each process places the slices its own devices hold (every process passes the same args)
-        batched = jax.tree.map(lambda a: _global(np.asarray(a)[idx], NamedSharding(mesh, P(AXIS))), batched)
-        rest = jax.tree.map(lambda a: _global(np.asarray(a), NamedSharding(mesh, P())), rest)
-        out = mapped(*batched, *rest, fn=fn, mesh=mesh, shared=shared)
-        if not all(leaf.is_fully_addressable for leaf in jax.tree.leaves(out)):  # a multi-process job
-            from jax.experimental import multihost_utils
-
-            out = multihost_utils.process_allgather(out, tiled=True)  # every process gets every result
-        return jax.tree.map(lambda a: a[:n], out)
-
-    run.devices = lambda *args: (check(args), len(usable(args)))[1]
-    return run
+        multihost_utils.sync_global_devices(f"rnnjax.sweep {out}")
+        for b in sorted(set(range(n_blocks)) - set(mine)):
+            with np.load(_block_file(out, b)) as f:
+                fill(b, [f[k] for k in leaf_names])
+    return treedef.unflatten([r[:N].reshape(lengths + r.shape[1:]) for r in results])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,7 +500,7 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
     Run (rho, seed) starts from :func:`rnnjax.init_rnn` with ``PRNGKey(seed)`` and ``rho`` (so the
     rhos of a seed share one random matrix) and is trained by :func:`rnnjax.train` on ``xs``,
     ``targets`` (see there: (N, T, D), item s mod N at step s). ``fast_compile`` trades run time
-    for compile time (see :func:`sharded_vmap`; for smoke tests). ``output_size`` defaults to the
+    for compile time (see :func:`sweep`; for smoke tests). ``output_size`` defaults to the
     input width D for ``loss="xent"`` (next-symbol prediction) and to ``targets.shape[-1]`` otherwise.
 
     Returns:
@@ -290,7 +508,7 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
       :class:`rnnjax.TrainHistory` of (R, S, num_steps) arrays. A run that goes non-finite halts
       alone (its ``history.finite`` turns False); the others are unaffected.
     """
-    rho_flat, seed_flat, R, S = _sweep_grid(rhos, seeds, recurrent_init)
+    rhos, seeds = _rho_seed(rhos, seeds, recurrent_init)
     check_positive_int("hidden_size", hidden_size)
     xs, targets = jnp.asarray(xs), jnp.asarray(targets)
     if xs.ndim not in (3, 4):
@@ -304,10 +522,8 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
     check_choice("spec_norm", spec_norm, SPEC_NORMS)
     one = _TrainRun(init, loss, num_steps, float(learning_rate), optimizer, _opt_float(clip_norm), activation,
                     bool(carry_state), spec_norm)
-    params, history = sharded_vmap(one, devices=devices, shared=2, fast_compile=fast_compile)(
-        jnp.asarray(rho_flat, jnp.float32), jnp.asarray(seed_flat), xs, targets)
-    unflat = lambda a: a.reshape((R, S) + a.shape[1:])
-    return jax.tree.map(unflat, params), jax.tree.map(unflat, history)
+    return sweep(Partial(one, xs=xs, targets=targets), rho=rhos, seed=seeds, devices=devices,
+                 fast_compile=fast_compile)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,10 +580,10 @@ def stability_sweep(rhos, seeds, xs, targets, *, hidden_size: int, output_size: 
 
     All (rho, seed) and every length form one jitted, vmapped program, sharded over ``devices``
     (it holds no LAPACK call); the two weight norms are computed apart. ``fast_compile``: see
-    :func:`sharded_vmap` (for small smoke-test sizes; ~10x slower to run). NumPy arrays; entries
+    :func:`sweep` (for small smoke-test sizes; ~10x slower to run). NumPy arrays; entries
     can be NaN where the forward state overflowed (e.g. ReLU with a large rho and a long L).
     """
-    rho_flat, seed_flat, R, S = _sweep_grid(rhos, seeds, recurrent_init)
+    rhos, seeds = _rho_seed(rhos, seeds, recurrent_init)
     xs, targets = jnp.asarray(xs), jnp.asarray(targets)
     if xs.ndim != 2 or targets.shape != xs.shape[:1]:
         raise ValueError(f"xs must be one sequence (T, D) and targets (T,), got {tuple(xs.shape)} and "
@@ -380,11 +596,11 @@ def stability_sweep(rhos, seeds, xs, targets, *, hidden_size: int, output_size: 
     init = _Init((xs.shape[-1], hidden_size, output_size), recurrent_init, _opt_float(input_std),
                  _opt_float(output_std))
     one = _Stability(init, activation, loss, lengths, float(warmup_fraction))
-    rho_flat, seed_flat = jnp.asarray(rho_flat, jnp.float32), jnp.asarray(seed_flat)
-    out = sharded_vmap(one, devices=devices, shared=2, fast_compile=fast_compile)(rho_flat, seed_flat, xs, targets)
-    out = {k: np.asarray(v).reshape(R, S, len(lengths)) for k, v in out.items()}
-    norms = _weight_norms(rho_flat, seed_flat, init=init)  # LAPACK: one device, outside the sharded program
-    out.update({k: np.asarray(v).reshape(R, S) for k, v in norms.items()})
+    out = sweep(Partial(one, xs=xs, targets=targets), rho=rhos, seed=seeds, devices=devices,
+                fast_compile=fast_compile)
+    rho_flat, seed_flat = grid(rhos, seeds)
+    norms = _weight_norms(jnp.asarray(rho_flat, jnp.float32), jnp.asarray(seed_flat), init=init)  # LAPACK: apart
+    out.update({k: np.asarray(v).reshape(len(rhos), len(seeds)) for k, v in norms.items()})
     return out
 
 
@@ -481,7 +697,7 @@ def lag_spectra_sweep(rhos, seeds, xs, targets, *, hidden_size: int, output_size
 
     Means of logs are geometric means. Returns NumPy arrays.
     """
-    rho_flat, seed_flat, R, S = _sweep_grid(rhos, seeds, recurrent_init)
+    rhos, seeds = _rho_seed(rhos, seeds, recurrent_init)
     xs, targets = jnp.asarray(xs), jnp.asarray(targets)
     if xs.ndim != 3 or targets.shape != xs.shape[:2]:
         raise ValueError(f"xs must be segments (M, T, D) and targets (M, T), got {tuple(xs.shape)} and "
@@ -489,12 +705,12 @@ def lag_spectra_sweep(rhos, seeds, xs, targets, *, hidden_size: int, output_size
     init = _Init((xs.shape[-1], hidden_size, output_size), recurrent_init, _opt_float(input_std),
                  _opt_float(output_std))
     one = _LagSpectra(init, activation, loss, float(get_activation(activation).gamma))
-    out = sharded_vmap(one, devices=devices, shared=2, fast_compile=fast_compile)(
-        jnp.asarray(rho_flat, jnp.float32), jnp.asarray(seed_flat), xs, targets)
-    out = {k: np.asarray(v) for k, v in out.items()}
+    out = sweep(Partial(one, xs=xs, targets=targets), rho=rhos, seed=seeds, devices=devices,
+                fast_compile=fast_compile)
+    R = len(rhos)
     return {"log_profile": out["log_profile"].reshape(R, -1, xs.shape[1]).mean(1),  # over seeds x segments
             "log_sigma": out["log_sigma"].reshape(R, -1, xs.shape[1], hidden_size).mean(1),
-            "log_bound": out["log_bound"].reshape(R, S, -1).mean(1)}
+            "log_bound": out["log_bound"].mean(1)}
 
 
 class _Lyapunov(NamedTuple):
@@ -513,15 +729,13 @@ def lyapunov_sweep(rhos, seeds, xs, *, hidden_size: int, output_size: int, activ
                    recurrent_init: str = "gaussian", warmup: int = 0, num: int | None = None, input_std=None,
                    output_std=None, devices: Sequence | None = None, fast_compile: bool = False) -> np.ndarray:
     """Lyapunov spectra (R, S, num) of the seeded initial RNNs driven by ``xs (T, D)``, nats per step."""
-    rho_flat, seed_flat, R, S = _sweep_grid(rhos, seeds, recurrent_init)
+    rhos, seeds = _rho_seed(rhos, seeds, recurrent_init)
     xs = jnp.asarray(xs)
     check_lyapunov_args(jnp.zeros((hidden_size,), xs.dtype), xs, warmup=warmup, num=num, reorth_every=1)
     init = _Init((xs.shape[-1], hidden_size, output_size), recurrent_init, _opt_float(input_std),
                  _opt_float(output_std))
-    out = sharded_vmap(_Lyapunov(init, activation, warmup, num), devices=devices, shared=1,
-                       fast_compile=fast_compile)(
-        jnp.asarray(rho_flat, jnp.float32), jnp.asarray(seed_flat), xs)
-    return np.asarray(out).reshape(R, S, -1)
+    return sweep(Partial(_Lyapunov(init, activation, warmup, num), xs=xs), rho=rhos, seed=seeds, devices=devices,
+                 fast_compile=fast_compile)
 
 
 def zero_crossing(x, y) -> float | None:
