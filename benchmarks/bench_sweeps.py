@@ -207,7 +207,7 @@ def main(argv=None) -> dict:
     def cell_run(rho, xs, ys):
         model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 27, 50, 27)
         model = model._replace(cell=model.cell | {"W_hh": rho * model.cell["W_hh"]})
-        return rnnjax.fit(cell_loss, model, (xs, ys), cell_opt, num_steps=args.steps)[1].loss
+        return rnnjax.fit(cell_loss, model, (xs[:, None], ys[:, None]), cell_opt, num_steps=args.steps)[1].loss
 
     cell_swept = Partial(cell_run, xs=xs, ys=ys)
     cell_jit = jax.jit(cell_run)
