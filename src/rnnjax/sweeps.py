@@ -505,8 +505,8 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
 
     Returns:
       ``(params, history)`` with leading axes (R, S): final :class:`RNNParams` and
-      :class:`rnnjax.TrainHistory` of (R, S, num_steps) arrays. A run that goes non-finite halts
-      alone (its ``history.finite`` turns False); the others are unaffected.
+      :class:`rnnjax.TrainHistory` of (R, S, num_steps) NumPy arrays (one :func:`sweep` over rho x seed).
+      A run that goes non-finite halts alone (its ``history.finite`` turns False); the others are unaffected.
     """
     rhos, seeds = _rho_seed(rhos, seeds, recurrent_init)
     check_positive_int("hidden_size", hidden_size)
