@@ -98,17 +98,23 @@ def _flip_valid(a: jax.Array, length) -> jax.Array:
 
 
 def _scan_steps(cell: Cell, params, xs, carry0, length):
-    def body(carry, tx):
+    if length is None:
+        def body(carry, x):
+            carry = cell.step(params, carry, x)  # carry_t = step(params, carry_{t-1}, x_t)
+            return carry, cell.hidden(carry)  # h_t = hidden(carry_t)
+
+        carry_T, hs = lax.scan(body, carry0, xs)
+        return hs, carry_T
+
+    def masked(carry, tx):
         t, x = tx
         new = cell.step(params, carry, x)  # carry_t = step(params, carry_{t-1}, x_t)
         h = cell.hidden(new)  # h_t = hidden(carry_t)
-        if length is None:
-            return new, h
         valid = t < length  # past the sequence's end: the carry stays, the output is zero
         new = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
         return new, jnp.where(valid, h, jnp.zeros_like(h))
 
-    carry_T, hs = lax.scan(body, carry0, (jnp.arange(xs.shape[0]), xs))
+    carry_T, hs = lax.scan(masked, carry0, (jnp.arange(xs.shape[0]), xs))
     return hs, carry_T
 
 
