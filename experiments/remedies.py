@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sequence length (default: 100)")
     a.add_argument("--adding-steps", type=_cli.number(int, min=1, max=10**7), default=20000,
                    help="budget of Adam updates, a fresh batch each; a cell stops early once all its runs reach "
-                        "MSE < 0.01 (default: 20000, twenty times the former 1000)")
+                        "MSE < 0.01 (default: 20000)")
     a.add_argument("--adding-seeds", type=_cli.number(int, min=1, max=10_000), default=4,
                    help="seeds per headline model (default: 4)")
     a.add_argument("--batch", type=_cli.positive_int, default=32, help="sequences per update (default: 32)")
@@ -480,7 +480,7 @@ def _run(cfg, out: Path) -> dict:
         clip = "no clipping" if r["clip_norm"] is None else f"clipping at {r['clip_norm']:g}"
         loss = (f"final loss {r['final_loss']:.3g}" if r["finite"] else "no finite step" if r["last_finite_loss"]
                 is None else f"last finite loss {r['last_finite_loss']:.3g} (diverged)")
-        print(f"  lr {r['lr']:g}, {clip}: {state}, {loss}, clipped {100 * r['fraction_clipped']:.0f}% of steps")
+        print(f"  lr {r['lr']:g}, {clip}: {state}, {loss}, clipped {r['fraction_clipped']:.1%} of steps")
     t = time.perf_counter()
     _stage("2/3 adding problem and 3/3 lag profiles (one program per cell)")
     adding, lag = run_adding_and_profiles(cfg, out)
