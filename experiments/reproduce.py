@@ -30,6 +30,7 @@ import importlib
 import io
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -264,6 +265,13 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
     return seconds, failures
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of every experiment process it waited for: with the wall
+    time in ``run.json``, what a run cost on a machine shared with other work."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def tier_of(only, everything: bool) -> str:
     """``"report"``, ``"all"`` or ``"only"``: which stages a job runs (recorded in ``run.json``, said on the page)."""
     return "only" if only is not None else "all" if everything else "report"
@@ -333,12 +341,13 @@ def main(argv: list[str] | None = None) -> Path | int:
     from rnnjax.devices import environment
     from rnnjax.io import write_json
 
-    total = time.perf_counter() - t_start
+    total, cpu = time.perf_counter() - t_start, cpu_seconds()
     write_json(args.out / "run.json", {"quick": args.quick, "tier": tier, "stages": [s.name for s in stages],
                                        "jobs": jobs, "seconds": seconds, "total_seconds": total,
-                                       "environment": environment()})
+                                       "cpu_seconds": cpu, "environment": environment()})
     page = write_report(args.out, quick=args.quick, tier=tier)
-    print(f"\nAll done in {clock(total)} ({jobs} at a time). Results page: {page}; check it (and the docs) with "
+    print(f"\nAll done in {clock(total)} wall, {clock(cpu)} of CPU ({jobs} at a time). Results page: {page}; "
+          "check it (and the docs) with "
           f"python -m experiments.check_report {args.out}")
     return page
 
