@@ -30,3 +30,18 @@ def test_the_adding_problem_trained_in_pieces_equals_one_call_per_chunk(monkeypa
     for a, b in zip(whole[2:], pieces[2:], strict=True):
         np.testing.assert_array_equal(a, b)
     assert whole[2].shape == (2, 20) and not np.allclose(whole[2][:, 0], whole[2][:, -1])  # it trains
+
+
+def test_flossing_pieces_keep_the_monitors_schedule():
+    from types import SimpleNamespace
+
+    from experiments.flossing import PIECE, piece_steps
+
+    cfg = lambda steps, m: SimpleNamespace(steps=steps, monitor_every=m)
+    assert PIECE == 10
+    cases = ((400, 10), (30, 10), (400, 3), (25, 10), (7, 1))  # (steps, monitor interval)
+    assert [piece_steps(cfg(s, m)) for s, m in cases] == [10, 10, 400, 25, 7]  # 400 and 25: no such piece, one call
+    for steps in range(1, 120):
+        for m in (1, 3, 10):
+            k = piece_steps(cfg(steps, m))
+            assert steps % k == 0 and (k % m == 0 or k == steps)  # pieces tile the run; records on the same steps

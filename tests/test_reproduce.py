@@ -213,7 +213,7 @@ def test_the_report_tiers_quick_run_then_check_report(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["gradient_spectra", "gradient_stability", "reference.json",
                                                      "report.md", "report_sources.json", "run.json", "stock_forecast"]
     page = (out / "report.md").read_text()
-    assert "Made by the **report tier**" in page and "`--all` adds the extended studies" in page
+    assert "Made by the **report tier**" in page and "--all` adds the extended studies" in page
     assert json.loads((out / "run.json").read_text())["tier"] == "report"
     check = subprocess.run([sys.executable, "-m", "experiments.check_report", str(out)], env=env(),
                            capture_output=True, text=True, timeout=300)
