@@ -225,7 +225,8 @@ def test_a_stage_that_stays_silent_gets_a_progress_line():
     line = reproduce._still_running(2, 3, reproduce.STAGES[0], 20.2, quick=False)
     assert line == "[2/3] stock_forecast running: 20 s elapsed of about 26 s expected, about 6 s left"
     assert reproduce._still_running(1, 3, reproduce.STAGES[0], 65, quick=False).endswith("past the expected time")
-    assert reproduce.expected_total(reproduce.STAGES, False, 2) == 303 + 26 + 12  # longest first, two slots
+    assert reproduce.expected_total(reproduce.STAGES, False, 2) == 261 + 114  # longest first into the freer slot
+    assert reproduce.expected_total(reproduce.STAGES[:3], False, 1) == 26 + 12 + 32
 
 
 def test_what_a_stage_prints_names_its_final_folder(tmp_path):
