@@ -55,20 +55,21 @@ class Stage(NamedTuple):
     extended: bool = False  # an extended study: runs with --all only
 
 
-# Costs: the full run of 2026-12-02 (README, "Performance"), the quick run of 2026-12-06 (both on the
-# shared 2-core development machine, compile cache warm); only the expected durations printed use them.
+# Costs: the full run of 2026-12-02 (README, "Performance"; load ~1, nothing cached); the quick runs of
+# 2026-12-06 (load 2-9; stock_variants' estimated from its 8 variants x 20 epochs). Only the expected
+# durations printed and the order the stages start in use them.
 STAGES = (
     Stage("stock_forecast", "Experiment 1: next-day stock price, with the persistence baseline (report §3)",
-          (), ("--quick",), 26, 8),
+          (), ("--quick",), 26, 17),
     Stage("gradient_stability", "Experiment 2: gradient norm vs spectral radius, the report's claims (report §5)",
-          (), ("--quick",), 12, 6),
+          (), ("--quick",), 12, 9),
     Stage("gradient_spectra", "The gradient analysis: lag profiles, Jacobian spectra, Lyapunov exponents, phase "
-          "diagram", (), ("--quick",), 32, 10),
+          "diagram", (), ("--quick",), 32, 27),
     Stage("stock_variants", "Experiment 1's variants: log-returns, a loss at every step, Adam, LSTM, GRU",
-          (), ("--quick", "--seeds", "2"), 303, 25, True),
-    Stage("remedies", "Remedies: clipping, LSTM/GRU, IRNN, the adding problem", (), ("--quick",), 261, 30, True),
+          (), ("--quick", "--seeds", "2"), 303, 60, True),
+    Stage("remedies", "Remedies: clipping, LSTM/GRU, IRNN, the adding problem", (), ("--quick",), 261, 33, True),
     Stage("flossing", "Gradient flossing on the delayed recall of one bit (Engelken 2023)", (), ("--quick",), 114,
-          20, True),
+          25, True),
 )
 REPORT_TIER = tuple(s.name for s in STAGES if not s.extended)
 EXTENDED = tuple(s.name for s in STAGES if s.extended)
@@ -169,8 +170,8 @@ def expected_total(stages, quick: bool, jobs: int) -> float:
 
 
 def _started(i: int, n: int, stage: Stage, quick: bool) -> str:
-    return (f"[{i}/{n}] {stage.name} started: {stage.title} ({'quick' if quick else 'full'}; took about "
-            f"{clock(expected(stage, quick))} on the development machine)")
+    return (f"[{i}/{n}] {stage.name} started: {stage.title} ({'quick' if quick else 'full'}; about "
+            f"{clock(expected(stage, quick))} on the 2-core development machine)")
 
 
 def _finished(i: int, n: int, stage: Stage, seconds: float, elapsed: float, final: Path) -> str:

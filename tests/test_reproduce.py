@@ -205,7 +205,7 @@ def test_the_report_tiers_quick_run_then_check_report(tmp_path):
     lines = run.stdout.splitlines()
     starts = [line for line in lines if re.match(r"\[\d/3\] \w+ started", line)]
     assert [line[:5] for line in starts] == ["[1/3]", "[2/3]", "[3/3]"]  # in run order
-    assert all("took about" in line for line in starts)
+    assert all(re.search(r"; about (\d+ s|\d+:\d\d) on the 2-core development machine\)$", line) for line in starts)
     assert sorted(re.match(r"\[\d/3\] (\w+)", line)[1] for line in starts) == sorted(reproduce.REPORT_TIER)
     assert len([line for line in lines if re.match(r"\[\d/3\] \w+ done in", line)]) == 3
     assert ".partial" not in run.stdout and ".tmp-" not in run.stdout  # final paths only
@@ -316,3 +316,13 @@ def test_every_image_the_docs_show_is_made_by_the_run(job, tmp_path):
     _, root = _docs_from(job, tmp_path)  # --write-docs copies every one of them from the run
     for image in shown:
         assert (root / image).read_bytes() == (job / FIGURES[image]).read_bytes()
+
+
+def test_all_and_only_do_not_mix_and_the_tiers_hold_every_stage_once(tmp_path):
+    with pytest.raises(_cli.UsageError, match="--all cannot be added to it"):
+        reproduce.main(["--all", "--only", "flossing", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+    assert sorted(reproduce.REPORT_TIER + reproduce.EXTENDED) == sorted(s.name for s in reproduce.STAGES)
+    assert reproduce.REPORT_TIER == ("stock_forecast", "gradient_stability", "gradient_spectra")
+    assert [reproduce.tier_of(None, False), reproduce.tier_of(None, True), reproduce.tier_of(["remedies"], False)] \
+        == ["report", "all", "only"]
