@@ -58,11 +58,13 @@ class Page:
         self.lines: list[str] = []
         self.sources: list[dict] = []
         self._cache: dict[str, dict] = {}
+        self.last: str | None = None  # the JSON file read last: what a missing key is reported against
 
     def json(self, file: str) -> dict:
         """JSON ``file`` (relative to OUT); :class:`NotInRun` for an experiment this page does not show."""
         if "/" in file and not self.shows(file.split("/")[0]):
             raise NotInRun(f"{file}: {file.split('/')[0]} is not part of this run")
+        self.last = file
         if file not in self._cache:
             try:
                 self._cache[file] = json.loads((self.out / file).read_text())
@@ -142,7 +144,12 @@ def write_report(out: Path, *, quick: bool = False, tier: str | None = None) -> 
     from experiments import report_sections
 
     for section in report_sections.SECTIONS:
-        section(page)
+        try:
+            section(page)
+        except (KeyError, IndexError) as err:  # a results file of another version, or edited by hand
+            what = f"has no key {err}" if isinstance(err, KeyError) else f"has a list too short ({err})"
+            raise ValueError(f"{out / str(page.last)} {what}, which the page reads; rerun that experiment (the page "
+                             "was not written)") from None
     write_json(out / "reference.json", REPORT)  # nothing is written until every section rendered
     atomic_write_text(out / "report.md", "\n".join(page.lines).rstrip() + "\n")
     write_json(out / "report_sources.json", page.sources)

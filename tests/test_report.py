@@ -223,3 +223,16 @@ def test_progress_lines_say_done_total_elapsed_and_left():
     short.close()
     assert quiet.getvalue() == ""  # work shorter than a line's interval prints nothing
     assert (clock(59.4), clock(60), clock(3725), clock(-3)) == ("59 s", "1:00", "62:05", "0 s")
+
+
+def test_a_results_file_missing_a_key_is_one_clear_error(tmp_path):
+    import pytest
+
+    from experiments.report import write_report
+
+    (tmp_path / "stock_forecast").mkdir()
+    (tmp_path / "stock_forecast" / "metrics.json").write_text(json.dumps({"rmse": 1.0}))  # no "seeds", no "data"
+    with pytest.raises(ValueError, match=r"stock_forecast/metrics.json has no key '(seeds|data)', which the page "
+                                         r"reads; rerun that experiment \(the page was not written\)"):
+        write_report(tmp_path)
+    assert not (tmp_path / "report.md").exists()
