@@ -198,7 +198,7 @@ class _Numbers:
 
 
 def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, start: float) -> tuple[dict, list]:
-    """Run ``stages`` as processes, ``jobs`` at a time, the longest (:attr:`Stage.cost`) first; publish each
+    """Run ``stages`` as processes, ``jobs`` at a time, the longest (:func:`expected`) first; publish each
     that succeeds as :func:`run_stage` does. Returns ``(seconds per finished stage, failure lines)``."""
     for stage in stages:
         _begin(stage, out)  # every check before any work
@@ -249,7 +249,7 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
             seconds[stage.name] = time.monotonic() - t0
             say(_finished(i, n, stage, seconds[stage.name], time.perf_counter() - start, final))
 
-    order = sorted(stages, key=lambda s: -s.cost)
+    order = sorted(stages, key=lambda s: -expected(s, quick))
     threads = [threading.Thread(target=one, args=(s,)) for s in order]
     ticker = threading.Thread(target=heartbeat, daemon=True)
     try:

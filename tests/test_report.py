@@ -199,6 +199,10 @@ def test_the_docs_images_are_the_runs_own_files(tmp_path, monkeypatch):
     (out / "exp" / "fig.png").write_bytes(b"\x89PNG redrawn")  # a figure the docs show, not regenerated with them
     problems = check_docs(out, root)
     assert len(problems) == 1 and problems[0].startswith("docs/figures/fig.png is not this run's exp/fig.png")
+    (out / "run.json").write_text(json.dumps({"quick": True, "environment": {"cpu_model": "A"}}))
+    assert check_docs(out, root) == []  # a quick run draws other data: its figures are made, not compared
+    (out / "exp" / "fig.png").unlink()
+    assert check_docs(out, root) == ["docs/figures/fig.png: the run's exp/fig.png is missing"]
 
 
 def test_progress_lines_say_done_total_elapsed_and_left():
