@@ -109,14 +109,16 @@ def final_paths(partial: Path, final: Path):
 class _LineFilter(io.TextIOBase):
     """A text stream that passes each complete line through ``edit`` to ``sink`` (stdout of an in-process stage)."""
 
-    def __init__(self, sink, edit):
-        self.sink, self.edit, self.buffer = sink, edit, ""
+    def __init__(self, sink, edit, heard=None):
+        self.sink, self.edit, self.heard, self.buffer = sink, edit, heard, ""
 
     def write(self, text: str) -> int:
         self.buffer += text
         *lines, self.buffer = self.buffer.split("\n")
         for line in lines:
             self.sink.write(self.edit(line) + "\n")
+            if self.heard is not None:
+                self.heard()
         self.sink.flush()
         return len(text)
 
@@ -127,16 +129,16 @@ class _LineFilter(io.TextIOBase):
         self.sink.flush()
 
 
-def run_stage(stage: Stage, out: Path, quick: bool) -> dict:
+def run_stage(stage: Stage, out: Path, quick: bool, heard=None) -> dict:
     """Run one experiment in this process into ``out/.<name>.partial`` and move it to ``out/<name>`` when complete.
 
     If the experiment raises, ``out/<name>`` keeps the previous results. The folder is marked as
     this job's (:data:`MARK`); a folder without the mark is refused, never replaced. What the
-    experiment prints names the final folder, never the partial one.
+    experiment prints names the final folder, never the partial one; ``heard()`` is called at each line.
     """
     final, partial = _begin(stage, out)
     module = importlib.import_module(f"experiments.{stage.name}")
-    stream = _LineFilter(sys.stdout, final_paths(partial, final))
+    stream = _LineFilter(sys.stdout, final_paths(partial, final), heard)
     with contextlib.redirect_stdout(stream):
         try:
             metrics = module.main(_argv(stage, partial, quick))
@@ -185,16 +187,57 @@ def _still_running(i: int, n: int, stage: Stage, seconds: float, quick: bool) ->
     return f"[{i}/{n}] {stage.name} running: {clock(seconds)} elapsed of about {clock(cost)} expected, {left}"
 
 
-class _Numbers:
-    """Stage numbers in the order the stages start ([1/n], [2/n], ...), safe across threads."""
+class _Watch:
+    """The stages running now, numbered in the order they start ([1/n], [2/n], ...), and a thread that prints
+    a progress line for any of them silent for :data:`HEARTBEAT` seconds. Safe across threads."""
 
-    def __init__(self):
-        self.lock, self.count = threading.Lock(), 0
+    def __init__(self, n: int, quick: bool):
+        self.n, self.quick, self.count = n, quick, 0
+        self.lock, self.stopped = threading.RLock(), threading.Event()  # re-entrant: an in-process stage's
+        # stdout (a _LineFilter) calls heard() from inside say()
+        self.active: dict[str, list] = {}  # stage name -> [number, stage, start time, time of its last line]
+        self.thread = threading.Thread(target=self._beat, daemon=True)
 
-    def next(self) -> int:
+    def say(self, line: str, name: str | None = None) -> None:
+        """Print ``line`` (whole, never interleaved) and count it as a sign of life of stage ``name``."""
+        with self.lock:
+            print(line, flush=True)
+            if name in self.active:
+                self.active[name][3] = time.monotonic()
+
+    def begin(self, stage: Stage) -> int:
+        """Number ``stage`` and print its start line; returns its number."""
         with self.lock:
             self.count += 1
-            return self.count
+            now = time.monotonic()
+            self.active[stage.name] = [self.count, stage, now, now]
+            i = self.count
+        self.say(_started(i, self.n, stage, self.quick), stage.name)
+        return i
+
+    def heard(self, name: str) -> None:
+        with self.lock:
+            if name in self.active:
+                self.active[name][3] = time.monotonic()
+
+    def end(self, name: str) -> None:
+        with self.lock:
+            self.active.pop(name, None)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(min(1.0, HEARTBEAT)):
+            now = time.monotonic()
+            with self.lock:
+                quiet = [(i, s, now - t0) for i, s, t0, last in self.active.values() if now - last >= HEARTBEAT]
+            for i, s, sec in quiet:
+                self.say(_still_running(i, self.n, s, sec, self.quick), s.name)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
 
 
 def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, start: float) -> tuple[dict, list]:
@@ -203,34 +246,14 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
     for stage in stages:
         _begin(stage, out)  # every check before any work
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    lock, slots, numbers = threading.Lock(), threading.Semaphore(jobs), _Numbers()
+    slots, watch, n = threading.Semaphore(jobs), _Watch(len(stages), quick), len(stages)
     seconds, failures, running = {}, [], []
-    active: dict[str, list] = {}  # stage name -> [number, stage, start time, time of its last line]
-    done = threading.Event()
-    n = len(stages)
-
-    def say(line: str, name: str | None = None) -> None:
-        with lock:
-            print(line, flush=True)
-            if name in active:
-                active[name][3] = time.monotonic()
-
-    def heartbeat() -> None:  # a progress line for every stage silent for HEARTBEAT seconds
-        while not done.wait(1.0):
-            now = time.monotonic()
-            with lock:
-                quiet = [(i, s, now - t0) for i, s, t0, last in active.values() if now - last >= HEARTBEAT]
-            for i, s, sec in quiet:
-                say(_still_running(i, n, s, sec, quick), s.name)
+    say = watch.say
 
     def one(stage: Stage) -> None:
         with slots:
             final, partial = _begin(stage, out)
-            i = numbers.next()
-            say(_started(i, n, stage, quick))
-            t0 = time.monotonic()
-            with lock:
-                active[stage.name] = [i, stage, t0, t0]
+            i, t0 = watch.begin(stage), time.monotonic()
             edit = final_paths(partial, final)
             proc = subprocess.Popen(command(stage, partial, quick), env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
@@ -238,8 +261,7 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
             for line in proc.stdout:
                 say(f"  {stage.name} | {edit(line.rstrip())}", stage.name)
             code = proc.wait()
-            with lock:
-                active.pop(stage.name, None)
+            watch.end(stage.name)
             if code != 0:
                 shutil.rmtree(partial, ignore_errors=True)
                 failures.append(f"{stage.name} failed (exit status {code}); {final} was left as it was")
@@ -251,15 +273,13 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
 
     order = sorted(stages, key=lambda s: -expected(s, quick))
     threads = [threading.Thread(target=one, args=(s,)) for s in order]
-    ticker = threading.Thread(target=heartbeat, daemon=True)
     try:
-        ticker.start()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with watch:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
     finally:  # an interrupt stops the experiment processes too
-        done.set()
         for proc in running:
             if proc.poll() is None:
                 proc.kill()
@@ -332,13 +352,14 @@ def main(argv: list[str] | None = None) -> Path | int:
             return _cli.EXIT_FAILED
     else:
         seconds = {}
-        for i, stage in enumerate(stages, 1):
-            print("\n" + _started(i, len(stages), stage, args.quick), flush=True)
-            t0 = time.perf_counter()
-            run_stage(stage, args.out, args.quick)
-            seconds[stage.name] = time.perf_counter() - t0
-            print(_finished(i, len(stages), stage, seconds[stage.name], time.perf_counter() - t_start,
-                            args.out / stage.name), flush=True)
+        with _Watch(len(stages), args.quick) as watch:
+            for stage in stages:
+                i, t0 = watch.begin(stage), time.perf_counter()
+                run_stage(stage, args.out, args.quick, heard=lambda name=stage.name: watch.heard(name))
+                watch.end(stage.name)
+                seconds[stage.name] = time.perf_counter() - t0
+                watch.say(_finished(i, len(stages), stage, seconds[stage.name], time.perf_counter() - t_start,
+                                    args.out / stage.name))
     from rnnjax.devices import environment
     from rnnjax.io import write_json
 

@@ -326,3 +326,25 @@ def test_all_and_only_do_not_mix_and_the_tiers_hold_every_stage_once(tmp_path):
     assert reproduce.REPORT_TIER == ("stock_forecast", "gradient_stability", "gradient_spectra")
     assert [reproduce.tier_of(None, False), reproduce.tier_of(None, True), reproduce.tier_of(["remedies"], False)] \
         == ["report", "all", "only"]
+
+
+def test_a_silent_stage_in_this_process_gets_progress_lines_and_final_paths(tmp_path, monkeypatch, capsys):
+    """--jobs 1: the stage's own lines name its final folder, and the job prints progress while it is silent."""
+
+    def main(argv):
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"[slow] writing into {out}/", flush=True)
+        time.sleep(1.0)  # silent for longer than the heartbeat below
+        (out / "metrics.json").write_text("{}\n")
+        return {}
+
+    monkeypatch.setitem(sys.modules, "experiments.slow", types.SimpleNamespace(main=main))
+    monkeypatch.setattr(reproduce, "STAGES", (Stage("slow", "a slow stage", (), (), 5.0, 1.0),))
+    monkeypatch.setattr(reproduce, "HEARTBEAT", 0.2)
+    reproduce.main(["--out", str(tmp_path), "--only", "slow", "--jobs", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "[1/1] slow started: a slow stage (full; about 5 s on the 2-core development machine)"
+    assert lines[2] == f"[slow] writing into {tmp_path}/slow/"  # never the hidden partial folder
+    assert re.fullmatch(r"\[1/1\] slow running: [01] s elapsed of about 5 s expected, about [45] s left", lines[3])
+    assert any(re.fullmatch(rf"\[1/1\] slow done in 1 s \(job elapsed 1 s\): {tmp_path}/slow/", x) for x in lines)
