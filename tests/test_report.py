@@ -240,3 +240,17 @@ def test_a_results_file_missing_a_key_is_one_clear_error(tmp_path):
                                          r"reads; rerun that experiment \(the page was not written\)"):
         write_report(tmp_path)
     assert not (tmp_path / "report.md").exists()
+
+
+def test_the_docs_are_written_from_a_full_run_of_every_study_only(tmp_path):
+    import pytest
+
+    from experiments import _cli
+    from experiments.check_report import main
+
+    _fake_run(tmp_path)
+    for record, why in (({"quick": True, "tier": "all"}, "holds a --quick run"),
+                        ({"quick": False, "tier": "report"}, "holds the report tier only")):
+        (tmp_path / "run.json").write_text(json.dumps(record))
+        with pytest.raises(_cli.UsageError, match=why):
+            main([str(tmp_path), "--write-docs"])
