@@ -6,7 +6,8 @@
     progress.close()
 
 Each line says what is running, how much is done out of the total, the elapsed time and the
-estimated time left. Lines go to standard output (the main job prefixes them with the stage's name).
+estimated time left (elapsed x remaining / done, the rate so far). Lines go to standard output (the
+main job prefixes them with the stage's name). Work that ends within ``every`` seconds prints nothing.
 """
 
 from __future__ import annotations
@@ -15,37 +16,49 @@ import sys
 import time
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """``"42 s"`` below a minute, else ``"m:ss"`` (``"1:05"``); negative times read as 0."""
     seconds = max(0, int(round(seconds)))
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
 
 
 class Progress:
-    """A progress line for ``total`` units of work, printed at most every ``every`` seconds."""
+    """A progress line for ``total`` units of work, printed at most every ``every`` seconds.
 
-    def __init__(self, label: str, total: int, *, unit: str = "steps", every: float = 10.0, stream=None):
+    ``clock`` (default :func:`time.monotonic`) and ``stream`` (default standard output) are there for tests.
+    """
+
+    def __init__(self, label: str, total: int, *, unit: str = "steps", every: float = 10.0, stream=None,
+                 clock=time.monotonic):
+        if int(total) < 1:
+            raise ValueError(f"Progress: total must be at least 1, got {total}")
         self.label, self.total, self.unit, self.every = label, int(total), unit, float(every)
-        self.stream = sys.stdout if stream is None else stream
-        self.start = self.last = time.monotonic()
-        self.done = 0
+        self.stream, self.clock = stream, clock
+        self.start = self.last = clock()
+        self.done, self.printed = 0, False
 
     def line(self, done: int | None = None) -> str:
+        """``"<label>: 1,200/20,000 steps (6%), 12 s elapsed, about 3:08 left"``."""
         done = self.done if done is None else done
-        elapsed = time.monotonic() - self.start
-        text = f"{self.label}: {done:,}/{self.total:,} {self.unit}, {_clock(elapsed)} elapsed"
+        elapsed = self.clock() - self.start
+        text = f"{self.label}: {done:,}/{self.total:,} {self.unit} ({done / self.total:.0%}), {clock(elapsed)} elapsed"
         if 0 < done < self.total:
-            text += f", about {_clock(elapsed * (self.total - done) / done)} left"
+            text += f", about {clock(elapsed * (self.total - done) / done)} left"
         return text
+
+    def _print(self) -> None:
+        print(self.line(), file=sys.stdout if self.stream is None else self.stream, flush=True)
+        self.printed = True
 
     def update(self, done: int) -> None:
         """Record ``done`` units finished; print a line when ``every`` seconds passed since the last."""
         self.done = int(done)
-        now = time.monotonic()
+        now = self.clock()
         if now - self.last >= self.every:
             self.last = now
-            print(self.line(), file=self.stream, flush=True)
+            self._print()
 
     def close(self) -> None:
-        """Nothing to print unless a line was printed before (short work stays quiet)."""
-        if self.last != self.start:
-            print(self.line(), file=self.stream, flush=True)
+        """The final line, if any line was printed before (short work stays quiet)."""
+        if self.printed:
+            self._print()

@@ -37,12 +37,15 @@ import pandas as pd  # noqa: E402
 
 import rnnjax  # noqa: E402
 from experiments import _cli  # noqa: E402
+from experiments._progress import Progress  # noqa: E402
 from experiments.job import start  # noqa: E402
 from rnnjax.analysis import GRADIENTS  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
 from rnnjax.io import write_csv, write_json  # noqa: E402
+from rnnjax.train import run_steps  # noqa: E402
 
 CONDITIONS = ("plain", "floss_before", "floss_before_and_during")
+PIECE = 10  # training steps per call of the compiled program (about a second on 2 cores): progress, Ctrl-C
 FIGURES = ("fig10_flossing_delay.png", "fig11_flossing_spectra.png", "fig12_flossing_monitor.png",
            "fig13_flossing_gradients.png")
 
@@ -217,27 +220,80 @@ def _programs(cfg, cell, probe):
         return jax.vmap(lambda p: rnnjax.floss(make_step, p, h0, floss_x, num=cfg.num, num_steps=cfg.floss_steps,
                                                optimizer=optax.adam(cfg.floss_lr), warmup=warmup))(params0)
 
-    def train_grid(params, train, test, regularize):
-        def one(p, batches, test_set):
-            p, hist = rnnjax.fit(loss_fn, p, batches, opt, num_steps=cfg.steps, monitor=monitor,
-                                 monitor_every=cfg.monitor_every, regularizer=reg if regularize else None,
-                                 regularize_every=cfg.floss_every)
+    value_and_grad = lambda p, batch, carry: (*jax.value_and_grad(loss_fn)(p, batch), carry)
+
+    def start_grid(params):
+        """Every (delay, seed) run's state before its first step: (params, Adam state, alive), delays x seeds."""
+        grid = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(cfg.delays), *a.shape)), params)
+        return grid, jax.vmap(jax.vmap(opt.init))(grid), jnp.ones((len(cfg.delays), cfg.seeds), bool)
+
+    def train_piece(params, opt_state, alive, train, start, *, regularize, steps):
+        """``steps`` updates of every run from step ``start`` (:func:`rnnjax.train.run_steps` continued; the
+        monitor and the regulariser keep their schedule, step s using batch s of its delay)."""
+        def one(p, o, a, batches):
+            return run_steps(value_and_grad, p, batches, opt, num_steps=steps, start=start, opt_state=o, alive=a,
+                             return_state=True, monitor=monitor, monitor_every=cfg.monitor_every,
+                             regularizer=reg if regularize else None, regularize_every=cfg.floss_every)
+
+        per_delay = jax.vmap(one, in_axes=(0, 0, 0, None))  # seeds
+        return jax.vmap(per_delay)(params, opt_state, alive, train)  # delays x seeds
+
+    def evaluate(params, test):
+        def one(p, test_set):
             pred = jax.vmap(lambda x: rnnjax.predict(cell, p, x)[-1])(test_set[0])  # y_T per test sequence
             acc = tasks.recall_accuracy(pred, test_set[1])
             mse = jnp.mean((pred - test_set[1]) ** 2)  # held-out MSE of y_T against the bit
             lam, cond = spectrum(p)
-            return {"loss": hist.loss, "finite": hist.finite, "monitor": hist.monitor, "acc": acc, "mse": mse,
-                    "spectrum": lam, "log10_cond": cond}
+            return {"acc": acc, "mse": mse, "spectrum": lam, "log10_cond": cond}
 
-        per_delay = jax.vmap(one, in_axes=(0, None, None))  # seeds
-        return jax.vmap(per_delay, in_axes=(None, 0, 0))(params, train, test)  # delays x seeds
+        return jax.vmap(jax.vmap(one, in_axes=(0, None)))(params, test)  # delays x seeds
 
-    return floss_all, train_grid, jax.vmap(spectrum)
+    return floss_all, (start_grid, train_piece, evaluate), jax.vmap(spectrum)
+
+
+def piece_steps(cfg) -> int:
+    """Training steps per call: about :data:`PIECE`, a multiple of the monitor's interval that divides the
+    budget (so the pieces equal one run: the monitor's records fall on the same steps); else the budget."""
+    m = cfg.monitor_every
+    for steps in range(max(m, PIECE - PIECE % m), cfg.steps + 1, m):
+        if cfg.steps % steps == 0:
+            return steps
+    return cfg.steps
+
+
+def train_grid(cfg, programs, compiled: dict, params, train, test, *, regularize: bool, label: str):
+    """Train every (delay, seed) run from ``params`` (per seed) for ``cfg.steps`` steps in pieces of
+    :func:`piece_steps`, one compiled program called again and again (Python regains control between
+    pieces: progress, Ctrl-C), then evaluate. ``compiled`` keeps this run's programs (training by
+    ``regularize``: (a) and (b) share one; ``"evaluate"``). Returns ``(results, compile s, run s)``."""
+    start_grid, train_piece, evaluate = programs
+    steps = piece_steps(cfg)
+    state = jax.jit(start_grid)(params)
+    t0 = time.perf_counter()
+    if regularize not in compiled:
+        piece = jax.jit(partial(train_piece, regularize=regularize, steps=steps))
+        compiled[regularize] = piece.lower(*state, train, jnp.int32(0)).compile()
+    if "evaluate" not in compiled:
+        compiled["evaluate"] = jax.jit(evaluate).lower(state[0], test).compile()
+    program = compiled[regularize]
+    t1 = time.perf_counter()
+    progress = Progress(f"[flossing] {label}", total=cfg.steps)
+    history = []
+    for first in range(0, cfg.steps, steps):
+        p, o, a, h = program(*state, train, jnp.int32(first))
+        state = (p, o, a)
+        history.append(jax.tree.map(np.asarray, h))
+        progress.update(first + steps)
+    progress.close()
+    joined = jax.tree.map(lambda *parts: np.concatenate(parts, axis=2), *history)  # delays x seeds x steps
+    results = {"loss": joined.loss, "finite": joined.finite, "monitor": joined.monitor,
+               **jax.tree.map(np.asarray, compiled["evaluate"](state[0], test))}
+    return results, t1 - t0, time.perf_counter() - t1
 
 
 def run_delayed_recall(cfg, out: Path) -> dict:
     cell, train, test, floss_x, probe, params0 = _setup(cfg)
-    floss_all, train_grid, spectra = _programs(cfg, cell, probe)
+    floss_all, programs, spectra = _programs(cfg, cell, probe)
     timings = {}
     spectra = jax.jit(spectra)
     (lam0, cond0) = jax.block_until_ready(spectra(params0))
@@ -245,21 +301,19 @@ def run_delayed_recall(cfg, out: Path) -> dict:
     (flossed, fhist), timings["floss_compile"], timings["floss_run"] = _timed(floss_all, params0, floss_x)
     lam_f, cond_f = jax.block_until_ready(spectra(flossed))
     results = {}
-    plain = partial(train_grid, regularize=False)
-    _stage(f"  training (a) plain: {len(cfg.delays)} delays x {cfg.seeds} seeds x {cfg.steps} steps")
-    t0 = time.perf_counter()
-    compiled = jax.jit(plain).lower(params0, train, test).compile()  # (a) and (b) share this program
-    t1 = time.perf_counter()
-    results["plain"] = jax.block_until_ready(compiled(params0, train, test))
-    timings["plain_compile"], timings["plain_run"] = t1 - t0, time.perf_counter() - t1
+    grid = partial(train_grid, cfg, programs, {}, train=train, test=test)
+    _stage(f"  training (a) plain: {len(cfg.delays)} delays x {cfg.seeds} seeds x {cfg.steps} steps, "
+           f"{piece_steps(cfg)} per call")
+    results["plain"], timings["plain_compile"], timings["plain_run"] = grid(params0, regularize=False,
+                                                                            label="(a) plain training")
     _stage(f"  training (b) after flossing ({timings['plain_run']:.1f}s for (a))")
-    t0 = time.perf_counter()
-    results["floss_before"] = jax.block_until_ready(compiled(flossed, train, test))  # same program, new init
-    timings["floss_before_run"] = time.perf_counter() - t0
+    # the same compiled program as (a), from the flossed init
+    results["floss_before"], _, timings["floss_before_run"] = grid(flossed, regularize=False,
+                                                                   label="(b) training after flossing")
     _stage(f"  training (c) flossing before and every {cfg.floss_every} steps during "
            f"({timings['floss_before_run']:.1f}s for (b))")
-    results["floss_before_and_during"], timings["during_compile"], timings["floss_before_and_during_run"] = _timed(
-        partial(train_grid, regularize=True), flossed, train, test)
+    results["floss_before_and_during"], timings["during_compile"], timings["floss_before_and_during_run"] = grid(
+        flossed, regularize=True, label="(c) training with flossing during")
     return _summarise(cfg, results, (lam0, cond0), (lam_f, cond_f), fhist, timings, out)
 
 

@@ -251,8 +251,9 @@ def _run(args, out: Path) -> dict:
         "lag_slope_median": [finite_stat(v) for v in v_slope],
         "nonfinite_runs": int((~np.isfinite(v_lyap)).sum()),
         "verdict": [None if m is None else "vanishing" if m < 0 else "exploding" for m in medians]}
-    say(f"variance reading (W std H^-1/4 = rho x {scale:.2f} in our scale): lambda_1 medians "
-        f"{variance_reading['lyapunov_top_median']} over {L_var} steps")
+    medians_text = ", ".join("n/a" if v is None else f"{v:+.3f}" for v in variance_reading["lyapunov_top_median"])
+    say(f"variance reading (W std H^-1/4 = rho x {scale:.2f} in our scale): lambda_1 medians {medians_text} "
+        f"nats/step over {L_var} steps")
 
     # 4. figures, then metrics.json last
     figs = ["fig4_lag_profile.png", "fig5_jacobian_spectra.png", "fig6_phase_diagram.png"]

@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from experiments import _cli  # noqa: E402
+from experiments._progress import Progress  # noqa: E402
 from experiments.job import start  # noqa: E402
 from rnnjax.analysis import log_lag_profile_of, state_grads_of, states_of  # noqa: E402
 from rnnjax.bptt import resolve_method  # noqa: E402
@@ -63,7 +64,8 @@ MODELS = {
 }
 HEADLINE = ("rnn_tanh", "irnn", "lstm", "gru")
 THRESHOLD = 0.01  # "solved": MSE below 0.01
-CHUNK = 1000  # updates per compiled training chunk; a group stops after the chunk in which its last run solved
+CHUNK = 1000  # updates per training chunk; a group stops after the chunk in which its last run solved
+PIECE = 50  # at most this many updates per call of the compiled program (~0.5-1.5 s on 2 cores): progress, Ctrl-C
 SMOOTH = 50  # steps in the running mean of the fresh-batch MSE
 
 
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sequence length (default: 100)")
     a.add_argument("--adding-steps", type=_cli.number(int, min=1, max=10**7), default=20000,
                    help="budget of Adam updates, a fresh batch each; a cell stops early once all its runs reach "
-                        "MSE < 0.01 (default: 20000, twenty times the former 1000)")
+                        "MSE < 0.01 (default: 20000)")
     a.add_argument("--adding-seeds", type=_cli.number(int, min=1, max=10_000), default=4,
                    help="seeds per headline model (default: 4)")
     a.add_argument("--batch", type=_cli.positive_int, default=32, help="sequences per update (default: 32)")
@@ -295,10 +297,21 @@ def gradient_method(cell: str) -> str:
     return resolve_method("auto") if cell == "rnn" else "autograd"
 
 
-def train_until_solved(cfg, cell, activation, members, k_init, k_train):
+def piece_size(steps: int) -> int:
+    """Updates per call for a chunk of ``steps``: the largest divisor of ``steps`` up to :data:`PIECE`, so a chunk
+    is one compiled program called ``steps / piece`` times (a different split would compile another program)."""
+    return max(d for d in range(1, min(PIECE, steps) + 1) if steps % d == 0)
+
+
+def train_until_solved(cfg, cell, activation, members, k_init, k_train, progress=None):
     """Train every run of a group for up to ``cfg.adding_steps`` updates, in chunks of ``CHUNK``, and stop
     after the chunk in which the last run got solved (or went non-finite): training past that point
     cannot change any run's steps-to-solve, and the unsolved runs are the ones the budget is for.
+
+    Each chunk runs as pieces of :func:`piece_size` updates, the same compiled program continued
+    (:func:`rnnjax.train.run_steps`: ``start``, ``opt_state``, ``alive``), so the results equal one call per
+    chunk while Python regains control every second or so: ``progress.update(steps done)`` is called
+    there, and Ctrl-C is answered there.
 
     Returns ``(params0, params, mse (runs, trained), finite (runs, trained), smooth, solved_index)``.
     """
@@ -312,10 +325,15 @@ def train_until_solved(cfg, cell, activation, members, k_init, k_train):
     done = 0
     while done < cfg.adding_steps:
         n = min(steps, cfg.adding_steps - done)
-        program = chunk if n == steps else chunk._replace(steps=n)
-        params, opt_state, alive, m, f = _compiled(params, opt_state, alive, k_train, jnp.int32(done), program=program)
-        mse.append(np.asarray(m))
-        finite.append(np.asarray(f))
+        piece = piece_size(n)
+        program = chunk._replace(steps=piece)
+        for first in range(done, done + n, piece):
+            params, opt_state, alive, m, f = _compiled(params, opt_state, alive, k_train, jnp.int32(first),
+                                                       program=program)
+            mse.append(np.asarray(m))
+            finite.append(np.asarray(f))
+            if progress is not None:
+                progress(first + piece)
         done += n
         smooth = tasks.running_mean(np.concatenate(mse, 1), SMOOTH)
         solved = tasks.first_step_below(smooth, THRESHOLD)
@@ -376,10 +394,14 @@ def run_adding_and_profiles(cfg, out: Path):
     prof_x, prof_y = tasks.adding_problem(k_prof, cfg.profile_seqs, T)
     curves, results, profile_rows, gains, timings, methods = [], {}, [], {}, {}, {}
     lags = np.arange(T)
-    for cell, activation, members in _groups(cfg):
+    groups = _groups(cfg)
+    progress = Progress(f"[remedies] adding problem, {len(groups)} groups x a budget of {cfg.adding_steps:,} (a group "
+                        "stops early once solved)", total=len(groups) * cfg.adding_steps)
+    for g, (cell, activation, members) in enumerate(groups):
         t0 = time.perf_counter()
-        params0, params, mse, finite, smooth, solved = train_until_solved(cfg, cell, activation, members, k_init,
-                                                                          k_train)
+        params0, params, mse, finite, smooth, solved = train_until_solved(
+            cfg, cell, activation, members, k_init, k_train,
+            progress=lambda done, g=g: progress.update(g * cfg.adding_steps + done))
         first = np.cumsum([0] + [n for _, n in members[:-1]])  # the seed-0 run of each model
         evaluate = _Evaluate(cell, activation)
         test_mse, trained_prof = _compiled(params, test_x, test_y, prof_x, prof_y, first, program=evaluate)
@@ -409,6 +431,7 @@ def run_adding_and_profiles(cfg, out: Path):
                 rows, g = _profile_rows(name, stage, profiles[stage], j, lags)
                 profile_rows += rows
                 gains.setdefault(name, {})[stage] = g
+    progress.close()
     results = {name: _model_summary(results[name]) for name in MODELS if name in results}
     solve_steps = [x for r in results.values() for x in (s["steps_to_mse_0.01"] for s in r["seeds"]) if x]
     write_csv(out / "adding_curves.csv", pd.concat(curves, ignore_index=True))
@@ -474,7 +497,7 @@ def _run(cfg, out: Path) -> dict:
         clip = "no clipping" if r["clip_norm"] is None else f"clipping at {r['clip_norm']:g}"
         loss = (f"final loss {r['final_loss']:.3g}" if r["finite"] else "no finite step" if r["last_finite_loss"]
                 is None else f"last finite loss {r['last_finite_loss']:.3g} (diverged)")
-        print(f"  lr {r['lr']:g}, {clip}: {state}, {loss}, clipped {100 * r['fraction_clipped']:.0f}% of steps")
+        print(f"  lr {r['lr']:g}, {clip}: {state}, {loss}, clipped {r['fraction_clipped']:.1%} of steps")
     t = time.perf_counter()
     _stage("2/3 adding problem and 3/3 lag profiles (one program per cell)")
     adding, lag = run_adding_and_profiles(cfg, out)

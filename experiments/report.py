@@ -5,7 +5,11 @@ records where it came from in ``OUT/report_sources.json`` (file, key path, forma
 re-derive every recorded number from its JSON and check the page says exactly that. The report's
 own published numbers are quoted from ``OUT/reference.json``, written here from :data:`REPORT`.
 
-    python -m experiments.report [OUT] [--quick]     # rebuild OUT/report.md from OUT's JSON files
+    python -m experiments.report [OUT] [--quick] [--tier report|all|only]   # rebuild OUT/report.md from its JSON
+
+The page says which tier of the main job made it (``run.json``'s ``tier``): the report tier's page
+holds the report's experiments and lists what ``--all`` adds; the ``--all`` and ``--only`` pages
+hold every experiment found under OUT.
 """
 
 from __future__ import annotations
@@ -41,16 +45,26 @@ def lookup(obj, path):
     return obj
 
 
+class NotInRun(LookupError):
+    """A page read the results of an experiment its run did not include (the report tier has no extended study)."""
+
+
 class Page:
     """Markdown lines plus the provenance of every number written through :meth:`num`."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, stages=None):
         self.out = Path(out)
+        self.stages = None if stages is None else frozenset(stages)  # the experiments shown; None: all under OUT
         self.lines: list[str] = []
         self.sources: list[dict] = []
         self._cache: dict[str, dict] = {}
+        self.last: str | None = None  # the JSON file read last: what a missing key is reported against
 
     def json(self, file: str) -> dict:
+        """JSON ``file`` (relative to OUT); :class:`NotInRun` for an experiment this page does not show."""
+        if "/" in file and not self.shows(file.split("/")[0]):
+            raise NotInRun(f"{file}: {file.split('/')[0]} is not part of this run")
+        self.last = file
         if file not in self._cache:
             try:
                 self._cache[file] = json.loads((self.out / file).read_text())
@@ -59,7 +73,11 @@ class Page:
         return self._cache[file]
 
     def has(self, file: str) -> bool:
-        return (self.out / file).is_file()
+        """Whether ``file`` exists and belongs to an experiment this page shows."""
+        return self.shows(file.split("/")[0]) and (self.out / file).is_file()
+
+    def shows(self, stage: str) -> bool:
+        return self.stages is None or stage in self.stages
 
     def num(self, file: str, *path, fmt: str = "{:.2f}") -> str:
         """The value at ``path`` in JSON ``file`` (relative to OUT), formatted, with its source recorded."""
@@ -88,20 +106,50 @@ class Page:
         self.add(f"![{name}]({folder}/{name})", "", caption, "")
 
 
-def write_report(out: Path, *, quick: bool = False) -> Path:
-    """Build ``out/report.md`` (and ``report_sources.json``) from the JSON under ``out``."""
+TIERS = ("report", "all", "only")
+
+
+def _tier_lines(tier: str | None) -> list[str]:
+    """What made the page, and for the report tier what ``--all`` adds."""
+    from experiments.reproduce import STAGES
+
+    if tier == "report":
+        adds = "; ".join(f"`{s.name}` ({s.title})" for s in STAGES if s.extended)
+        return ["Made by the **report tier** (`python -m experiments.reproduce`): the report's experiments and the "
+                f"gradient analysis. `python -m experiments.reproduce --all` adds the extended studies: {adds}.", ""]
+    if tier == "all":
+        return ["Made by `python -m experiments.reproduce --all`: the report tier and the extended studies.", ""]
+    if tier == "only":
+        return ["Made by `python -m experiments.reproduce --only ...`: each section shows what its folder under this "
+                "one holds, which may come from an earlier run.", ""]
+    return []
+
+
+def write_report(out: Path, *, quick: bool = False, tier: str | None = None) -> Path:
+    """Build ``out/report.md`` (and ``report_sources.json``) from the JSON under ``out``; ``tier`` (one of
+    :data:`TIERS`, None: unstated) is what the main job ran; the report tier's page shows its experiments only."""
+    from experiments.reproduce import REPORT_TIER
+
+    if tier is not None and tier not in TIERS:
+        raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
     out = Path(out)
-    page = Page(out)
+    page = Page(out, stages=REPORT_TIER if tier == "report" else None)
     page._cache["reference.json"] = json.loads(json.dumps(REPORT))  # written with the page, below
     page.add("# rnnjax: the report reproduced, and what it did not show", "")
     if quick:
         page.add("> **Quick mode**: reduced sizes for a smoke test; the numbers below are not the full run's.", "")
+    page.add(*_tier_lines(tier))
     page.add("What the report says and every decision taken where it is ambiguous: `docs/report_restated.md`. "
              "Medians and means below come with their spread over seeds.", "")
     from experiments import report_sections
 
     for section in report_sections.SECTIONS:
-        section(page)
+        try:
+            section(page)
+        except (KeyError, IndexError) as err:  # a results file of another version, or edited by hand
+            what = f"has no key {err}" if isinstance(err, KeyError) else f"has a list too short ({err})"
+            raise ValueError(f"{out / str(page.last)} {what}, which the page reads; rerun that experiment (the page "
+                             "was not written)") from None
     write_json(out / "reference.json", REPORT)  # nothing is written until every section rendered
     atomic_write_text(out / "report.md", "\n".join(page.lines).rstrip() + "\n")
     write_json(out / "report_sources.json", page.sources)
@@ -115,11 +163,16 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("out", nargs="?", type=Path, default=Path("runs"),
                         help="the folder the main job wrote (default: runs/)")
     parser.add_argument("--quick", action="store_true", help="mark the page as a quick run's")
+    parser.add_argument("--tier", choices=TIERS, default=None,
+                        help="the main job's tier to state on the page (default: OUT/run.json's, if any)")
     args = parser.parse_args(argv)
     if not args.out.is_dir():
         raise _cli.UsageError(f"{args.out} is not a folder; give the folder `python -m experiments.reproduce` wrote")
+    tier = args.tier
+    if tier is None and (args.out / "run.json").is_file():
+        tier = json.loads((args.out / "run.json").read_text()).get("tier")
     with _cli.user_errors():
-        page = write_report(args.out, quick=args.quick)
+        page = write_report(args.out, quick=args.quick, tier=tier)
     print(f"report: wrote {page}")
     return page
 

@@ -24,7 +24,10 @@ from experiments.report_sections import (
     clipping_table,
     crossing,
     dm_cell,
+    dm_span,
     dm_verdict,
+    span,
+    spread,
     start_spread,
     variance_reading,
 )
@@ -42,9 +45,8 @@ def block(name: str):
 
 def _rows(page, n, m, label: str, flags: str) -> str:
     """One row of Experiment 1's variants table (``n`` reads one stock_forecast metrics dict)."""
-    return (f"| {label} | {flags} | {n('rmse', fmt='{:.4g}')} ({n('rmse_min', fmt='{:.4g}')}–"
-            f"{n('rmse_max', fmt='{:.4g}')}) | {n('mae', fmt='{:.4g}')} ({n('mae_min', fmt='{:.4g}')}–"
-            f"{n('mae_max', fmt='{:.4g}')}) | {n('seeds_beating_persistence', fmt='{}')}/{m['seeds_count']} | "
+    return (f"| {label} | {flags} | {spread(n, 'rmse', '{:.4g}')} | {spread(n, 'mae', '{:.4g}')} | "
+            f"{n('seeds_beating_persistence', fmt='{}')}/{m['seeds_count']} | "
             f"{dm_cell(n, m['dm_vs_persistence']['basis'])} | {n('train_rmse', fmt='{:.3g}')} |")
 
 
@@ -66,20 +68,19 @@ def readme_findings(page):
     n1 = page.reader(S1)
     s2, n2 = page.json(S2), page.reader(S2)
     sp, ns = page.json(SP), page.reader(SP)
-    run, r = page.reader("run.json"), page.reader("reference.json", "experiment1")
-    page.add(f"The main job's full run on the embedded data ({run('total_seconds', fmt='{:.0f}')} s on the shared "
-             "2-core development CPU; `runs/report.md` holds these numbers and more, `docs/*.md` the details). "
-             "Medians and means come with their spread over seeds.", "",
+    r = page.reader("reference.json", "experiment1")
+    page.add("The main job's full run on the embedded data (`runs/report.md` holds these numbers and more, "
+             "`docs/*.md` the details; its run times are in `runs/run.json`). Medians and means come with their "
+             "spread over seeds.", "",
              "| | the report | rnnjax |", "|---|---|---|",
              f"| Exp. 1 test RMSE / MAE (vanilla RNN, report's settings) | {r('rmse')} / {r('mae')} (its ticker, "
              f"prices {r('price_range_low', fmt='{}')}–{r('price_range_high', fmt='{}')}) | "
              f"{n1('rmse')} / {n1('mae')} USD on MSFT (test prices {n1('data', 'test_close_min', fmt='{:.0f}')}–"
              f"{n1('data', 'test_close_max', fmt='{:.0f}')}), mean of {n1('seeds', 'count', fmt='{}')} seeds "
-             f"(RMSE {n1('rmse_min')}–{n1('rmse_max')}) |",
+             f"(RMSE {span(n1('rmse_min'), n1('rmse_max'))}) |",
              f"| Exp. 1 persistence baseline (tomorrow = today) | not reported | **{n1('persistence_rmse')} / "
-             f"{n1('persistence_mae')} USD**: the RNN's RMSE is "
-             f"{n1('dm_vs_persistence', 'rmse_ratio_min', fmt='{:.3g}')}–"
-             f"{n1('dm_vs_persistence', 'rmse_ratio_max', fmt='{:.3g}')} times persistence's |")
+             f"{n1('persistence_mae')} USD**: the RNN's RMSE is {dm_span(n1, 'rmse_ratio', '{:.3g}')} times "
+             "persistence's |")
     for i, c in enumerate(s2["claims"]):
         j = next(k for k, e in enumerate(s2["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
         label, _, text = c["claim"].partition(": ")  # words, not numbers: read without recording
@@ -452,17 +453,6 @@ def remedies_lag(page):
                      for k in zero if k in a) + ".")
 
 
-@block("remedies.cost")
-def remedies_cost(page):
-    m, n = page.json(RM), page.reader(RM)
-    page.add(f"This run: {n('timings_s', 'total', fmt='{:.0f}')} s wall for the whole experiment — clipping "
-             f"{n('timings_s', 'clipping', fmt='{:.0f}')} s, the adding problem and lag profiles "
-             f"{n('timings_s', 'adding_and_lag_profiles', fmt='{:.0f}')} s, of which per cell (training to its stop, "
-             "compilation included): "
-             + ", ".join(f"{k} {n('adding', 'seconds_per_program', k, fmt='{:.0f}')} s"
-                         for k in m["adding"]["seconds_per_program"]) + ".")
-
-
 # -------------------------------------------------------------------------------------- flossing
 
 CONDS = (("a", "plain"), ("b", "floss_before"), ("c", "floss_before_and_during"))
@@ -546,19 +536,6 @@ def flossing_recall(page):
              f"{sp('flossed', 'log10_cond_mean', fmt='{:.1f}')}. The monitor (Figure 12, every {c('monitor_every')} "
              f"steps inside the jitted run) at d = {n('delays', last, fmt='{}')}, mean lambda_1 first → last record: "
              f"{mon}. After training at that delay the mean lambda_1 is {lam1}.")
-    cost = page.reader(FL, "cost")
-    t = page.reader(FL, "timings_s")
-    budget = m["timings_s"]["total"] <= 180
-    page.add("", f"**Cost** on the run's machine (shared with other jobs, so wall times vary), compilation excluded: "
-             f"plain training of all runs {cost('plain_s', fmt='{:.1f}')} s; flossing "
-             f"({t('floss_run', fmt='{:.1f}')} s) plus training {cost('floss_before_s', fmt='{:.1f}')} s for (b) "
-             f"({cost('floss_before_ratio', fmt='{:.2f}')}x)"
-             f" and {cost('floss_before_and_during_s', fmt='{:.1f}')} s for (c) "
-             f"({cost('floss_before_and_during_ratio', fmt='{:.2f}')}x). The whole experiment took "
-             f"{t('total', fmt='{:.0f}')} s of wall time"
-             + (", within its 3-minute budget." if budget else ", over its 3-minute budget.")
-             + " (Its `timings_s.cpu_total` is the CPU time of the whole process, which in the main job includes "
-             "the stages before it.)")
 
 
 @block("readme.flossing")
@@ -566,8 +543,7 @@ def readme_flossing(page):
     m, n = page.json(FL), page.reader(FL)
     c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
     last = len(m["delays"]) - 1
-    at = lambda k: (f"{n('conditions', k, 'per_delay', last, 'solved_seeds', fmt='{}')}/{c('seeds')} at "
-                    f"d = {n('delays', last, fmt='{}')}")
+    at = lambda k: f"{n('conditions', k, 'per_delay', last, 'solved_seeds', fmt='{}')}/{c('seeds')}"
     g = page.reader(FL, "gradient_choice")
     best = m["gradient_choice"]["best"]
     page.add("- **Gradient flossing** (Engelken, NeurIPS 2023; [docs/flossing.md](docs/flossing.md)): push the top "
@@ -578,9 +554,8 @@ def readme_flossing(page):
              f"{n('conditions', 'plain', 'bridgeable_delay', fmt='{}', missing='none')} for plain training, "
              f"{n('conditions', 'floss_before', 'bridgeable_delay', fmt='{}', missing='none')} with flossing before "
              f"training and {n('conditions', 'floss_before_and_during', 'bridgeable_delay', fmt='{}', missing='none')} "
-             f"before and during (seeds solved: {at('plain')}, {at('floss_before')}, {at('floss_before_and_during')}), "
-             f"for {n('cost', 'floss_before_ratio', fmt='{:.2f}')}x and "
-             f"{n('cost', 'floss_before_and_during_ratio', fmt='{:.2f}')}x the plain training time. Flossing moved "
+             f"before and during (seeds solved at d = {n('delays', last, fmt='{}')}: {at('plain')}, "
+             f"{at('floss_before')} and {at('floss_before_and_during')}). Flossing moved "
              f"lambda_1 from {n('spectra', 'init', 'lambda1_mean', fmt='{:.3f}')} to "
              f"{n('spectra', 'flossed', 'lambda1_mean', fmt='{:.3f}')} nats/step. Which gradient flosses: the "
              f"\"{best}\" one reduced sum lambda_i^2 at least "

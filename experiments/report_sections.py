@@ -15,15 +15,33 @@ S1, SV, S2, SP, RM, FL = (f"{name}/metrics.json" for name in ("stock_forecast", 
 def _missing(page, file: str, title: str) -> bool:
     if page.has(file):
         return False
+    if not page.shows(file.split("/")[0]):  # not in this tier: the page's head lists what --all adds
+        return True
     page.add(f"## {title}", "", f"*Not run: `{file}` is missing (run without `--only`).*", "")
     return True
 
 
 # ------------------------------------------------------------------------------- shared sentences
 
+def s_(count) -> str:
+    """The plural ending for ``count`` things: ``f"{k} seed{s_(k)}"`` -- "1 seed", "4 seeds"."""
+    return "" if count == 1 else "s"
+
+
+def span(lo: str, hi: str, sep: str = "–") -> str:
+    """``"lo–hi"``, or one value when both ends read the same ("31", not "31–31")."""
+    return lo if lo == hi else f"{lo}{sep}{hi}"
+
+
+def spread(n, key: str, fmt: str = "{:.2f}", *, lo: str | None = None, hi: str | None = None) -> str:
+    """``"mean (min–max)"`` of ``key`` and ``key_min`` / ``key_max``; the mean alone when the ends read the same."""
+    mean, a, b = (n(k, fmt=fmt) for k in (key, lo or f"{key}_min", hi or f"{key}_max"))
+    return mean if a == b else f"{mean} ({a}–{b})"
+
+
 def dm_span(n, key: str, fmt: str, **kw) -> str:
     """``min–max`` over the seeds of Experiment 1's ``dm_vs_persistence.<key>_min`` / ``<key>_max``, formatted."""
-    return "–".join(n("dm_vs_persistence", f"{key}_{end}", fmt=fmt, **kw) for end in ("min", "max"))
+    return span(*(n("dm_vs_persistence", f"{key}_{end}", fmt=fmt, **kw) for end in ("min", "max")))
 
 
 def dm_verdict(n, seeds: int, basis: str) -> str:
@@ -36,8 +54,9 @@ def dm_verdict(n, seeds: int, basis: str) -> str:
     ratio, r1 = dm_span(n, "rmse_ratio", "{:.3g}"), dm_span(n, "lag1_autocorr", "{:.3f}")
     p = dm_span(n, "p_value", "{:.2g}", missing="—")
     if basis == "rmse ratio":
-        return (f"{verdict}, judged by the error ratio alone: the test RMSE is {ratio} times persistence's over the "
-                f"{seeds} seeds. No Diebold–Mariano test is reliable here: the loss differential's lag-1 "
+        over = "its one seed" if seeds == 1 else f"the {seeds} seeds"
+        return (f"{verdict}, judged by the error ratio alone: the test RMSE is {ratio} times persistence's over "
+                f"{over}. No Diebold–Mariano test is reliable here: the loss differential's lag-1 "
                 f"autocorrelation is {r1} (the errors trend with the price), so one test period cannot give its "
                 f"long-run variance; the {test} says p = {p}, and that is not evidence.")
     if basis == "diebold-mariano":
@@ -45,7 +64,9 @@ def dm_verdict(n, seeds: int, basis: str) -> str:
                 f"{seeds} seeds significantly worse, {n('dm_vs_persistence', 'seeds_significantly_better', fmt='{}')} "
                 f"significantly better (p = {p}; lag-1 autocorrelation of the loss differential {r1}; RMSE "
                 f"{ratio} times persistence's).")
-    return (f"{verdict}: {n('dm_vs_persistence', 'seeds_reliable', fmt='{}')} seed(s) judged by a {test} at 5% "
+    reliable = n.get("dm_vs_persistence", "seeds_reliable")
+    return (f"{verdict}: {n('dm_vs_persistence', 'seeds_reliable', fmt='{}')} seed{s_(reliable)} judged by a {test} "
+            "at 5% "
             f"(p = {p}), {n('dm_vs_persistence', 'seeds_unreliable', fmt='{}')} by the error ratio, their loss "
             f"differential being too persistent for any DM test (lag-1 autocorrelation up to "
             f"{n('dm_vs_persistence', 'lag1_autocorr_max', fmt='{:.3f}')}); RMSE {ratio} times persistence's.")
@@ -65,9 +86,9 @@ def claim_measured(n, i: int) -> str:
     """Experiment 2's measured curve for per_rho[i]: median start and end with every seed's, and the trend."""
     starts = ", ".join(n("per_rho", i, "start_per_seed", j, fmt="{:.3g}")
                        for j in range(len(n.get("per_rho", i, "start_per_seed"))))
+    end = span(*(n("per_rho", i, f"end_seed_{k}", fmt="{:.3g}") for k in ("min", "max")))
     return (f"median {n('per_rho', i, 'start', fmt='{:.3g}')} → {n('per_rho', i, 'end', fmt='{:.3g}')} "
-            f"(seeds start at {starts}; end {n('per_rho', i, 'end_seed_min', fmt='{:.3g}')}–"
-            f"{n('per_rho', i, 'end_seed_max', fmt='{:.3g}')}); {n('per_rho', i, 'trend', fmt='{}')}: "
+            f"(seeds start at {starts}; end {end}); {n('per_rho', i, 'trend', fmt='{}')}: "
             f"{n('per_rho', i, 'change_decades', fmt='{:+.2f}')} decades first to last, "
             f"{n('per_rho', i, 'decades', fmt='{:+.2f}')} fitted")
 
@@ -80,7 +101,7 @@ def crossing(n, act: str, length: str) -> str:
     text = f"{act} T={length}: rho = {n(*base, 'rho_lyapunov_zero')}"
     lo = n(*base, "rho_lyapunov_zero_seed_min", missing="")
     if lo:
-        text += f" (seeds {lo}–{n(*base, 'rho_lyapunov_zero_seed_max')}"
+        text += f" (seeds {span(lo, n(*base, 'rho_lyapunov_zero_seed_max'))}"
         text += (f"; {n(*base, 'seeds_without_crossing', fmt='{}')} without one in the grid)"
                  if n.get(*base, "seeds_without_crossing") else ")")
     return text
@@ -106,13 +127,13 @@ def experiment1(page) -> None:
         f"lookback {n('config', 'lookback', fmt='{}')}, hidden {n('config', 'hidden', fmt='{}')}, tanh, "
         f"last-step loss, full-batch GD lr {n('config', 'lr', fmt='{}')}, {n('config', 'epochs', fmt='{}')} "
         f"epochs, clipping tau = {n('config', 'clip', fmt='{}')}, hand BPTT; {n('seeds', 'count', fmt='{}')} "
-        f"seed(s) in one vmapped program.", "",
+        f"seed{s_(seeds)}" + (" in one vmapped program." if seeds > 1 else "."), "",
         "| Table 1 (test set) | RMSE | MAE |",
         "|---|---|---|",
         f"| report (its own ticker, prices {r('price_range_low', fmt='{}')}–{r('price_range_high', fmt='{}')}) "
         f"| {r('rmse')} | {r('mae')} |",
-        f"| rnnjax, vanilla RNN (mean over {seeds} seeds; min–max) | {n('rmse')} ({n('rmse_min')}–{n('rmse_max')}) "
-        f"| {n('mae')} ({n('mae_min')}–{n('mae_max')}) |",
+        f"| rnnjax, vanilla RNN ({'one seed' if seeds == 1 else f'mean over {seeds} seeds; min–max'}) | "
+        f"{spread(n, 'rmse')} | {spread(n, 'mae')} |",
         f"| persistence baseline (tomorrow = today) | {n('persistence_rmse')} | {n('persistence_mae')} |", "",
         f"Against persistence: {dm_verdict(n, seeds, m['dm_vs_persistence']['basis'])} The test closes "
         f"({n('data', 'test_close_min')}–{n('data', 'test_close_max')}) rise above the train maximum "
@@ -137,12 +158,16 @@ def experiment1(page) -> None:
     else:
         reading = ": below persistence's on average."
     page.figure("stock_forecast", "fig2_forecast.png",
-                f"*Figure 2.* Forecast vs actual vs persistence on the test range. The RNN's test RMSE is "
-                f"{n('rmse')} against persistence's {n('persistence_rmse')}" + reading)
+                f"*Figure 2.* Forecast vs actual vs persistence on the test range. The RNN's test RMSE "
+                f"{'is' if seeds == 1 else 'averaged over the seeds is'} {n('rmse')} against persistence's "
+                f"{n('persistence_rmse')}" + reading)
     variants(page)
 
 
 def variants(page) -> None:
+    if not page.shows("stock_variants"):
+        page.add("*Experiment 1's variants (log-returns, a loss at every step, Adam, LSTM, GRU) run with `--all`.*", "")
+        return
     if not page.has(SV):
         page.add("*Variants not run (`stock_variants/metrics.json` is missing).*", "")
         return
@@ -153,8 +178,7 @@ def variants(page) -> None:
              "|---|---|---|---|---|")
     for name in v:
         n = page.reader(SV, "variants", name)
-        page.add(f"| {n('label', fmt='{}')} | `{n('flags', fmt='{}')}` | {n('rmse', fmt='{:.4g}')} "
-                 f"({n('rmse_min', fmt='{:.4g}')}–{n('rmse_max', fmt='{:.4g}')}) | "
+        page.add(f"| {n('label', fmt='{}')} | `{n('flags', fmt='{}')}` | {spread(n, 'rmse', '{:.4g}')} | "
                  f"{n('persistence_rmse', fmt='{:.4g}')} | {dm_cell(n, v[name]['dm_vs_persistence']['basis'])} |")
     page.add("")
 
@@ -316,7 +340,7 @@ def clipping_table(n, m) -> list[str]:
         tau = n("clipping", "runs", i, "clip_norm", fmt="{}") if run["clip_norm"] is not None else "none"
         rows.append(f"| {n('clipping', 'runs', i, 'lr', fmt='{}')} | {tau} "
                     f"| {'yes' if run['finite'] else 'no'} "
-                    f"| {step} | {n('clipping', 'runs', i, 'fraction_clipped')} "
+                    f"| {step} | {n('clipping', 'runs', i, 'fraction_clipped', fmt='{:.1%}')} "
                     f"| {n('clipping', 'runs', i, 'last_finite_loss', fmt='{:.3g}', missing='—')}"
                     f"{'' if run['finite'] else ' (diverged)'} "
                     f"| {n('clipping', 'runs', i, 'median_grad_norm', fmt='{:.3g}')} |")
@@ -342,13 +366,15 @@ def adding_table(n, m) -> list[str]:
         base = ("adding", "models", name)
         one = r["num_seeds"] == 1
         if r["solved_seeds"]:
-            steps = f"{n(*base, 'median_steps_to_mse_0.01', fmt='{:,.0f}')}" + ("" if one else (
-                f" ({n(*base, 'min_steps_to_mse_0.01', fmt='{:,.0f}')}–"
-                f"{n(*base, 'max_steps_to_mse_0.01', fmt='{:,.0f}')})"))
+            steps = n(*base, 'median_steps_to_mse_0.01', fmt='{:,.0f}')
+            if not one:
+                lo, hi = (n(*base, f"{k}_steps_to_mse_0.01", fmt="{:,.0f}") for k in ("min", "max"))
+                steps += "" if lo == hi == steps else f" ({span(lo, hi)})"
         else:
             steps = f"not within {n('adding', 'budget', fmt='{:,}')}"
         t = lambda key, base=base: n(*base, key, fmt="{:.3g}", missing="—")
-        test = t("test_mse_mean") + ("" if one else f" ({t('test_mse_min')}–{t('test_mse_max')})")
+        lo, hi = ("", "") if one else (t("test_mse_min"), t("test_mse_max"))
+        test = t("test_mse_mean") + ("" if lo == hi == t("test_mse_mean") or one else f" ({span(lo, hi)})")
         rows.append(f"| {name} | {n(*base, 'solved_seeds', fmt='{}')}/{n(*base, 'num_seeds', fmt='{}')} | {steps} | "
                     f"{n(*base, 'trained_steps', fmt='{:,}')} | {test} |")
     return rows

@@ -1,25 +1,36 @@
-"""The main job: run every experiment on the embedded data, then write the results page.
+"""The main job: the report reproduced on the embedded data, then the results page.
 
-    python -m experiments.reproduce [--quick] [--out runs/] [--only NAME ...] [--jobs N]
+    python -m experiments.reproduce [--all] [--quick] [--out runs/] [--only NAME ...] [--jobs N]
+
+Two tiers. The default, the **report tier**, runs what the report claims: Experiment 1 with its
+persistence baseline (``stock_forecast``), Experiment 2 with its claims (``gradient_stability``)
+and the gradient analysis (``gradient_spectra``). ``--all`` adds the **extended studies**
+(``stock_variants``, ``remedies``, ``flossing``), whose sizes are set by their statistics, not by
+a time budget. ``--quick`` shrinks either tier to a smoke test.
 
 Each experiment runs into a hidden temporary folder that replaces ``OUT/<name>/`` only once the
 experiment has finished, so an interrupted run never leaves a half-written result that the page
-would read as complete. The page, ``OUT/report.md``, is then built from the JSON files alone.
-The job replaces only folders it wrote (marked ``.made-by-reproduce``); a standalone experiment's
-default folder is ``runs/<name>-<date>-<time>``, so the two never meet.
+would read as complete. The page, ``OUT/report.md``, is then built from the JSON files alone; it
+says which tier made it. The job replaces only folders it wrote (marked ``.made-by-reproduce``).
 
 The experiments run as their own processes (``python -m experiments.<name>``), ``--jobs`` at once
 (default: one per core; the longest first), each line they print prefixed with their name; with
-``--jobs 1`` they run one after the other in this process. Every experiment compiles at XLA
-optimisation level 1 and keeps its compiled programs in JAX's persistent compilation cache
-(``experiments/job.py``; ``RNNJAX_NO_COMPILE_CACHE=1`` turns the cache off), so a repeated run
-mostly skips compiling.
+``--jobs 1`` they run one after the other in this process. Each stage prints one line when it
+starts (numbered in the order the stages start, with its expected duration) and one when it ends,
+and a progress line at least every 10 s in between. Every experiment compiles at XLA optimisation
+level 1 and keeps its compiled programs in JAX's persistent compilation cache
+(``~/.cache/rnnjax/xla``; ``experiments/job.py``; ``RNNJAX_NO_COMPILE_CACHE=1`` turns it off), so a
+repeated run mostly skips compiling.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +40,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from experiments import _cli
+from experiments._progress import clock
+
+HEARTBEAT = 10.0  # seconds: the longest a running stage stays silent before the job prints a progress line
 
 
 class Stage(NamedTuple):
@@ -36,20 +50,29 @@ class Stage(NamedTuple):
     title: str
     args: tuple[str, ...]  # extra arguments of the full run (defaults are the report's settings)
     quick_args: tuple[str, ...]  # extra arguments of --quick
-    cost: float = 0.0  # seconds of the full run (2026-12-02, two at a time on 2 cores): the longest start first
+    cost: float = 0.0  # seconds of the full run, two at a time on 2 cores, cache warm: the longest start first
+    quick_cost: float = 0.0  # the same for --quick
+    extended: bool = False  # an extended study: runs with --all only
 
 
+# Costs: the full run of 2026-12-02 (README, "Performance"; load ~1, nothing cached); the quick runs of
+# 2026-12-06 (load 2-9; stock_variants' estimated from its 8 variants x 20 epochs). Only the expected
+# durations printed and the order the stages start in use them.
 STAGES = (
-    Stage("stock_forecast", "Experiment 1: next-day stock price (report §3)", ("--seeds", "4"), ("--quick",), 26),
+    Stage("stock_forecast", "Experiment 1: next-day stock price, with the persistence baseline (report §3)",
+          (), ("--quick",), 26, 17),
+    Stage("gradient_stability", "Experiment 2: gradient norm vs spectral radius, the report's claims (report §5)",
+          (), ("--quick",), 12, 9),
+    Stage("gradient_spectra", "The gradient analysis: lag profiles, Jacobian spectra, Lyapunov exponents, phase "
+          "diagram", (), ("--quick",), 32, 27),
     Stage("stock_variants", "Experiment 1's variants: log-returns, a loss at every step, Adam, LSTM, GRU",
-          ("--seeds", "4"), ("--quick", "--seeds", "2"), 303),
-    Stage("gradient_stability", "Experiment 2: gradient norm vs spectral radius (report §5)", ("--seeds", "4"),
-          ("--quick",), 12),
-    Stage("gradient_spectra", "Lag profiles, Jacobian spectra, Lyapunov exponents, phase diagram", (), ("--quick",),
-          32),
-    Stage("remedies", "Remedies: clipping, LSTM/GRU, IRNN, the adding problem", (), ("--quick",), 261),
-    Stage("flossing", "Gradient flossing on the delayed recall of one bit (Engelken 2023)", (), ("--quick",), 114),
+          (), ("--quick", "--seeds", "2"), 303, 60, True),
+    Stage("remedies", "Remedies: clipping, LSTM/GRU, IRNN, the adding problem", (), ("--quick",), 261, 33, True),
+    Stage("flossing", "Gradient flossing on the delayed recall of one bit (Engelken 2023)", (), ("--quick",), 114,
+          25, True),
 )
+REPORT_TIER = tuple(s.name for s in STAGES if not s.extended)
+EXTENDED = tuple(s.name for s in STAGES if s.extended)
 
 
 MARK = ".made-by-reproduce"  # in every OUT/<name> this job wrote: the only folders it will ever replace
@@ -76,15 +99,51 @@ def _publish(stage: Stage, partial: Path, final: Path) -> None:
     _cli.replace_folder(partial, final)
 
 
-def run_stage(stage: Stage, out: Path, quick: bool) -> dict:
+def final_paths(partial: Path, final: Path):
+    """``line -> line`` with every mention of the hidden ``partial`` folder (and of the experiment's own
+    temporary sibling of it, ``<partial>.tmp-...``) replaced by ``final``: the job prints final paths only."""
+    pattern = re.compile(re.escape(str(partial)) + r"(\.tmp-[^/\s]*)?")
+    return lambda line: pattern.sub(str(final), line)
+
+
+class _LineFilter(io.TextIOBase):
+    """A text stream that passes each complete line through ``edit`` to ``sink`` (stdout of an in-process stage)."""
+
+    def __init__(self, sink, edit, heard=None):
+        self.sink, self.edit, self.heard, self.buffer = sink, edit, heard, ""
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split("\n")
+        for line in lines:
+            self.sink.write(self.edit(line) + "\n")
+            if self.heard is not None:
+                self.heard()
+        self.sink.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.sink.write(self.edit(self.buffer))
+            self.buffer = ""
+        self.sink.flush()
+
+
+def run_stage(stage: Stage, out: Path, quick: bool, heard=None) -> dict:
     """Run one experiment in this process into ``out/.<name>.partial`` and move it to ``out/<name>`` when complete.
 
     If the experiment raises, ``out/<name>`` keeps the previous results. The folder is marked as
-    this job's (:data:`MARK`); a folder without the mark is refused, never replaced.
+    this job's (:data:`MARK`); a folder without the mark is refused, never replaced. What the
+    experiment prints names the final folder, never the partial one; ``heard()`` is called at each line.
     """
     final, partial = _begin(stage, out)
     module = importlib.import_module(f"experiments.{stage.name}")
-    metrics = module.main(_argv(stage, partial, quick))
+    stream = _LineFilter(sys.stdout, final_paths(partial, final), heard)
+    with contextlib.redirect_stdout(stream):
+        try:
+            metrics = module.main(_argv(stage, partial, quick))
+        finally:
+            stream.flush()
     _publish(stage, partial, final)
     return metrics
 
@@ -99,53 +158,127 @@ def command(stage: Stage, out: Path, quick: bool) -> list[str]:
     return [sys.executable, "-m", f"experiments.{stage.name}", *_argv(stage, out, quick)]
 
 
+def expected(stage: Stage, quick: bool) -> float:
+    """Seconds ``stage`` took on the development machine (:data:`STAGES`), compile cache warm."""
+    return stage.quick_cost if quick else stage.cost
+
+
+def expected_total(stages, quick: bool, jobs: int) -> float:
+    """The job's expected seconds: the stages' costs spread over ``jobs`` at once, longest first (greedy)."""
+    slots = [0.0] * max(1, jobs)
+    for cost in sorted((expected(s, quick) for s in stages), reverse=True):
+        slots[slots.index(min(slots))] += cost
+    return max(slots)
+
+
 def _started(i: int, n: int, stage: Stage, quick: bool) -> str:
-    return f"[{i}/{n}] {stage.name}: {stage.title} ({'quick' if quick else 'full'})"
+    return (f"[{i}/{n}] {stage.name} started: {stage.title} ({'quick' if quick else 'full'}; about "
+            f"{clock(expected(stage, quick))} on the 2-core development machine)")
 
 
 def _finished(i: int, n: int, stage: Stage, seconds: float, elapsed: float, final: Path) -> str:
-    return f"[{i}/{n}] {stage.name} done in {seconds:.1f} s (elapsed {elapsed:.1f} s); moved into place: {final}/"
+    return f"[{i}/{n}] {stage.name} done in {clock(seconds)} (job elapsed {clock(elapsed)}): {final}/"
+
+
+def _still_running(i: int, n: int, stage: Stage, seconds: float, quick: bool) -> str:
+    """The job's progress line for a stage that printed nothing for :data:`HEARTBEAT` seconds."""
+    cost = expected(stage, quick)
+    left = f"about {clock(cost - seconds)} left" if seconds < cost else "past the expected time"
+    return f"[{i}/{n}] {stage.name} running: {clock(seconds)} elapsed of about {clock(cost)} expected, {left}"
+
+
+class _Watch:
+    """The stages running now, numbered in the order they start ([1/n], [2/n], ...), and a thread that prints
+    a progress line for any of them silent for :data:`HEARTBEAT` seconds. Safe across threads."""
+
+    def __init__(self, n: int, quick: bool):
+        self.n, self.quick, self.count = n, quick, 0
+        self.lock, self.stopped = threading.RLock(), threading.Event()  # re-entrant: an in-process stage's
+        # stdout (a _LineFilter) calls heard() from inside say()
+        self.active: dict[str, list] = {}  # stage name -> [number, stage, start time, time of its last line]
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def say(self, line: str, name: str | None = None) -> None:
+        """Print ``line`` (whole, never interleaved) and count it as a sign of life of stage ``name``."""
+        with self.lock:
+            print(line, flush=True)
+            if name in self.active:
+                self.active[name][3] = time.monotonic()
+
+    def begin(self, stage: Stage) -> int:
+        """Number ``stage`` and print its start line; returns its number."""
+        with self.lock:
+            self.count += 1
+            now = time.monotonic()
+            self.active[stage.name] = [self.count, stage, now, now]
+            i = self.count
+        self.say(_started(i, self.n, stage, self.quick), stage.name)
+        return i
+
+    def heard(self, name: str) -> None:
+        with self.lock:
+            if name in self.active:
+                self.active[name][3] = time.monotonic()
+
+    def end(self, name: str) -> None:
+        with self.lock:
+            self.active.pop(name, None)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(min(1.0, HEARTBEAT)):
+            now = time.monotonic()
+            with self.lock:
+                quiet = [(i, s, now - t0) for i, s, t0, last in self.active.values() if now - last >= HEARTBEAT]
+            for i, s, sec in quiet:
+                self.say(_still_running(i, self.n, s, sec, self.quick), s.name)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
 
 
 def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, start: float) -> tuple[dict, list]:
-    """Run ``stages`` as processes, ``jobs`` at a time, the longest (:attr:`Stage.cost`) first; publish each
+    """Run ``stages`` as processes, ``jobs`` at a time, the longest (:func:`expected`) first; publish each
     that succeeds as :func:`run_stage` does. Returns ``(seconds per finished stage, failure lines)``."""
     for stage in stages:
         _begin(stage, out)  # every check before any work
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    lock, slots = threading.Lock(), threading.Semaphore(jobs)
+    slots, watch, n = threading.Semaphore(jobs), _Watch(len(stages), quick), len(stages)
     seconds, failures, running = {}, [], []
+    say = watch.say
 
-    def say(line: str) -> None:
-        with lock:
-            print(line, flush=True)
-
-    def one(i: int, stage: Stage) -> None:
+    def one(stage: Stage) -> None:
         with slots:
             final, partial = _begin(stage, out)
-            say(_started(i, len(stages), stage, quick))
-            t0 = time.perf_counter()
+            i, t0 = watch.begin(stage), time.monotonic()
+            edit = final_paths(partial, final)
             proc = subprocess.Popen(command(stage, partial, quick), env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
             running.append(proc)
             for line in proc.stdout:
-                say(f"  {stage.name} | {line.rstrip()}")
-            if proc.wait() != 0:
+                say(f"  {stage.name} | {edit(line.rstrip())}", stage.name)
+            code = proc.wait()
+            watch.end(stage.name)
+            if code != 0:
                 shutil.rmtree(partial, ignore_errors=True)
-                failures.append(f"{stage.name} failed (exit status {proc.returncode}); {final} was left as it was")
-                say(f"[{i}/{len(stages)}] {stage.name} FAILED (exit status {proc.returncode})")
+                failures.append(f"{stage.name} failed (exit status {code}); {final} was left as it was")
+                say(f"[{i}/{n}] {stage.name} FAILED (exit status {code})")
                 return
             _publish(stage, partial, final)
-            seconds[stage.name] = time.perf_counter() - t0
-            say(_finished(i, len(stages), stage, seconds[stage.name], time.perf_counter() - start, final))
+            seconds[stage.name] = time.monotonic() - t0
+            say(_finished(i, n, stage, seconds[stage.name], time.perf_counter() - start, final))
 
-    order = sorted(enumerate(stages, 1), key=lambda item: -item[1].cost)
-    threads = [threading.Thread(target=one, args=item) for item in order]
+    order = sorted(stages, key=lambda s: -expected(s, quick))
+    threads = [threading.Thread(target=one, args=(s,)) for s in order]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with watch:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
     finally:  # an interrupt stops the experiment processes too
         for proc in running:
             if proc.poll() is None:
@@ -153,8 +286,23 @@ def run_stages_parallel(stages: list[Stage], out: Path, quick: bool, jobs: int, 
     return seconds, failures
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of every experiment process it waited for: with the wall
+    time in ``run.json``, what a run cost on a machine shared with other work."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def tier_of(only, everything: bool) -> str:
+    """``"report"``, ``"all"`` or ``"only"``: which stages a job runs (recorded in ``run.json``, said on the page)."""
+    return "only" if only is not None else "all" if everything else "report"
+
+
 def build_parser():
     parser = _cli.Parser("reproduce", __doc__)
+    parser.add_argument("--all", action="store_true", dest="everything",
+                        help=f"add the extended studies ({', '.join(EXTENDED)}) to the report tier "
+                             f"({', '.join(REPORT_TIER)})")
     parser.add_argument("--quick", action="store_true", help="reduced sizes: seconds, for a first look and CI")
     parser.add_argument("--out", type=Path, default=Path("runs"),
                         help="output folder (default: runs/); each experiment replaces only OUT/<name>")
@@ -168,7 +316,10 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> Path | int:
     args = build_parser().parse_args(argv)
-    stages = [s for s in STAGES if args.only is None or s.name in args.only]
+    if args.only is not None and args.everything:
+        raise _cli.UsageError("--only names the experiments to run; --all cannot be added to it")
+    tier = tier_of(args.only, args.everything)
+    stages = [s for s in STAGES if (s.name in args.only if tier == "only" else tier == "all" or not s.extended)]
     if args.out.exists() and not args.out.is_dir():
         raise _cli.UsageError(f"--out {args.out} is a file, not a folder")
     _cli.check_writable(args.out)
@@ -185,6 +336,12 @@ def main(argv: list[str] | None = None) -> Path | int:
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     jobs = min(args.jobs or os.cpu_count() or 1, len(stages))
+    what = {"report": "the report tier", "all": "the report tier and the extended studies (--all)",
+            "only": "the experiments named by --only"}[tier]
+    print(f"reproduce: {what}{', quick mode' if args.quick else ''}: {len(stages)} "
+          f"experiment{'s' if len(stages) != 1 else ''}, {jobs} at a time; took about "
+          f"{clock(expected_total(stages, args.quick, jobs))} on the 2-core development machine with the compile "
+          f"cache warm (compiling afresh adds to it)", flush=True)
     if jobs > 1:
         seconds, failures = run_stages_parallel(stages, args.out, args.quick, jobs, t_start)
         if failures:
@@ -195,21 +352,24 @@ def main(argv: list[str] | None = None) -> Path | int:
             return _cli.EXIT_FAILED
     else:
         seconds = {}
-        for i, stage in enumerate(stages, 1):
-            print("\n" + _started(i, len(stages), stage, args.quick), flush=True)
-            t0 = time.perf_counter()
-            run_stage(stage, args.out, args.quick)
-            seconds[stage.name] = time.perf_counter() - t0
-            print(_finished(i, len(stages), stage, seconds[stage.name], time.perf_counter() - t_start,
-                            args.out / stage.name), flush=True)
+        with _Watch(len(stages), args.quick) as watch:
+            for stage in stages:
+                i, t0 = watch.begin(stage), time.perf_counter()
+                run_stage(stage, args.out, args.quick, heard=lambda name=stage.name: watch.heard(name))
+                watch.end(stage.name)
+                seconds[stage.name] = time.perf_counter() - t0
+                watch.say(_finished(i, len(stages), stage, seconds[stage.name], time.perf_counter() - t_start,
+                                    args.out / stage.name))
     from rnnjax.devices import environment
     from rnnjax.io import write_json
 
-    total = time.perf_counter() - t_start
-    write_json(args.out / "run.json", {"quick": args.quick, "stages": [s.name for s in stages], "jobs": jobs,
-                                       "seconds": seconds, "total_seconds": total, "environment": environment()})
-    page = write_report(args.out, quick=args.quick)
-    print(f"\nAll done in {total:.1f} s ({jobs} at a time). Results page: {page}; check it (and the docs) with "
+    total, cpu = time.perf_counter() - t_start, cpu_seconds()
+    write_json(args.out / "run.json", {"quick": args.quick, "tier": tier, "stages": [s.name for s in stages],
+                                       "jobs": jobs, "seconds": seconds, "total_seconds": total,
+                                       "cpu_seconds": cpu, "environment": environment()})
+    page = write_report(args.out, quick=args.quick, tier=tier)
+    print(f"\nAll done in {clock(total)} wall, {clock(cpu)} of CPU ({jobs} at a time). Results page: {page}; "
+          "check it (and the docs) with "
           f"python -m experiments.check_report {args.out}")
     return page
 

@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--method", choices=("bptt", "autograd"), default=None,
                    help="gradients by the hand BPTT or jax.grad (default for rnn: bptt on CPU, autograd on an "
                         "accelerator; autograd for lstm/gru)")
-    m.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=1,
-                   help="initialisations trained together (default: 1)")
+    m.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=4,
+                   help="initialisations trained together (default: 4, as in the main job)")
     m.add_argument("--seed", type=_cli.seed, default=0, help="base PRNG seed; seed s uses fold_in(PRNGKey(seed), s)")
     p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
                    "(default: runs/stock_forecast-<date>-<time>/)")
@@ -522,6 +522,12 @@ def _fmt(x) -> str:
     return "   n/a" if x is None else f"{x:8.3f}"
 
 
+def _range(lo, hi, fmt: str) -> str:
+    """``"lo-hi"`` formatted, or one value when both ends read the same."""
+    a, b = fmt.format(lo), fmt.format(hi)
+    return a if a == b else f"{a}-{b}"
+
+
 def _print_summary(m: dict, out: Path) -> None:
     n_ok = m["seeds"]["ok"]
     label = f"RNN ({n_ok} seed{'s' if n_ok != 1 else ''}{', mean' if n_ok > 1 else ''})"
@@ -537,14 +543,19 @@ def _print_summary(m: dict, out: Path) -> None:
     dm = m["dm_vs_persistence"]
     t = m["timings_s"]
     if dm["seeds_unreliable"]:
-        rests = (f"{dm['seeds_unreliable']} seed(s) have a loss differential too persistent for any DM test (lag-1 "
+        k = dm["seeds_unreliable"]
+        have = "seeds have" if k != 1 else "seed has"
+        rests = (f"{k} {have} a loss differential too persistent for any DM test (lag-1 "
                  f"autocorrelation up to {dm['lag1_autocorr_max']:.3f}): judged by the RMSE ratio "
-                 f"({dm['rmse_ratio_min']:.3g}-{dm['rmse_ratio_max']:.3g}x persistence's), "
+                 f"({_range(dm['rmse_ratio_min'], dm['rmse_ratio_max'], '{:.3g}')}x persistence's), "
                  f"{dm['seeds_worse_by_ratio']} worse, {dm['seeds_better_by_ratio']} better")
     else:
         rests = "every seed's DM test is usable"
-    print(f"The RNN's mean RMSE {verdict} persistence ({m['seeds_beating_persistence']}/{m['seeds']['count']} seeds "
-          f"lower). Diebold-Mariano (HAC, {dm['lags_min']}-{dm['lags_max']} lags) at 5%: "
+    lags = _range(dm["lags_min"], dm["lags_max"], "{}")
+    count = m["seeds"]["count"]
+    print(f"The RNN's mean RMSE {verdict} persistence ({m['seeds_beating_persistence']}/{count} seed"
+          f"{'s' if count != 1 else ''} lower). Diebold-Mariano (HAC, {lags} lag{'s' if dm['lags_max'] != 1 else ''}) "
+          "at 5%: "
           f"{dm['seeds_significantly_better']} significantly better, {dm['seeds_significantly_worse']} significantly "
           f"worse; {rests}. Verdict: {m['verdict_vs_persistence']}. "
           f"Timings: imports {t['imports']:.2f} s, compile {t['compile']:.2f} s, train {t['train']:.2f} s, "

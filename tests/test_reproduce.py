@@ -142,7 +142,7 @@ def test_the_page_renders_runs_that_went_non_finite(job, tmp_path):
     _diverge(runs)
     page = write_report(runs).read_text()
     assert "**2 of 2 seeds went non-finite** (every one: the RNN has no RMSE or MAE here, shown as n/a)" in page
-    assert "| n/a (n/a–n/a) |" in page and "no seed gave a finite forecast" in page
+    assert "| n/a | n/a |" in page and "no seed gave a finite forecast" in page  # a range of n/a collapses
     assert "— (diverged)" in page and "None" not in page
     assert check(runs) == []
 
@@ -193,3 +193,158 @@ def test_a_swap_killed_between_its_renames_is_undone_at_the_next_start(tmp_path)
     (old / "metrics.json").write_text("{}\n")
     _cli.clean_stale(tmp_path / "out")
     assert (tmp_path / "out" / "metrics.json").read_text() == "{}\n" and not old.exists()
+
+
+def test_the_report_tiers_quick_run_then_check_report(tmp_path):
+    """``reproduce --quick`` (the default tier) as a user runs it, then ``check_report`` on it: exit 0; stages
+    numbered in the order they start, each with its expected time, final paths only, the page names its tier."""
+    out = tmp_path / "runs"
+    run = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--quick", "--out", str(out)],
+                         env=env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    starts = [line for line in lines if re.match(r"\[\d/3\] \w+ started", line)]
+    assert [line[:5] for line in starts] == ["[1/3]", "[2/3]", "[3/3]"]  # in run order
+    assert all(re.search(r"; about (\d+ s|\d+:\d\d) on the 2-core development machine\)$", line) for line in starts)
+    assert sorted(re.match(r"\[\d/3\] (\w+)", line)[1] for line in starts) == sorted(reproduce.REPORT_TIER)
+    assert len([line for line in lines if re.match(r"\[\d/3\] \w+ done in", line)]) == 3
+    assert ".partial" not in run.stdout and ".tmp-" not in run.stdout  # final paths only
+    assert lines[0].startswith("reproduce: the report tier, quick mode: 3 experiments")
+    assert sorted(p.name for p in out.iterdir()) == ["gradient_spectra", "gradient_stability", "reference.json",
+                                                     "report.md", "report_sources.json", "run.json", "stock_forecast"]
+    page = (out / "report.md").read_text()
+    assert "Made by the **report tier**" in page and "--all` adds the extended studies" in page
+    assert json.loads((out / "run.json").read_text())["tier"] == "report"
+    check = subprocess.run([sys.executable, "-m", "experiments.check_report", str(out)], env=env(),
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert check.stdout.splitlines()[-1].endswith(": OK")
+
+
+def test_a_stage_that_stays_silent_gets_a_progress_line():
+    line = reproduce._still_running(2, 3, reproduce.STAGES[0], 20.2, quick=False)
+    assert line == "[2/3] stock_forecast running: 20 s elapsed of about 26 s expected, about 6 s left"
+    assert reproduce._still_running(1, 3, reproduce.STAGES[0], 65, quick=False).endswith("past the expected time")
+    assert reproduce.expected_total(reproduce.STAGES, False, 2) == 261 + 114  # longest first into the freer slot
+    assert reproduce.expected_total(reproduce.STAGES[:3], False, 1) == 26 + 12 + 32
+
+
+def test_what_a_stage_prints_names_its_final_folder(tmp_path):
+    import io
+
+    edit = reproduce.final_paths(tmp_path / ".x.partial", tmp_path / "x")
+    assert edit(f"Results in {tmp_path}/.x.partial.tmp-6428-ab_c/many/") == f"Results in {tmp_path}/x/many/"
+    assert edit(f"wrote {tmp_path}/.x.partial/: a.csv") == f"wrote {tmp_path}/x/: a.csv"
+    sink = io.StringIO()
+    stream = reproduce._LineFilter(sink, edit)
+    stream.write(f"one {tmp_path}/.x.partial\ntwo")
+    stream.flush()
+    assert sink.getvalue() == f"one {tmp_path}/x\ntwo"
+
+
+TIMINGS = {"timings_s", "seconds_per_program", "cost", "wall_s", "total_seconds", "seconds"}
+
+
+def _scale_timings(obj, factor: float):
+    """A copy of a JSON value whose run-to-run timings (any number under a key of :data:`TIMINGS`) are scaled."""
+    if isinstance(obj, dict):
+        return {k: (_scale_all(v, factor) if k in TIMINGS else _scale_timings(v, factor)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scale_timings(v, factor) for v in obj]
+    return obj
+
+
+def _scale_all(obj, factor: float):
+    if isinstance(obj, dict):
+        return {k: _scale_all(v, factor) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scale_all(v, factor) for v in obj]
+    return obj * factor if isinstance(obj, float) else obj
+
+
+def _docs_from(job: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The quick job copied as if it were a full ``--all`` run, and a copy of README.md and docs/ written from it."""
+    from experiments.check_report import ROOT, check_docs
+    from rnnjax.devices import environment
+
+    out, root = tmp_path / "runs", tmp_path / "repo"
+    shutil.copytree(job, out)
+    (out / "run.json").write_text(json.dumps({"quick": False, "tier": "all", "total_seconds": 100.0,
+                                              "environment": environment()}))
+    shutil.copytree(ROOT / "docs", root / "docs")
+    shutil.copy(ROOT / "README.md", root / "README.md")
+    assert check_docs(out, root, write=True) == []
+    assert check_docs(out, root) == []
+    return out, root
+
+
+def test_check_report_passes_on_a_run_whose_timings_differ_and_fails_on_a_changed_verdict(job, tmp_path):
+    from experiments.check_report import check_docs
+
+    out, root = _docs_from(job, tmp_path)
+    for path in [out / "run.json", *out.glob("*/metrics.json"), *out.glob("*/*.json")]:
+        path.write_text(json.dumps(_scale_timings(json.loads(path.read_text()), 1.7)))
+    write_report(out, tier="all")
+    assert check(out) == [] and check_docs(out, root) == []  # no run time in a checked block
+    s2 = out / "gradient_stability" / "metrics.json"
+    m = json.loads(s2.read_text())
+    m["claims"][0]["verdict"] = "agrees" if m["claims"][0]["verdict"] != "agrees" else "disagrees"
+    s2.write_text(json.dumps(m))
+    problems = check_docs(out, root)
+    assert problems and all("differs from the run in" in p for p in problems)
+
+
+def test_no_generated_block_reads_a_run_time(job):
+    from experiments.report import Page
+    from experiments.report_docs import BLOCKS
+
+    for name, block in BLOCKS.items():
+        page = Page(job)
+        block(page)
+        timed = [s for s in page.sources if TIMINGS & set(map(str, s["path"])) or s["file"] == "run.json"]
+        assert timed == [], name
+
+
+def test_every_image_the_docs_show_is_made_by_the_run(job, tmp_path):
+    from experiments.check_report import FIGURES, shown_images
+
+    shown = shown_images()
+    assert shown and shown <= set(FIGURES)
+    for image in shown:
+        stage, name = FIGURES[image].split("/")
+        assert name in json.loads((job / stage / "metrics.json").read_text())["figures"]  # the run draws it
+    _, root = _docs_from(job, tmp_path)  # --write-docs copies every one of them from the run
+    for image in shown:
+        assert (root / image).read_bytes() == (job / FIGURES[image]).read_bytes()
+
+
+def test_all_and_only_do_not_mix_and_the_tiers_hold_every_stage_once(tmp_path):
+    with pytest.raises(_cli.UsageError, match="--all cannot be added to it"):
+        reproduce.main(["--all", "--only", "flossing", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+    assert sorted(reproduce.REPORT_TIER + reproduce.EXTENDED) == sorted(s.name for s in reproduce.STAGES)
+    assert reproduce.REPORT_TIER == ("stock_forecast", "gradient_stability", "gradient_spectra")
+    assert [reproduce.tier_of(None, False), reproduce.tier_of(None, True), reproduce.tier_of(["remedies"], False)] \
+        == ["report", "all", "only"]
+
+
+def test_a_silent_stage_in_this_process_gets_progress_lines_and_final_paths(tmp_path, monkeypatch, capsys):
+    """--jobs 1: the stage's own lines name its final folder, and the job prints progress while it is silent."""
+
+    def main(argv):
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"[slow] writing into {out}/", flush=True)
+        time.sleep(1.0)  # silent for longer than the heartbeat below
+        (out / "metrics.json").write_text("{}\n")
+        return {}
+
+    monkeypatch.setitem(sys.modules, "experiments.slow", types.SimpleNamespace(main=main))
+    monkeypatch.setattr(reproduce, "STAGES", (Stage("slow", "a slow stage", (), (), 5.0, 1.0),))
+    monkeypatch.setattr(reproduce, "HEARTBEAT", 0.2)
+    reproduce.main(["--out", str(tmp_path), "--only", "slow", "--jobs", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "[1/1] slow started: a slow stage (full; about 5 s on the 2-core development machine)"
+    assert lines[2] == f"[slow] writing into {tmp_path}/slow/"  # never the hidden partial folder
+    assert re.fullmatch(r"\[1/1\] slow running: [01] s elapsed of about 5 s expected, about [45] s left", lines[3])
+    assert any(re.fullmatch(rf"\[1/1\] slow done in 1 s \(job elapsed 1 s\): {tmp_path}/slow/", x) for x in lines)

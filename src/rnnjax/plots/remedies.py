@@ -52,7 +52,7 @@ def plot_clipping(frame: pd.DataFrame, summary: dict, path) -> Figure:
         r = runs[(lr, bool(clipped))]
         ls = "-" if clipped else "--"
         state = "finite" if r["finite"] else f"NaN/inf at step {r['first_nonfinite_step']}"
-        extra = f", {100 * r['fraction_clipped']:.0f}% clipped" if clipped else ""
+        extra = f", {r['fraction_clipped']:.1%} of steps clipped" if clipped else ""
         label = f"lr {lr:g}, {'clipped' if clipped else 'no clipping'}: {state}{extra}"
         ax_loss.plot(g["step"], g["loss"], ls=ls, color=colors[lr], lw=1.3, label=label)
         ax_grad.plot(g["step"], g["grad_norm"], ls=ls, color=colors[lr], lw=1.0)
