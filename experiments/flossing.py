@@ -458,10 +458,10 @@ def _run(cfg, out: Path) -> dict:
                   "runs_csv": "one row per condition, delay and seed; test_mse is -1 where the run went non-finite "
                               "(finite = False; such runs count as unsolved and stay out of the MSE means)"}
     t = time.perf_counter()
-    plots.plot_delay(pd.read_csv(out / "runs.csv"), recall, cfg.threshold, out / FIGURES[0])
-    plots.plot_spectra(pd.read_csv(out / "spectra.csv"), recall, out / FIGURES[1])
-    plots.plot_monitor(pd.read_csv(out / "monitor.csv"), recall, out / FIGURES[2])
-    plots.plot_gradient_choice(pd.read_csv(out / "gradient_choice.csv"), choice, out / FIGURES[3])
+    plots.plot_delay(pd.read_csv(out / "runs.csv"), recall, cfg.threshold, path=out / FIGURES[0])
+    plots.plot_spectra(pd.read_csv(out / "spectra.csv"), recall, path=out / FIGURES[1])
+    plots.plot_monitor(pd.read_csv(out / "monitor.csv"), recall, path=out / FIGURES[2])
+    plots.plot_gradient_choice(pd.read_csv(out / "gradient_choice.csv"), choice, path=out / FIGURES[3])
     timings["figures"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - _T_START
     timings["cpu_total"] = time.process_time()  # CPU seconds of this process, all threads (on a shared machine

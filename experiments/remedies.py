@@ -510,9 +510,9 @@ def _run(cfg, out: Path) -> dict:
               f"trained {r['trained_steps']} steps, test MSE mean {mean}")
     t = time.perf_counter()
     figures = ["fig7_clipping.png", "fig8_lag_profiles_by_cell.png", "fig9_adding_problem.png"]
-    plots.plot_clipping(pd.read_csv(out / "clipping.csv"), clipping, out / figures[0])
-    plots.plot_lag_profiles(pd.read_csv(out / "lag_profiles.csv"), out / figures[1])
-    plots.plot_adding(pd.read_csv(out / "adding_curves.csv"), adding, out / figures[2])
+    plots.plot_clipping(pd.read_csv(out / "clipping.csv"), clipping, path=out / figures[0])
+    plots.plot_lag_profiles(pd.read_csv(out / "lag_profiles.csv"), path=out / figures[1])
+    plots.plot_adding(pd.read_csv(out / "adding_curves.csv"), adding, path=out / figures[2])
     timings["figures"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - _T_START
     metrics = {"quick": cfg.quick, "seed": cfg.seed, "clipping": clipping, "adding": adding, "lag_profiles": lag,

@@ -79,10 +79,11 @@ def test_figures_redraw_from_saved_files(quick_run, tmp_path):
     root, m = quick_run
     out = root / "flossing"
     saved = json.loads((out / "metrics.json").read_text())
-    plots.plot_delay(pd.read_csv(out / "runs.csv"), saved, saved["config"]["threshold"], tmp_path / "a.png")
-    plots.plot_spectra(pd.read_csv(out / "spectra.csv"), saved, tmp_path / "b.png")
-    plots.plot_monitor(pd.read_csv(out / "monitor.csv"), saved, tmp_path / "c.png")
-    plots.plot_gradient_choice(pd.read_csv(out / "gradient_choice.csv"), saved["gradient_choice"], tmp_path / "d.png")
+    plots.plot_delay(pd.read_csv(out / "runs.csv"), saved, saved["config"]["threshold"], path=tmp_path / "a.png")
+    plots.plot_spectra(pd.read_csv(out / "spectra.csv"), saved, path=tmp_path / "b.png")
+    plots.plot_monitor(pd.read_csv(out / "monitor.csv"), saved, path=tmp_path / "c.png")
+    plots.plot_gradient_choice(pd.read_csv(out / "gradient_choice.csv"), saved["gradient_choice"],
+                               path=tmp_path / "d.png")
     assert all((tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in ("a.png", "b.png", "c.png", "d.png"))
 
 

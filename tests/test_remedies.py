@@ -81,10 +81,10 @@ def test_lag_profiles_table(quick_run):
 def test_figures_redraw_from_saved_files(quick_run, tmp_path):
     out, m = quick_run
     plots.plot_clipping(pd.read_csv(out / "clipping.csv"), json.loads((out / "clipping.json").read_text()),
-                        tmp_path / "a.png")
-    plots.plot_lag_profiles(pd.read_csv(out / "lag_profiles.csv"), tmp_path / "b.png")
+                        path=tmp_path / "a.png")
+    plots.plot_lag_profiles(pd.read_csv(out / "lag_profiles.csv"), path=tmp_path / "b.png")
     plots.plot_adding(pd.read_csv(out / "adding_curves.csv"), json.loads((out / "adding.json").read_text()),
-                      tmp_path / "c.png")
+                      path=tmp_path / "c.png")
     assert all((tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in ("a.png", "b.png", "c.png"))
 
 

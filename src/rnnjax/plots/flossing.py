@@ -33,7 +33,7 @@ COLORS = {"plain": "tab:gray", "floss_before": "tab:blue", "floss_before_and_dur
 
 
 @styled
-def plot_delay(runs: pd.DataFrame, summary: dict, threshold: float, path) -> Figure:
+def plot_delay(runs: pd.DataFrame, summary: dict, threshold: float, *, path=None) -> Figure:
     """Figure 10: success rate and held-out MSE against the delay d, per condition (seeds as points)."""
     fig, (ax_s, ax_m) = new_figure(1, 2, width=11.0, height=4.8)
     conds = summary["conditions"]
@@ -60,7 +60,7 @@ def plot_delay(runs: pd.DataFrame, summary: dict, threshold: float, path) -> Fig
 
 
 @styled
-def plot_spectra(spectra: pd.DataFrame, summary: dict, path) -> Figure:
+def plot_spectra(spectra: pd.DataFrame, summary: dict, *, path=None) -> Figure:
     """Figure 11: Lyapunov spectra (mean over seeds, band min-max) at init, after flossing, after training at
     the longest delay; and log10 condition number of the long-term Jacobian against the delay."""
     fig, (ax_a, ax_b, ax_c) = new_figure(1, 3, width=15.0, height=5.6)
@@ -96,7 +96,7 @@ def plot_spectra(spectra: pd.DataFrame, summary: dict, path) -> Figure:
 
 
 @styled
-def plot_monitor(monitor: pd.DataFrame, summary: dict, path) -> Figure:
+def plot_monitor(monitor: pd.DataFrame, summary: dict, *, path=None) -> Figure:
     """Figure 12: the top exponents recorded by ``fit``'s monitor during training, per condition, longest delay."""
     d_show = max(summary["delays"])
     conds = list(summary["conditions"])
@@ -116,7 +116,7 @@ def plot_monitor(monitor: pd.DataFrame, summary: dict, path) -> Figure:
 
 
 @styled
-def plot_gradient_choice(curves: pd.DataFrame, choice: dict, path, *, ax=None) -> Figure:
+def plot_gradient_choice(curves: pd.DataFrame, choice: dict, *, ax=None, path=None) -> Figure:
     """Figure 13: sum lambda_i^2 during flossing of edge-of-chaos networks, per gradient (median, quartile band)."""
     fig, ax = single_axes(ax, width=7.5, height=5.0)
     for mode, g in curves.groupby("gradient", sort=False):

@@ -38,7 +38,7 @@ def _fmt(x) -> str:
 
 
 @styled
-def plot_clipping(frame: pd.DataFrame, summary: dict, path) -> Figure:
+def plot_clipping(frame: pd.DataFrame, summary: dict, *, path=None) -> Figure:
     """Figure 7: loss and global gradient norm per step, each learning rate with and without clipping.
 
     ``frame`` has columns lr, clipped, step, loss, grad_norm (rows of a diverged run stop before its
@@ -72,7 +72,7 @@ def plot_clipping(frame: pd.DataFrame, summary: dict, path) -> Figure:
 
 
 @styled
-def plot_lag_profiles(frame: pd.DataFrame, path) -> Figure:
+def plot_lag_profiles(frame: pd.DataFrame, *, path=None) -> Figure:
     """Figure 8: ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| vs lag k, per model, at initialisation and after training.
 
     ``frame`` has columns model, stage ("init"/"trained"), part ("state"/"h"/"c"), lag, log10_norm.
@@ -103,7 +103,7 @@ def plot_lag_profiles(frame: pd.DataFrame, path) -> Figure:
 
 
 @styled
-def plot_adding(frame: pd.DataFrame, summary: dict, path, *, ax=None) -> Figure:
+def plot_adding(frame: pd.DataFrame, summary: dict, *, ax=None, path=None) -> Figure:
     """Figure 9: adding-problem MSE vs step (log scale), mean over seeds and each seed, baseline 1/6.
 
     ``frame`` has columns model, seed, step, mse, mse_smooth; ``summary`` is ``adding.json``.

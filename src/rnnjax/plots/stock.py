@@ -17,7 +17,7 @@ from rnnjax.plots.common import finish, new_figure, styled
 
 @styled
 def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray],
-                  clipped_norms: Sequence[np.ndarray], *, clip_norm: float | None, path, title: str = "",
+                  clipped_norms: Sequence[np.ndarray], *, clip_norm: float | None, path=None, title: str = "",
                   loss_label: str = "training loss (scaled units)") -> Figure:
     """Figure 1: batch loss and global gradient norm (before/after clipping) vs epoch, one line per seed.
 
@@ -58,7 +58,7 @@ def plot_training(losses: Sequence[np.ndarray], grad_norms: Sequence[np.ndarray]
 
 @styled
 def plot_forecast(context_dates, context_close, test_dates, actual, predicted: np.ndarray, persistence, *,
-                  path, title: str = "", rmse: float | None = None, persistence_rmse: float | None = None,
+                  path=None, title: str = "", rmse: float | None = None, persistence_rmse: float | None = None,
                   train_max: float | None = None, currency: str = "price units",
                   zoom_days: int | None = None) -> Figure:
     """Figure 2: actual closes, the RNN's forecast (one line per seed) and persistence on the test range.
