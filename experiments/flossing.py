@@ -282,11 +282,12 @@ def train_grid(cfg, programs, compiled: dict, params, train, test, *, regularize
     for first in range(0, cfg.steps, steps):
         p, o, a, h = program(*state, train, jnp.int32(first))
         state = (p, o, a)
-        history.append(jax.tree.map(np.asarray, h))
+        history.append(jax.tree.map(np.asarray, (h.loss, h.finite, h.monitor)))  # what the run keeps of a piece
         progress.update(first + steps)
     progress.close()
-    joined = jax.tree.map(lambda *parts: np.concatenate(parts, axis=2), *history)  # delays x seeds x steps
-    results = {"loss": joined.loss, "finite": joined.finite, "monitor": joined.monitor,
+    # delays x seeds x steps
+    loss, finite, monitor = jax.tree.map(lambda *parts: np.concatenate(parts, axis=2), *history)
+    results = {"loss": loss, "finite": finite, "monitor": monitor,
                **jax.tree.map(np.asarray, compiled["evaluate"](state[0], test))}
     return results, t1 - t0, time.perf_counter() - t1
 

@@ -302,7 +302,7 @@ def test_torch_import_in_float64_equals_torchs_forward_and_round_trips(kind, act
         out = module(torch.from_numpy(xs)[None])[0][0]
         hs_torch, ys_torch = out.numpy(), linear(out).numpy()
     params = IMPORTERS[kind](module.state_dict(), linear.state_dict())  # tensors taken as they are
-    assert all(a.dtype == jnp.float64 for a in params)  # the state dict's float64 is kept
+    assert all(a.dtype == jnp.float64 for a in jax.tree.leaves(params))  # the state dict's float64 is kept
     hs, ys = _ours(kind, params, jnp.asarray(xs), activation)
     np.testing.assert_allclose(hs, hs_torch, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ys, ys_torch, rtol=1e-10, atol=1e-12)
@@ -317,7 +317,7 @@ def test_torch_import_in_float64_equals_torchs_forward_and_round_trips(kind, act
     with torch.no_grad():
         np.testing.assert_allclose(fresh_linear(fresh(torch.from_numpy(xs)[None])[0][0]).numpy(), ys_torch,
                                    rtol=1e-10, atol=1e-12)
-    assert all(a.dtype == jnp.float32 for a in IMPORTERS[kind](module.state_dict(), dtype=jnp.float32))
+    assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(IMPORTERS[kind](module.state_dict(), dtype=jnp.float32)))
 
 
 def _sig(v):
