@@ -36,10 +36,20 @@ def env() -> dict:
 
 
 class _Stooq(BaseHTTPRequestHandler):
-    """``s=limit.us``: 429 with Retry-After; ``s=slow.us``: headers, then a byte every 0.2 s; else a CSV."""
+    """``s=limit.us``: 429 with Retry-After; ``s=slow.us``: headers, then a byte every 0.2 s; ``s=busy.us``: 503;
+    ``s=late.us``: 503 after 1 s; else a CSV. ``hits`` records (ticker, monotonic time) of every request."""
+
+    hits: list = []
 
     def do_GET(self):  # noqa: N802
         ticker = parse_qs(urlsplit(self.path).query).get("s", [""])[0]
+        self.hits.append((ticker, time.monotonic()))
+        if ticker in ("busy.us", "late.us"):
+            time.sleep(1.0 if ticker == "late.us" else 0)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if ticker == "limit.us":
             self.send_response(429)
             self.send_header("Retry-After", "120")
