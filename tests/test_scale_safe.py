@@ -87,3 +87,37 @@ def test_rmse_hand_computed_and_non_finite_stays_non_finite():
     assert forecast.rmse([1e308, 1e308], [-1e308, -1e308]) == np.inf  # the difference itself overflows
     assert np.isnan(forecast.rmse([np.nan, 1.0], [0.0, 0.0]))
     np.testing.assert_array_equal(forecast.rmse(np.zeros((2, 4)), np.zeros((2, 4))), [0.0, 0.0])
+
+
+def test_gradient_stabilitys_measures_at_rho_1e_30_radius_below_norm_exponent_off_the_floor():
+    """What ``gradient_stability --rhos 1e-30`` reports at initialisation: rho(W_hh) <= ||W_hh||_2 (was 1.1e-12
+    against 1.9e-30) and a top exponent near log(1e-30) + log ||W||-ish, not the float32 floor -87.34."""
+    from rnnjax.sweeps import stability_sweep
+
+    xs = jax.nn.one_hot(jnp.arange(30) % 5, 5)
+    m = stability_sweep(np.array([1e-30]), np.arange(2), xs, jnp.arange(30) % 5, hidden_size=6, output_size=5,
+                        activation="relu")
+    log_radius, log_norm = np.asarray(m["log_radius"]), np.asarray(m["log_norm"])
+    assert np.all(log_radius <= log_norm + 1e-5) and np.all(log_norm < -60)
+    top = np.asarray(m["lyap_top"])
+    assert np.all(np.isfinite(top)) and np.all(top > np.log(np.finfo(np.float32).tiny) + 5)
+
+
+@pytest.mark.parametrize("num", [1, 3])
+def test_the_rescaled_growth_rates_keep_their_exact_gradient(x64, num):
+    """d/dW_hh of sum_i lambda_i (what flossing descends) against central finite differences in float64, at
+    rho = 1e-30 as at rho = 1: the rescaling by max |Q_ji| is a constant of the derivative, not a new term."""
+    from rnnjax.analysis import rnn_step
+
+    xs = jax.random.normal(jax.random.PRNGKey(1), (6, 2), jnp.float64)
+    for rho in (1.0, 1e-30):
+        p = init_rnn(jax.random.PRNGKey(0), 2, 5, 1, rho=rho, dtype=jnp.float64)
+        f = lambda W, p=p: jnp.sum(lyapunov_of(rnn_step(p._replace(W_hh=W), activation="tanh"), jnp.zeros(5), xs,
+                                               num=num))
+        g = np.asarray(jax.grad(f)(p.W_hh))
+        assert np.all(np.isfinite(g))
+        eps = 1e-6 * rho
+        for i, j in [(0, 0), (1, 3), (4, 2)]:
+            e = jnp.zeros((5, 5)).at[i, j].set(eps)
+            fd = (f(p.W_hh + e) - f(p.W_hh - e)) / (2 * eps)
+            assert g[i, j] == pytest.approx(float(fd), rel=1e-6, abs=1e-6 / rho)

@@ -196,7 +196,7 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
     def reorthonormalise(Q):
         # scale-safe: column i divided by m_i = max |Q_ji| first, so no square underflows or overflows;
         # QR(Q D^-1) = Q' R' gives R = R' D, log |R_ii| = log |R'_ii| + log m_i (Benettin et al. 1980)
-        m = jnp.max(jnp.abs(Q), axis=0)  # (num,)
+        m = lax.stop_gradient(jnp.max(jnp.abs(Q), axis=0))  # (num,); a constant: the result is invariant to it
         live = m > 0
         Q = Q / jnp.where(live, m, 1.0)  # entries in [-1, 1]; a dead (zero) column stays zero
         if num == 1:  # QR of one column is its normalisation (no LAPACK call)
