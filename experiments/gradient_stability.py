@@ -35,7 +35,7 @@ QUICK = dict(steps=12, seeds=2, repeats=12, hidden=16)
 
 def build_parser() -> argparse.ArgumentParser:
     p = _cli.Parser("gradient_stability", __doc__)
-    p.add_argument("--rhos", type=_cli.number(float, min=0, min_open=True, max=1e3), nargs="+",
+    p.add_argument("--rhos", type=_cli.number(float, min=0, min_open=True, max=1e3), nargs="+", action=_cli.Distinct,
                    default=[0.90, 0.99, 1.20], help="default: 0.9 0.99 1.2")
     p.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=5,
                    help="initialisations per rho (default: 5)")
@@ -60,14 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: runs/gradient_stability-<date>-<time>/)")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke test: {QUICK['steps']} steps, {QUICK['seeds']} seeds, H={QUICK['hidden']}, "
-                        f"{QUICK['repeats']} sentence copies")
+                        f"{QUICK['repeats']} sentence copies (defaults: a flag given explicitly wins)")
+    _cli.add_force(p)
     return p
 
 
 def _check(args) -> tuple[np.ndarray, np.ndarray, Path]:
     """Every check before any work; returns ``(rhos, seeds, out)`` or raises a UsageError."""
-    if args.quick:
-        args.steps, args.seeds, args.repeats, args.hidden = (min(getattr(args, k), v) for k, v in QUICK.items())
     rhos = np.asarray(args.rhos, float)
     _cli.check_seed_range(args.seed, args.seeds)
     if args.repeats * (len(SENTENCE) + 1) - 1 < args.segment_length + 1:
@@ -77,14 +76,18 @@ def _check(args) -> tuple[np.ndarray, np.ndarray, Path]:
     _cli.check_memory(4.0 * runs * (12 * args.hidden**2 + 8 * args.segment_length * args.hidden + 6 * args.steps),
                       f"--hidden {args.hidden} with {runs} runs ({len(rhos)} rhos x {args.seeds} seeds)",
                       "use a smaller --hidden or fewer --seeds/--rhos")
-    out = _cli.check_out(args.out or _cli.default_out("gradient_stability"))
+    out = _cli.check_out(args.out or _cli.default_out("gradient_stability"), experiment="gradient_stability",
+                         force=args.force)
     return rhos, np.arange(args.seed, args.seed + args.seeds), out
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:
+        _cli.apply_quick(parser, argv, args, QUICK)
     rhos, seeds, final = _check(args)
-    with _cli.atomic_folder(final) as out:
+    with _cli.atomic_folder(final, "gradient_stability", force=args.force) as out:
         metrics, files = _run(args, rhos, seeds, out)
     print(f"[gradient_stability] wrote {final}/: {', '.join(files)}; {metrics['claims_agree']} of "
           f"{metrics['claims_total']} report claims agree", flush=True)

@@ -118,8 +118,12 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     if not args.out.is_dir():
         raise _cli.UsageError(f"{args.out} is not a folder; give the folder `python -m experiments.reproduce` wrote")
-    with _cli.user_errors():
-        page = write_report(args.out, quick=args.quick)
+    try:
+        with _cli.user_errors():
+            page = write_report(args.out, quick=args.quick)
+    except (KeyError, IndexError) as err:  # a JSON file of another shape than its experiment writes
+        raise _cli.UsageError(f"{args.out}: a metrics.json the page reads lacks the entry {err}; rerun the "
+                              f"experiment that wrote it (python -m experiments.reproduce --only NAME)") from err
     print(f"report: wrote {page}")
     return page
 
