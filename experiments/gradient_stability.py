@@ -136,6 +136,9 @@ def _run(args, rhos, seeds, out: Path):
                            data.targets.reshape(-1)[:n_lyap], hidden_size=args.hidden, output_size=len(data.vocab),
                            activation=args.activation, recurrent_init=args.recurrent_init, fast_compile=args.quick)
     gamma = {"relu": 1.0, "tanh": 1.0, "sigmoid": 0.25, "linear": 1.0}[args.activation]
+    floor = float(np.log(np.finfo(np.float32).tiny)) + 1e-3  # log of float32's smallest normal: no measurement
+    at_floor = np.asarray(stab["lyap_top"]) <= floor  # a growth rate at (or below) it is the float's, not the RNN's
+    stab["lyap_top"] = np.where(at_floor, np.nan, stab["lyap_top"])
     per_rho, curves, claims = [], {}, []
     for i, rho in enumerate(rhos):
         values = getattr(hist, NORMS[args.norm])[i]
@@ -170,6 +173,7 @@ def _run(args, rhos, seeds, out: Path):
                  "init_spectral_radius_median": exp(init["log_radius"]),
                  "init_gamma_norm2_median": None if init["log_norm"] is None else gamma * exp(init["log_norm"]),
                  "init_top_lyapunov_median": init["lyap_top"],
+                 "init_top_lyapunov_at_float32_floor": int(at_floor[i].sum()),  # seeds whose exponent is the floor
                  "init_lag_slope_median": init["lag_slope"]}
         per_rho.append(entry)
         if any(abs(rho - r) < 1e-9 for r in REPORT_CLAIMS):
