@@ -92,8 +92,18 @@ def entry(main: Callable, name: str, argv: list[str] | None = None) -> int:
 
 
 def run_as_command(main: Callable, name: str) -> None:
-    """The ``if __name__ == "__main__"`` of every experiment: exit with :func:`entry`'s status."""
-    sys.exit(entry(main, name))
+    """The ``if __name__ == "__main__"`` of every experiment: exit with :func:`entry`'s status.
+
+    After Ctrl-C (130) the process ends at once (``os._exit``, once the output folder is restored and
+    the streams flushed): a compiled program still running on XLA's threads would otherwise crash the
+    interpreter's teardown (measured: SIGSEGV, exit -11, instead of 130).
+    """
+    code = entry(main, name)
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 @contextlib.contextmanager
