@@ -8,10 +8,15 @@
   with a pointer to ``--help``) and status 2; :func:`number`, :func:`learning_rate`, :func:`seed`
   are checked flag types (finite, in range), so a bad value is refused before anything is loaded
   or compiled.
-* :func:`check_out` refuses an output folder that cannot be written or holds an input;
-  :func:`atomic_folder` gives a fresh temporary sibling folder that replaces ``--out`` only when the
-  run completed, so ``--out`` holds one whole run or the previous one, never a mix. Leftover
-  temporary folders of killed runs are cleaned (or restored) at the next start.
+* :class:`Distinct` refuses a value given twice in a list flag; :func:`apply_quick` makes ``--quick``
+  sizes defaults that a flag given explicitly overrides.
+* :func:`check_out` refuses an output folder that cannot be written, holds an input, is in use by
+  another run (:func:`out_lock`), or holds anything no run of the same experiment wrote
+  (:func:`check_owner`: a user's file, a cache, another experiment's run; ``--force`` keeps such
+  things, never deletes them). :func:`atomic_folder` gives a fresh temporary sibling folder that
+  replaces ``--out`` only when the run completed, marked (:data:`MARKER`) with its experiment and
+  files, so ``--out`` holds one whole run or the previous one, never a mix. Leftover temporary
+  folders of killed runs are cleaned (or restored) at the next start.
 * :func:`default_out` -- standalone runs write to ``runs/<name>-<timestamp>``, never the main job's
   ``runs/<name>``.
 
@@ -23,12 +28,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import json
 import math
 import os
 import shutil
+import signal
 import struct
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -83,8 +92,18 @@ def entry(main: Callable, name: str, argv: list[str] | None = None) -> int:
 
 
 def run_as_command(main: Callable, name: str) -> None:
-    """The ``if __name__ == "__main__"`` of every experiment: exit with :func:`entry`'s status."""
-    sys.exit(entry(main, name))
+    """The ``if __name__ == "__main__"`` of every experiment: exit with :func:`entry`'s status.
+
+    After Ctrl-C (130) the process ends at once (``os._exit``, once the output folder is restored and
+    the streams flushed): a compiled program still running on XLA's threads would otherwise crash the
+    interpreter's teardown (measured: SIGSEGV, exit -11, instead of 130).
+    """
+    code = entry(main, name)
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 @contextlib.contextmanager
@@ -158,6 +177,40 @@ def learning_rate(text: str) -> float:
     return value
 
 
+class Distinct(argparse.Action):
+    """``action=`` of a list flag (``nargs="+"``): a value given twice is refused, never counted twice."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen, twice = set(), []
+        for v in values:
+            if v in seen and v not in twice:
+                twice.append(v)
+            seen.add(v)
+        if twice:
+            parser.error(f"argument {option_string}: values must be distinct; "
+                         f"{', '.join(map(str, twice))} given twice")
+        setattr(namespace, self.dest, values)
+
+
+_UNSET = object()
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The ``dest`` of every flag given explicitly in ``argv`` (a second parse in which no default applies)."""
+    dests = vars(parser.parse_args(argv))
+    probe = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(dests, _UNSET)))
+    return {k for k, v in vars(probe).items() if v is not _UNSET}
+
+
+def apply_quick(parser: argparse.ArgumentParser, argv: list[str] | None, args, sizes: dict):
+    """``--quick``: ``sizes`` replace the defaults; a flag given explicitly keeps its value. Returns ``args``."""
+    given = given_flags(parser, argv)
+    for key, value in sizes.items():
+        if key not in given:
+            setattr(args, key, list(value) if isinstance(value, list) else value)
+    return args
+
+
 def check_seed_range(first: int, count: int, flag: str = "--seed") -> None:
     """Seeds first..first+count-1 must all fit the PRNG's 32-bit key."""
     if first + count - 1 > SEED_MAX:
@@ -202,9 +255,104 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def check_out(out, *, inputs: Iterable = (), flag: str = "--out") -> Path:
-    """``out`` if a run can replace it: not a file, not holding the current folder, empty or a finished
-    run's (``metrics.json``), its parent writable, and holding none of ``inputs``."""
+MARKER = ".rnnjax-run.json"  # in every finished run folder: {"experiment": name, "files": [what the run wrote]}
+MAIN_JOB_MARK = ".made-by-reproduce"  # in the main job's folders: a standalone run never takes them over
+_OWN_NAMES = (MARKER, MAIN_JOB_MARK)
+
+
+def add_force(parser: argparse.ArgumentParser) -> None:
+    """``--force``: run into an ``--out`` holding files no run of this experiment wrote; they are kept."""
+    parser.add_argument("--force", action="store_true",
+                        help="run into an --out that holds files or folders no run of this experiment wrote; "
+                             "they are kept beside the new results, never deleted")
+
+
+def read_marker(folder) -> dict | None:
+    """The finished-run marker of ``folder`` (:data:`MARKER`), or None when it has none or it is unreadable."""
+    try:
+        marker = json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(marker, dict) and isinstance(marker.get("experiment"), str)
+    return marker if ok and isinstance(marker.get("files"), list) else None
+
+
+def write_marker(folder, experiment: str) -> None:
+    """Mark ``folder`` as a finished ``experiment`` run, listing every file and folder in it (written last)."""
+    folder = Path(folder)
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    (folder / MARKER).write_text(json.dumps({"experiment": experiment, "files": files}, indent=1) + "\n")
+
+
+def strays(folder) -> list[str]:
+    """What in ``folder`` no run wrote: relative paths (a stray folder is named, not its contents), in order.
+
+    A run's files are those its :data:`MARKER` lists (and the markers themselves); a main-job folder
+    from before the markers existed (:data:`MAIN_JOB_MARK` alone) counts as all its own.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    marker = read_marker(folder)
+    if marker is None and (folder / MAIN_JOB_MARK).is_file():
+        return []
+    owned = set(_OWN_NAMES) | set(marker["files"] if marker else ())
+    found, todo = [], [folder]
+    while todo:
+        for path in sorted(todo.pop().iterdir()):
+            rel = path.relative_to(folder).as_posix()
+            if rel not in owned:
+                found.append(rel)
+            elif path.is_dir() and not path.is_symlink():
+                todo.append(path)
+    return sorted(found)
+
+
+def _named(paths: list[str], limit: int = 3) -> str:
+    shown = ", ".join(paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def check_owner(out, experiment: str, *, force: bool = False, flag: str = "--out") -> list[str]:
+    """Refuse ``out`` unless a new ``experiment`` run may replace it; returns what will be kept (``--force``).
+
+    ``out`` may be missing, empty, or a finished ``experiment`` run holding only what that run wrote.
+    Anything else -- a user's file or folder, a cache, another experiment's run -- is refused unless
+    ``force``; even then it is kept beside the new run, never deleted, and a file the run writes
+    (``metrics.json``, the marker) that some other run left is refused. The main job's folders
+    (:data:`MAIN_JOB_MARK`) are always refused.
+    """
+    out = Path(out)
+    if not out.is_dir() or not any(out.iterdir()):
+        return []
+    if (out / MAIN_JOB_MARK).exists():
+        raise UsageError(f"{flag} {out} is the main job's folder ({MAIN_JOB_MARK}): only python -m "
+                         f"experiments.reproduce replaces it; choose another {flag}")
+    marker = read_marker(out)
+    if marker is not None and marker["experiment"] != experiment:
+        raise UsageError(f"{flag} {out} holds a finished {marker['experiment']} run, not a {experiment} run, and "
+                         f"a run never replaces another experiment's results (not even with --force); choose "
+                         f"another {flag}")
+    found = strays(out)
+    if not found:
+        return []
+    it = "it" if len(found) == 1 else "them"
+    if not force:
+        what = "a finished run" if marker is not None else "no finished run"
+        raise UsageError(f"{flag} {out} holds {_named(found)}, which no {experiment} run wrote ({what} "
+                         f"otherwise), and a run never deletes what it did not write; move {it} away, choose "
+                         f"another {flag}, or pass --force to keep {it} beside the new results")
+    clash = [name for name in ("metrics.json", *_OWN_NAMES) if name in found]
+    if clash:
+        raise UsageError(f"{flag} {out} holds {_named(clash)} that no {experiment} run wrote, and the run would "
+                         f"write its own there; even --force never replaces it: choose another {flag}")
+    return found
+
+
+def check_out(out, *, experiment: str, inputs: Iterable = (), force: bool = False, flag: str = "--out") -> Path:
+    """``out`` if an ``experiment`` run can replace it: not a file, not holding the current folder or any
+    of ``inputs``, its parent writable, no other run writing into it (:func:`out_lock`), and only a
+    finished run of the same experiment in it (:func:`check_owner`)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{flag} {out} is a file, not a folder; give a folder name")
@@ -215,11 +363,82 @@ def check_out(out, *, inputs: Iterable = (), flag: str = "--out") -> Path:
     if _inside(Path.cwd(), out):
         raise UsageError(f"{flag} {out} holds the current folder, and a run replaces the whole folder; "
                          f"give a folder of its own, e.g. {flag} runs/mine")
-    if out.is_dir() and any(out.iterdir()) and not (out / "metrics.json").is_file():
-        raise UsageError(f"{flag} {out} holds files but no finished run (no metrics.json), and a run replaces "
-                         f"the whole folder; give a new or empty folder")
+    _refuse_if_locked(out, flag)
+    check_owner(out, experiment, force=force, flag=flag)
     check_writable(out.parent, flag=flag, what=out)  # the temporary sibling folder goes there
     return out
+
+
+# ------------------------------------------------------------------------------------ one run per folder
+
+def _lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.lock"
+
+
+def _holder(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        text = os.pread(fd, 32, 0).decode().strip()
+        if text.isdigit():
+            return text
+    return "unknown"
+
+
+def _in_use(out: Path, flag: str, pid: str) -> UsageError:
+    return UsageError(f"{flag} {out} is in use by another run (pid {pid}); wait for it to finish or choose "
+                      f"another {flag}")
+
+
+def _refuse_if_locked(out: Path, flag: str) -> None:
+    """Refuse at once when another process holds ``out``'s lock (a probe: nothing is held after it)."""
+    try:
+        fd = os.open(_lock_path(out), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise _in_use(out, flag, _holder(fd)) from None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def out_lock(out, *, flag: str = "--out"):
+    """Hold an exclusive OS lock (``fcntl.flock`` on ``.<out>.lock`` beside ``out``, holding our pid) for the block.
+
+    A second process asking for the same ``out`` is refused at once with a :class:`UsageError` naming the
+    holder's pid. The OS releases the lock when the process dies; the file is removed on release.
+    """
+    out = Path(out)
+    path = _lock_path(out)
+    give_up = time.monotonic() + 0.5  # a probe (:func:`check_out`) holds a lock for microseconds, never longer
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder(fd)
+            os.close(fd)
+            if (pid == "unknown" or not _pid_alive(int(pid))) and time.monotonic() < give_up:
+                time.sleep(0.01)
+                continue
+            raise _in_use(out, flag, pid) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino  # not a file its last holder removed meanwhile
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
 
 
 def check_writable(folder, *, flag: str = "--out", what=None) -> None:
@@ -263,21 +482,23 @@ def _pid_of(path: Path, tag: str) -> int | None:
 
 
 def clean_stale(out: Path) -> list[Path]:
-    """Remove temporary siblings of ``out`` left by killed runs; restore ``out`` from a killed swap.
+    """Remove temporary siblings of ``out`` left by killed runs; finish or undo a killed swap.
 
-    Returns what was removed or restored. Folders of runs still alive are left alone.
+    Returns what was removed or restored. Folders of runs still alive are left alone; what a
+    swapped-out folder held that no run wrote is moved back into ``out``, never deleted.
     """
     out = Path(out)
     if not out.parent.is_dir():
         return []
     done = []
-    for old in sorted(out.parent.glob(f".{out.name}.old-*")):  # a swap killed between its two renames
+    for old in sorted(out.parent.glob(f".{out.name}.old-*")):  # a swap killed between its renames
         pid = _pid_of(old, "old")
         if pid is not None and _pid_alive(pid) and pid != os.getpid():
             continue
         if not out.exists():
             old.rename(out)
         else:
+            _keep_strays(old, out)
             shutil.rmtree(old, ignore_errors=True)
         done.append(old)
     for tmp in sorted(out.parent.glob(f".{out.name}.tmp-*")):
@@ -289,31 +510,69 @@ def clean_stale(out: Path) -> list[Path]:
     return done
 
 
+def _keep_strays(old: Path, new: Path) -> None:
+    """Move what ``old`` holds that no run wrote (:func:`strays`) into ``new``; a name ``new`` already
+    uses gets a ``.kept-N`` suffix (nothing is ever deleted)."""
+    for rel in strays(old):
+        dst = new / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while dst.exists() or dst.is_symlink():
+            dst, n = new / f"{rel}.kept-{n}", n + 1
+        (old / rel).rename(dst)
+
+
+@contextlib.contextmanager
+def _no_interrupt():
+    """Defer Ctrl-C (SIGINT) to the end of the block, so a swap is never cut between its renames."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(*caught[0])
+
+
 def replace_folder(new: Path, final: Path) -> None:
-    """Put folder ``new`` at ``final``, replacing what was there (two renames; see :func:`clean_stale`)."""
+    """Put folder ``new`` at ``final`` (two renames; see :func:`clean_stale`); what ``final`` held that no run
+    wrote (:func:`strays`) is moved into the new folder, never deleted."""
     new, final = Path(new), Path(final)
     old = final.parent / f".{final.name}.old-{os.getpid()}"
-    if final.exists():
-        final.rename(old)
-    new.rename(final)
+    with _no_interrupt():
+        if final.exists():
+            final.rename(old)
+        new.rename(final)
+        if old.exists():
+            _keep_strays(old, final)
     shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def atomic_folder(out):
+def atomic_folder(out, experiment: str, *, force: bool = False, flag: str = "--out"):
     """Yield a fresh temporary sibling folder of ``out``; it replaces ``out`` only if the block completes.
 
-    Any error (or a kill) leaves ``out`` as it was; the temporary folder is removed on an error and
-    by :func:`clean_stale` at the next start after a kill. The folder gets the user's umask.
+    The block runs under ``out``'s lock (:func:`out_lock`), after :func:`check_owner` again. On
+    completion the folder is marked as a finished ``experiment`` run (:data:`MARKER`, listing its
+    files) and swapped in; what ``out`` held that no run wrote (kept by ``--force``) stays.
+    Any error, Ctrl-C or kill leaves ``out`` as it was; the temporary folder is removed on an error
+    and by :func:`clean_stale` at the next start after a kill. The folder gets the user's umask.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_folder(tmp, out)
+    with out_lock(out, flag=flag):
+        clean_stale(out)
+        check_owner(out, experiment, force=force, flag=flag)  # under the lock: what appeared since check_out
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            yield tmp
+            write_marker(tmp, experiment)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        replace_folder(tmp, out)

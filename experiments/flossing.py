@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cli.Parser("flossing", __doc__)
     p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
                    "(default: runs/flossing-<date>-<time>/)")
-    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes: "
+                   + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + "; defaults: a flag given explicitly wins)")
+    _cli.add_force(p)
     p.add_argument("--seed", type=_cli.number(int, min=0, max=_cli.SEED_MAX // 1000 - 1), default=0,
                    help="base PRNG seed (default: 0)")
     count = lambda hi: _cli.number(int, min=1, max=hi)
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--choice-lr", type=_cli.learning_rate, default=3e-3, help="Adam learning rate (default: 3e-3)")
     t = p.add_argument_group("2. delayed recall")
     t.add_argument("--seeds", type=count(999), default=8, help="networks per delay and condition (default: 8)")
-    t.add_argument("--delays", type=count(10**5), nargs="+", default=[5, 10, 20, 40, 70],
+    t.add_argument("--delays", type=count(10**5), nargs="+", action=_cli.Distinct, default=[5, 10, 20, 40, 70],
                    help="delays d between the bit and its recall (default: 5 10 20 40 70)")
     t.add_argument("--length", type=_cli.number(int, min=3, max=10**5), default=80,
                    help="sequence length T, > every delay + 1 (default: 80)")
@@ -94,11 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _quick(cfg):
-    cfg.choice_seeds, cfg.choice_steps = 2, 30
-    cfg.seeds, cfg.delays, cfg.length, cfg.hidden, cfg.steps, cfg.batch = 2, [3, 12], 16, 8, 30, 8
-    cfg.num, cfg.floss_steps, cfg.floss_every, cfg.test_size, cfg.monitor_every = 4, 10, 5, 64, 10
-    return cfg
+QUICK = dict(choice_seeds=2, choice_steps=30, seeds=2, delays=[3, 12], length=16, hidden=8, steps=30, batch=8, num=4,
+             floss_steps=10, floss_every=5, test_size=64, monitor_every=10)  # --quick: defaults, an explicit flag wins
 
 
 def validate(cfg) -> None:
@@ -422,13 +421,14 @@ def _verdict(plain_d, best, delays) -> dict:
 # ------------------------------------------------------------------------------------------------ main
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = build_parser().parse_args(argv)
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
     start(host_devices=False)  # before JAX starts its backend: compile settings and cache
     if cfg.quick:
-        cfg = _quick(cfg)
+        _cli.apply_quick(parser, argv, cfg, QUICK)
     validate(cfg)
-    final = _cli.check_out(cfg.out or _cli.default_out("flossing"))
-    with _cli.atomic_folder(final) as out:
+    final = _cli.check_out(cfg.out or _cli.default_out("flossing"), experiment="flossing", force=cfg.force)
+    with _cli.atomic_folder(final, "flossing", force=cfg.force) as out:
         metrics = _run(cfg, out)
     _stage(f"done: {final}/ (metrics.json and {len(metrics['figures'])} figures)")
     return metrics
@@ -447,7 +447,8 @@ def _run(cfg, out: Path) -> dict:
     recall = run_delayed_recall(cfg, out)
     timings["delayed_recall"] = time.perf_counter() - t
     _stage(recall["verdict"]["text"])
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items() if k not in ("out", "debug")}
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()
+              if k not in ("out", "debug", "force")}
     recall_cfg = {"task": "delayed recall of one bit (tasks.delayed_recall), recall at the last step",
                   "loss": "mse_last against the bit +-1", "cell": "vanilla tanh, Gaussian W_hh x rho",
                   "optimizer": "adam + clip_by_global_norm(1)", "flossing_optimizer": "adam",

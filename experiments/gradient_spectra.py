@@ -46,7 +46,7 @@ def _about(rho) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = _cli.Parser("gradient_spectra", __doc__)
     rho = _cli.number(float, min=0, min_open=True, max=1e3)
-    p.add_argument("--rhos", type=rho, nargs="+", default=list(REPORT_RHOS),
+    p.add_argument("--rhos", type=rho, nargs="+", action=_cli.Distinct, default=list(REPORT_RHOS),
                    help="rhos for the lag profiles and spectra (default: the report's 0.9 0.99 1.2)")
     p.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "linear"), default="relu",
                    help="cell of the lag profiles and spectra (default: relu, as Experiment 2)")
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rho values in the phase diagram (default: 64)")
     p.add_argument("--rho-min", type=rho, default=0.5, help="default: 0.5")
     p.add_argument("--rho-max", type=rho, default=2.0, help="default: 2.0")
-    p.add_argument("--lengths", type=_cli.number(int, min=2), nargs="+", default=[20, 50, 200],
+    p.add_argument("--lengths", type=_cli.number(int, min=2), nargs="+", action=_cli.Distinct, default=[20, 50, 200],
                    help="sequence lengths of the phase diagram (default: 20 50 200)")
     p.add_argument("--devices", type=_cli.number(int, min=1, max=1024), default=None,
                    help="host CPU devices (default: one per core)")
@@ -72,26 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: runs/gradient_spectra-<date>-<time>/)")
     flag = lambda k, v: f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: " + ", ".join(flag(k, v) for k, v in QUICK.items()))
+                   help="smoke test: " + ", ".join(flag(k, v) for k, v in QUICK.items())
+                   + " (defaults: a flag given explicitly wins)")
+    _cli.add_force(p)
     return p
 
 
 def _check(args) -> Path:
     """Every check before any work (sizes against the text, memory, the output folder); returns ``out``."""
-    if args.quick:
-        for k, v in QUICK.items():
-            setattr(args, k, v)
     _cli.check_seed_range(args.seed, args.seeds)
     if not args.rho_min < args.rho_max:
         raise _cli.UsageError(f"--rho-min {args.rho_min:g} must be below --rho-max {args.rho_max:g}")
     chars = 200 * (len(SENTENCE) + 1) - 1  # the text: 200 copies of the sentence joined by spaces
     segments = chars // args.segment_length
     usable = segments * args.segment_length
+    if segments < 1:
+        raise _cli.UsageError(f"--segment-length {args.segment_length} is longer than the text ({chars} characters); "
+                              f"use at most {chars}")
     for flag, value in (("--lengths", max(args.lengths)), ("--lyap-length", args.lyap_length)):
         if value > usable:
             raise _cli.UsageError(f"{flag} {value} is longer than the text ({usable} characters); use at most {usable}")
-    if segments < 1:
-        raise _cli.UsageError(f"--segment-length {args.segment_length} is longer than the text ({chars} characters)")
     if args.segments > segments:
         raise _cli.UsageError(f"--segments {args.segments}: the text has only {segments} segments of "
                               f"{args.segment_length}; use at most {segments}")
@@ -99,13 +99,17 @@ def _check(args) -> Path:
     _cli.check_memory(4.0 * runs * args.hidden**2 * (args.segment_length + max(args.lengths) + 8),
                       f"--hidden {args.hidden} with {runs} runs of Jacobian products",
                       "use a smaller --hidden, --grid or fewer --seeds")
-    return _cli.check_out(args.out or _cli.default_out("gradient_spectra"))
+    return _cli.check_out(args.out or _cli.default_out("gradient_spectra"), experiment="gradient_spectra",
+                          force=args.force)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:
+        _cli.apply_quick(parser, argv, args, QUICK)
     final = _check(args)
-    with _cli.atomic_folder(final) as out:
+    with _cli.atomic_folder(final, "gradient_spectra", force=args.force) as out:
         metrics = _run(args, out)
     print(f"[gradient_spectra] wrote {final}/: lag_profile.csv, spectra.csv, lyapunov.csv, phase.csv, "
           f"{', '.join(metrics['figures'])}, metrics.json", flush=True)

@@ -35,7 +35,7 @@ QUICK = dict(steps=12, seeds=2, repeats=12, hidden=16)
 
 def build_parser() -> argparse.ArgumentParser:
     p = _cli.Parser("gradient_stability", __doc__)
-    p.add_argument("--rhos", type=_cli.number(float, min=0, min_open=True, max=1e3), nargs="+",
+    p.add_argument("--rhos", type=_cli.number(float, min=0, min_open=True, max=1e3), nargs="+", action=_cli.Distinct,
                    default=[0.90, 0.99, 1.20], help="default: 0.9 0.99 1.2")
     p.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=4,
                    help="initialisations per rho (default: 4, as in the main job)")
@@ -60,14 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: runs/gradient_stability-<date>-<time>/)")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke test: {QUICK['steps']} steps, {QUICK['seeds']} seeds, H={QUICK['hidden']}, "
-                        f"{QUICK['repeats']} sentence copies")
+                        f"{QUICK['repeats']} sentence copies (defaults: a flag given explicitly wins)")
+    _cli.add_force(p)
     return p
 
 
 def _check(args) -> tuple[np.ndarray, np.ndarray, Path]:
     """Every check before any work; returns ``(rhos, seeds, out)`` or raises a UsageError."""
-    if args.quick:
-        args.steps, args.seeds, args.repeats, args.hidden = (min(getattr(args, k), v) for k, v in QUICK.items())
     rhos = np.asarray(args.rhos, float)
     _cli.check_seed_range(args.seed, args.seeds)
     if args.repeats * (len(SENTENCE) + 1) - 1 < args.segment_length + 1:
@@ -77,14 +76,18 @@ def _check(args) -> tuple[np.ndarray, np.ndarray, Path]:
     _cli.check_memory(4.0 * runs * (12 * args.hidden**2 + 8 * args.segment_length * args.hidden + 6 * args.steps),
                       f"--hidden {args.hidden} with {runs} runs ({len(rhos)} rhos x {args.seeds} seeds)",
                       "use a smaller --hidden or fewer --seeds/--rhos")
-    out = _cli.check_out(args.out or _cli.default_out("gradient_stability"))
+    out = _cli.check_out(args.out or _cli.default_out("gradient_stability"), experiment="gradient_stability",
+                         force=args.force)
     return rhos, np.arange(args.seed, args.seed + args.seeds), out
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:
+        _cli.apply_quick(parser, argv, args, QUICK)
     rhos, seeds, final = _check(args)
-    with _cli.atomic_folder(final) as out:
+    with _cli.atomic_folder(final, "gradient_stability", force=args.force) as out:
         metrics, files = _run(args, rhos, seeds, out)
     print(f"[gradient_stability] wrote {final}/: {', '.join(files)}; {metrics['claims_agree']} of "
           f"{metrics['claims_total']} report claims agree", flush=True)
@@ -133,6 +136,9 @@ def _run(args, rhos, seeds, out: Path):
                            data.targets.reshape(-1)[:n_lyap], hidden_size=args.hidden, output_size=len(data.vocab),
                            activation=args.activation, recurrent_init=args.recurrent_init, fast_compile=args.quick)
     gamma = {"relu": 1.0, "tanh": 1.0, "sigmoid": 0.25, "linear": 1.0}[args.activation]
+    floor = float(np.log(np.finfo(np.float32).tiny)) + 1e-3  # log of float32's smallest normal: no measurement
+    at_floor = np.asarray(stab["lyap_top"]) <= floor  # a growth rate at (or below) it is the float's, not the RNN's
+    stab["lyap_top"] = np.where(at_floor, np.nan, stab["lyap_top"])
     per_rho, curves, claims = [], {}, []
     for i, rho in enumerate(rhos):
         values = getattr(hist, NORMS[args.norm])[i]
@@ -167,6 +173,7 @@ def _run(args, rhos, seeds, out: Path):
                  "init_spectral_radius_median": exp(init["log_radius"]),
                  "init_gamma_norm2_median": None if init["log_norm"] is None else gamma * exp(init["log_norm"]),
                  "init_top_lyapunov_median": init["lyap_top"],
+                 "init_top_lyapunov_at_float32_floor": int(at_floor[i].sum()),  # seeds whose exponent is the floor
                  "init_lag_slope_median": init["lag_slope"]}
         per_rho.append(entry)
         if any(abs(rho - r) < 1e-9 for r in REPORT_CLAIMS):

@@ -73,13 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cli.Parser("remedies", __doc__)
     p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
                    "(default: runs/remedies-<date>-<time>/)")
-    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes: "
+                   + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + "; defaults: a flag given explicitly wins)")
+    _cli.add_force(p)
     p.add_argument("--seed", type=_cli.number(int, min=0, max=_cli.SEED_MAX - 1), default=0,
                    help="base PRNG seed (default: 0)")
     c = p.add_argument_group("1. clipping (Experiment 2's setup)")
     c.add_argument("--clip-rho", type=_cli.number(float, min=0, min_open=True, max=1e3), default=1.2,
                    help="rho of W_hh = rho W (default: 1.2)")
-    c.add_argument("--clip-lrs", type=_cli.learning_rate, nargs="+", default=[1e-4, 1e-3, 1e-2],
+    c.add_argument("--clip-lrs", type=_cli.learning_rate, nargs="+", action=_cli.Distinct, default=[1e-4, 1e-3, 1e-2],
                    help="SGD learning rates, each run with and without clipping (default: 1e-4 1e-3 1e-2)")
     c.add_argument("--clip-tau", type=_cli.positive_float, default=50.0,
                    help="clip_by_global_norm threshold (default: 50)")
@@ -100,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--clip", type=_cli.positive_float, default=1.0,
                    help="global-norm clipping, every model (default: 1)")
     a.add_argument("--test-size", type=_cli.positive_int, default=2000, help="held-out sequences (default: 2000)")
-    a.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+    a.add_argument("--models", nargs="+", action=_cli.Distinct, choices=list(MODELS), default=list(MODELS),
                    help="models to train and profile (default: all)")
     a.add_argument("--no-variants", dest="variants", action="store_false",
                    help="only the headline models (tanh RNN, IRNN, LSTM, GRU); by default the ReLU RNN at "
@@ -110,11 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _quick(cfg):
-    cfg.clip_lrs, cfg.clip_steps = [1e-4, 1e-2], 40
-    cfg.adding_T, cfg.adding_steps, cfg.adding_seeds, cfg.batch, cfg.hidden = 20, 60, 2, 8, 8
-    cfg.test_size, cfg.profile_seqs, cfg.variants = 64, 4, False
-    return cfg
+QUICK = dict(clip_lrs=[1e-4, 1e-2], clip_steps=40, adding_T=20, adding_steps=60, adding_seeds=2, batch=8, hidden=8,
+             test_size=64, profile_seqs=4, variants=False)  # --quick's sizes: defaults, an explicit flag wins
 
 
 def _stage(msg: str) -> None:
@@ -466,10 +465,11 @@ def run_adding_and_profiles(cfg, out: Path):
 # ------------------------------------------------------------------------------------------------ main
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = build_parser().parse_args(argv)
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
     start(host_devices=False)  # before JAX starts its backend: compile settings and cache
     if cfg.quick:
-        cfg = _quick(cfg)
+        _cli.apply_quick(parser, argv, cfg, QUICK)
     runs = cfg.adding_seeds * len(cfg.models)
     sequences = min(CHUNK, cfg.adding_steps) * cfg.batch + cfg.test_size + cfg.profile_seqs  # data drawn per chunk
     _cli.check_memory(4.0 * (sequences * cfg.adding_T * 3 + runs * cfg.batch * cfg.adding_T * cfg.hidden * 4 * 8
@@ -477,8 +477,8 @@ def main(argv: list[str] | None = None) -> dict:
                       f"the adding problem ({cfg.adding_steps:,} steps x {cfg.batch} sequences of {cfg.adding_T}, "
                       f"--hidden {cfg.hidden}, {runs} runs)",
                       "use fewer --adding-steps, a smaller --batch, --hidden or --adding-T")
-    final = _cli.check_out(cfg.out or _cli.default_out("remedies"))
-    with _cli.atomic_folder(final) as out:
+    final = _cli.check_out(cfg.out or _cli.default_out("remedies"), experiment="remedies", force=cfg.force)
+    with _cli.atomic_folder(final, "remedies", force=cfg.force) as out:
         metrics = _run(cfg, out)
     _stage(f"done: {final}/ (metrics.json and {len(metrics['figures'])} figures)")
     return metrics

@@ -171,8 +171,12 @@ def main(argv: list[str] | None = None) -> Path:
     tier = args.tier
     if tier is None and (args.out / "run.json").is_file():
         tier = json.loads((args.out / "run.json").read_text()).get("tier")
-    with _cli.user_errors():
-        page = write_report(args.out, quick=args.quick, tier=tier)
+    try:
+        with _cli.user_errors():
+            page = write_report(args.out, quick=args.quick, tier=tier)
+    except (KeyError, IndexError) as err:  # a JSON file of another shape than its experiment writes
+        raise _cli.UsageError(f"{args.out}: a metrics.json the page reads lacks the entry {err}; rerun the "
+                              f"experiment that wrote it (python -m experiments.reproduce --only NAME)") from err
     print(f"report: wrote {page}")
     return page
 

@@ -75,12 +75,56 @@ REPORT_TIER = tuple(s.name for s in STAGES if not s.extended)
 EXTENDED = tuple(s.name for s in STAGES if s.extended)
 
 
-MARK = ".made-by-reproduce"  # in every OUT/<name> this job wrote: the only folders it will ever replace
+MARK = _cli.MAIN_JOB_MARK  # in every OUT/<name> this job wrote (and in OUT): the only folders it will ever replace
+PAGE_FILES = ("run.json", "reference.json", "report.md", "report_sources.json")  # what the job writes into OUT itself
 
 
 def foreign_folders(out: Path, stages) -> list[Path]:
     """``OUT/<name>`` folders of ``stages`` that this job did not write (no :data:`MARK`): never replaced."""
     return [out / s.name for s in stages if (out / s.name).exists() and not (out / s.name / MARK).is_file()]
+
+
+
+def _ours(out: Path) -> bool:
+    """Whether OUT's own files (:data:`PAGE_FILES`) are this job's: OUT holds the job's mark, or (written before
+    OUT had one) one of the job's own ``OUT/<name>`` folders does."""
+    return (out / MARK).is_file() or any((out / s.name / MARK).is_file() for s in STAGES)
+
+
+def check_out_folder(out: Path, stages, *, force: bool = False) -> None:
+    """Refuse an OUT that holds what the job would replace or overwrite without having written it.
+
+    A page file (:data:`PAGE_FILES`) the job did not write is refused, even with ``--force``. Anything
+    else in OUT that is not the job's -- a user's file, a folder that is no finished run -- or a
+    user's file inside one of the job's ``OUT/<name>`` folders is refused unless ``force`` (then it
+    is kept, never touched). Finished standalone runs (``runs/<name>-<date>``) may sit beside.
+    """
+    if out.exists() and not out.is_dir():
+        raise _cli.UsageError(f"--out {out} is a file, not a folder")
+    _cli.check_writable(out)
+    foreign = foreign_folders(out, stages)
+    if foreign:
+        raise _cli.UsageError(f"{', '.join(map(str, foreign))} {'was' if len(foreign) == 1 else 'were'} not written "
+                              f"by the main job, which replaces only its own folders; move "
+                              f"{'it' if len(foreign) == 1 else 'them'} away or choose another --out")
+    if not out.is_dir():
+        return
+    users = [] if _ours(out) else [out / f for f in PAGE_FILES if (out / f).exists()]
+    if users:
+        raise _cli.UsageError(f"--out {out} holds {', '.join(map(str, users))}, which the main job did not write "
+                              f"and would overwrite (not even --force does); move {'it' if len(users) == 1 else 'them'}"
+                              f" away or choose another --out")
+    names = {s.name for s in STAGES} | set(PAGE_FILES) | {MARK}
+    ours = lambda p: (p.name in names or _cli.read_marker(p) is not None  # a finished standalone run
+                      or (p.name.startswith(".") and any(t in p.name for t in (".lock", ".partial", ".tmp-", ".old-"))))
+    stray = [str(p) for p in sorted(out.iterdir()) if not ours(p)]
+    stray += [str(out / s.name / rel) for s in stages for rel in _cli.strays(out / s.name)]
+    if stray and not force:
+        it = "it" if len(stray) == 1 else "them"
+        raise _cli.UsageError(f"--out {out} holds {', '.join(stray[:3])}{' and more' if len(stray) > 3 else ''}, "
+                              f"which the main job did not write; move {it} away, choose another --out, or pass "
+                              f"--force to keep {it} (never deleted)")
+
 
 
 def _begin(stage: Stage, out: Path) -> tuple[Path, Path]:
@@ -308,6 +352,8 @@ def build_parser():
                         help="output folder (default: runs/); each experiment replaces only OUT/<name>")
     parser.add_argument("--only", nargs="+", choices=[s.name for s in STAGES], default=None,
                         help="run only these experiments (the page uses what is in OUT)")
+    parser.add_argument("--force", action="store_true", help="run although --out holds files the job did not "
+                        "write; they are kept, never deleted (a page file of the user's is still refused)")
     parser.add_argument("--jobs", type=_cli.number(int, min=1, max=64), default=None,
                         help="experiments run at once as their own processes (default: one per core); "
                              "1: one after the other in this process")
@@ -320,14 +366,20 @@ def main(argv: list[str] | None = None) -> Path | int:
         raise _cli.UsageError("--only names the experiments to run; --all cannot be added to it")
     tier = tier_of(args.only, args.everything)
     stages = [s for s in STAGES if (s.name in args.only if tier == "only" else tier == "all" or not s.extended)]
-    if args.out.exists() and not args.out.is_dir():
-        raise _cli.UsageError(f"--out {args.out} is a file, not a folder")
-    _cli.check_writable(args.out)
-    foreign = foreign_folders(args.out, stages)
-    if foreign:
-        raise _cli.UsageError(f"{', '.join(map(str, foreign))} {'was' if len(foreign) == 1 else 'were'} not written "
-                              f"by the main job, which replaces only its own folders; move "
-                              f"{'it' if len(foreign) == 1 else 'them'} away or choose another --out")
+    check_out_folder(args.out, stages, force=args.force)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as locks:  # one job per OUT, and no standalone run into OUT/<name> meanwhile
+        locks.enter_context(_cli.out_lock(args.out))
+        args.out.mkdir(exist_ok=True)
+        for stage in stages:
+            locks.enter_context(_cli.out_lock(args.out / stage.name))
+        check_out_folder(args.out, stages, force=args.force)  # again, under the locks
+        (args.out / MARK).write_text(f"written by python -m experiments.reproduce: {', '.join(PAGE_FILES)} and "
+                                     f"its experiments' folders\n")
+        return _run(args, stages, tier)
+
+
+def _run(args, stages, tier: str) -> Path | int:
     from experiments.job import start
 
     start()  # one XLA host device per core, compile level and cache, before JAX starts; inherited by the stages

@@ -20,6 +20,7 @@ _T_START = time.perf_counter()
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
+import math  # noqa: E402
 import threading  # noqa: E402
 import warnings  # noqa: E402
 from functools import partial  # noqa: E402
@@ -52,9 +53,12 @@ _IMPORT_S = time.perf_counter() - _T_START
 LOSS_MODES = {"many-to-one": "mse_last", "mse_last": "mse_last", "many-to-many": "mse", "mse": "mse"}
 QUICK_EPOCHS = 20
 TAIL_DAYS = 500  # train days drawn before the test range in Figure 2
+MIN_TEST_WINDOWS = 3  # the metrics' least: a lag-1 autocorrelation and a t(M - 1) p-value of the DM test
+PRICE_RANGE = (1e-100, 1e100)  # closes whose squared errors (the DM test's loss) are normal float64 numbers
+YEAR_RANGE = (1000, 9000)  # dates the figures can show (matplotlib: years 1-9999, with margins)
 
 
-TICKER_ONLY = ("apikey", "cache_dir", "stooq_url", "timeout", "retries", "refresh")  # Stooq flags
+TICKER_ONLY = ("apikey", "cache_dir", "stooq_url", "timeout", "deadline", "retries", "refresh")  # Stooq flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--cache-dir", type=Path, help="Stooq cache (default: $RNNJAX_CACHE or ~/.cache/rnnjax)")
     st.add_argument("--stooq-url", default=None, help="Stooq server root (default: https://stooq.com)")
     st.add_argument("--timeout", type=_cli.number(float, min=0, min_open=True, max=3600),
-                    help="seconds allowed for each request, in total (default: 20)")
+                    help="seconds allowed for each attempt, in total (default: 20)")
+    st.add_argument("--deadline", type=_cli.number(float, min=0, min_open=True, max=86400),
+                    help="seconds allowed for all attempts and the pauses between them (default: 60)")
     st.add_argument("--retries", type=_cli.number(int, min=0, max=10),
                     help="retries after a timeout, a refused connection or a 5xx answer (default: 3)")
     st.add_argument("--refresh", action="store_true", help="fetch again even when the cache is recent "
@@ -105,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=_cli.seed, default=0, help="base PRNG seed; seed s uses fold_in(PRNGKey(seed), s)")
     p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
                    "(default: runs/stock_forecast-<date>-<time>/)")
-    p.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs, for a smoke test")
+    _cli.add_force(p)
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_EPOCHS} epochs, for a smoke test (a default: an explicit --epochs wins)")
     return p
 
 
@@ -260,6 +268,9 @@ def prepare(cfg: argparse.Namespace):
     if cfg.activation is not None and cfg.cell != "rnn":
         raise _cli.UsageError(f"--activation is the vanilla cell's (--cell rnn); --cell {cfg.cell} has its own "
                               f"gate non-linearities: leave --activation out")
+    if cfg.date_format is not None and not cfg.csv:
+        raise _cli.UsageError(f"--date-format only applies to --csv; the data come from "
+                              f"{'--ticker ' + cfg.ticker if cfg.ticker else 'the embedded msft.us'}; leave it out")
     if not cfg.ticker:
         given = [f"--{k.replace('_', '-')}" for k in TICKER_ONLY if getattr(cfg, k) not in (None, False)]
         if given:
@@ -268,13 +279,14 @@ def prepare(cfg: argparse.Namespace):
             raise _cli.UsageError(f"{', '.join(given)} only {verb} to --ticker (Stooq); the data come from "
                                   f"{source}; leave {'it' if len(given) == 1 else 'them'} out")
     _cli.check_seed_range(cfg.seed, cfg.seeds)
-    out = _cli.check_out(cfg.out or _cli.default_out("stock_forecast"), inputs=[cfg.csv, cfg.cache_dir])
-    if cfg.quick:
-        cfg.epochs = min(cfg.epochs, QUICK_EPOCHS)
+    cache = (cfg.cache_dir or importlib.import_module("rnnjax.data.stooq").default_cache_dir()) if cfg.ticker else None
+    out = _cli.check_out(cfg.out or _cli.default_out("stock_forecast"), experiment="stock_forecast",
+                         inputs=[cfg.csv, cfg.cache_dir, cache], force=cfg.force)
     stooq = {}
     if cfg.ticker:
         stooq = {k: v for k, v in (("cache_dir", cfg.cache_dir), ("base_url", cfg.stooq_url),
-                                   ("timeout", cfg.timeout), ("retries", cfg.retries)) if v is not None}
+                                   ("timeout", cfg.timeout), ("deadline", cfg.deadline),
+                                   ("retries", cfg.retries)) if v is not None}
         if cfg.refresh:
             stooq |= {"max_age": 0, "use_cache_on_error": False}
     with warnings.catch_warnings():  # what validation fixed is printed below, once, from loaded.notes
@@ -282,13 +294,36 @@ def prepare(cfg: argparse.Namespace):
         with _cli.user_errors():
             loaded = load_price_data(csv=cfg.csv, ticker=cfg.ticker, apikey=cfg.apikey, drop_invalid=cfg.drop_invalid,
                                      date_format=cfg.date_format, **stooq)
+    _check_loaded(loaded)
     with _cli.user_errors(f"{loaded.source.removeprefix('csv:')}: "):
         data = make_forecast_data(loaded.closes.to_numpy(), lookback=cfg.lookback, train_fraction=cfg.train_fraction,
                                   target=cfg.target, many_to_many=LOSS_MODES[cfg.loss] == "mse")
+    if len(data.test_days) < MIN_TEST_WINDOWS:
+        n = len(loaded.closes)
+        raise _cli.UsageError(f"--train-fraction {cfg.train_fraction:g} leaves {len(data.test_days)} test window"
+                              f"{'s' if len(data.test_days) != 1 else ''} of {n} rows, and the metrics (RMSE, the "
+                              f"Diebold-Mariano test) need at least {MIN_TEST_WINDOWS}; use a --train-fraction of "
+                              f"at most {math.floor((n - MIN_TEST_WINDOWS) / n * 1e4) / 1e4:.4f}")
     _cli.check_memory(_bytes_needed(cfg, data), f"--hidden {cfg.hidden} with --seeds {cfg.seeds} on "
                       f"{len(data.train_days):,} windows of {cfg.lookback}",
                       "use a smaller --hidden, fewer --seeds or a shorter --lookback")
     return loaded, data, out
+
+
+def _check_loaded(loaded) -> None:
+    """Refuse data the run could not finish with: dates the figures cannot show, closes whose squared errors
+    underflow or overflow float64 (each a :class:`experiments._cli.UsageError` naming the value)."""
+    source = loaded.source.removeprefix("csv:")
+    dates, closes = loaded.closes.index, loaded.closes.to_numpy()
+    if len(dates) and not (YEAR_RANGE[0] <= dates[0].year and dates[-1].year <= YEAR_RANGE[1]):
+        raise _cli.UsageError(f"{source}: the dates run from {dates[0].date()} to {dates[-1].date()}, outside the "
+                              f"years {YEAR_RANGE[0]}-{YEAR_RANGE[1]} the figures can show; check the date column "
+                              f"(or --date-format)")
+    low, high = PRICE_RANGE
+    if len(closes) and not (low <= closes.min() and closes.max() <= high):
+        raise _cli.UsageError(f"{source}: closes from {closes.min():.3g} to {closes.max():.3g} lie outside "
+                              f"{low:g}..{high:g}, where their squared errors (the metrics) stay normal float64 "
+                              f"numbers; rescale the prices (e.g. to another currency unit)")
 
 
 def run(cfg: argparse.Namespace) -> dict:
@@ -296,7 +331,7 @@ def run(cfg: argparse.Namespace) -> dict:
     only when complete (tables, figures, then metrics.json); returns the metrics."""
     t_start = time.perf_counter()
     loaded, data, out = prepare(cfg)
-    with _cli.atomic_folder(out) as tmp:
+    with _cli.atomic_folder(out, "stock_forecast", force=cfg.force) as tmp:
         metrics = _run(cfg, loaded, data, tmp, out, t_start)
     _print_summary(metrics, out)
     return metrics
@@ -369,7 +404,7 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
     timings["write"] = time.perf_counter() - t0
 
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()
-              if k not in ("apikey", "out", "debug")}
+              if k not in ("apikey", "out", "debug", "force")}
     config |= {"apikey_given": bool(cfg.apikey), "loss_fn": LOSS_MODES[cfg.loss], "out": str(out)}
     train_part, test_part = prices[: data.n_train_rows], prices[data.n_train_rows:]
     metrics = {
@@ -564,7 +599,10 @@ def _print_summary(m: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse ``argv`` (default: sys.argv), run, and return the metrics saved to metrics.json."""
-    cfg = build_parser().parse_args(argv)
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
+    if cfg.quick:
+        _cli.apply_quick(parser, argv, cfg, {"epochs": QUICK_EPOCHS})
     start(host_devices=False)  # before JAX starts its backend: compile settings and cache
     return run(cfg)
 

@@ -42,14 +42,16 @@ def build_parser():
     p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
                    "(default: runs/stock_variants-<date>-<time>/)")
     p.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_VARIANTS)}, 20 epochs each")
+    _cli.add_force(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     start(host_devices=False)  # before JAX starts its backend: compile settings and cache
-    final = _cli.check_out(args.out or _cli.default_out("stock_variants"))
-    with _cli.atomic_folder(final) as out:
+    final = _cli.check_out(args.out or _cli.default_out("stock_variants"), experiment="stock_variants",
+                           force=args.force)
+    with _cli.atomic_folder(final, "stock_variants", force=args.force) as out:
         metrics = _run(args, out)
     print(f"[stock_variants] done: {final}/ ({len(metrics['variants'])} variants)", flush=True)
     return metrics

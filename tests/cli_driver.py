@@ -2,7 +2,8 @@
 
     python tests/cli_driver.py < cases.json > results.json
 
-``cases.json`` is a list of ``{"module": "experiments.x", "argv": [...], "watch": DIR}``. Each case
+``cases.json`` is a list of ``{"module": "experiments.x", "argv": [...], "watch": DIR}`` (and optionally
+``"env": {NAME: VALUE}``, set for that case). Each case
 runs the module's ``__main__`` block through :func:`runpy.run_module` with ``sys.argv`` set, stdout
 and stderr captured; an exception that escapes is printed with its traceback, as the interpreter
 would. For each case the result holds the exit status, stdout, stderr, and a digest of every file
@@ -36,12 +37,25 @@ def digest(root) -> dict:
     return found
 
 
+@contextlib.contextmanager
+def environment(extra: dict):
+    """``os.environ`` with ``extra`` set for the block."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
 def run_case(case: dict) -> dict:
     before = digest(case["watch"])
     out, err = io.StringIO(), io.StringIO()
     sys.argv = [case["module"], *case["argv"]]
     code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings(), \
+            environment(case.get("env", {})):
         warnings.simplefilter("default")
         try:
             runpy.run_module(case["module"], run_name="__main__", alter_sys=True)

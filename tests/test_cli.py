@@ -22,6 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from experiments import _cli
+from experiments._cli import MARKER
+
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "tests" / "cli_driver.py"
 GOOD_ROWS = "".join(f"2000-01-{d:02d},{10 + d}.5\n" for d in range(1, 29))
@@ -36,10 +39,20 @@ def env() -> dict:
 
 
 class _Stooq(BaseHTTPRequestHandler):
-    """``s=limit.us``: 429 with Retry-After; ``s=slow.us``: headers, then a byte every 0.2 s; else a CSV."""
+    """``s=limit.us``: 429 with Retry-After; ``s=slow.us``: headers, then a byte every 0.2 s; ``s=busy.us``: 503;
+    ``s=late.us``: 503 after 1 s; else a CSV. ``hits`` records (ticker, monotonic time) of every request."""
+
+    hits: list = []
 
     def do_GET(self):  # noqa: N802
         ticker = parse_qs(urlsplit(self.path).query).get("s", [""])[0]
+        self.hits.append((ticker, time.monotonic()))
+        if ticker in ("busy.us", "late.us"):
+            time.sleep(1.0 if ticker == "late.us" else 0)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if ticker == "limit.us":
             self.send_response(429)
             self.send_header("Retry-After", "120")
@@ -103,10 +116,36 @@ def _files(root: Path) -> None:
     w("bad_page/report_sources.json", "{not json")
     (root / "bad_json" / "stock_forecast").mkdir(parents=True)
     w("bad_json/stock_forecast/metrics.json", '{"rmse": 1.0,')
+    # issue 20: folders a run must not replace, data it could not finish with
+    def finished(name, experiment, files):  # a finished run's folder, as _cli.atomic_folder leaves it
+        (root / name).mkdir()
+        for f in files:
+            w(f"{name}/{f}", "{}")
+        w(f"{name}/{MARKER}", json.dumps({"experiment": experiment, "files": files}))
+
+    finished("fin_user", "stock_forecast", ["metrics.json", "history.csv"])
+    w("fin_user/my_notes.txt", "notes\n")
+    finished("fin_dir", "stock_forecast", ["metrics.json"])
+    (root / "fin_dir" / "mine").mkdir()
+    w("fin_dir/mine/draft.md", "a user's folder\n")
+    finished("gs_run", "gradient_stability", ["metrics.json", "fig3_grad_norm.png"])
+    (root / "runs" / "stock_forecast").mkdir(parents=True)
+    w("runs/stock_forecast/.made-by-reproduce", "")
+    w("runs/stock_forecast/metrics.json", "{}")
+    (root / "page_user").mkdir()
+    w("page_user/report.md", "# my own report\n")
+    (root / "page_stray").mkdir()
+    w("page_stray/notes.txt", "mine\n")
+    (root / "half_report" / "stock_forecast").mkdir(parents=True)
+    w("half_report/stock_forecast/metrics.json", '{"rmse": 1.0}')
+    w("year1.csv", "Date,Close\n" + GOOD_ROWS.replace("2000-", "0001-"))
+    w("huge.csv", "Date,Close\n" + "".join(f"2000-01-{d:02d},{d}e300\n" for d in range(1, 29)))
+    w("tiny.csv", "Date,Close\n" + "".join(f"2000-01-{d:02d},{d}e-300\n" for d in range(1, 29)))
 
 
-def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]:
-    """module -> [(argv, substrings the error must contain)]: every class of bad input of issue 11."""
+def _cases(root: Path, url: str) -> dict[str, list[tuple]]:
+    """module -> [(argv, substrings the error must contain[, environment])]: every class of bad input of issues 11
+    and 20. ``root/locked`` is held by this process (:func:`results`) while the cases run."""
     r = lambda name: str(root / name)
     out = ["--out", r("out")]
     closed = f"http://127.0.0.1:{_closed_port()}"
@@ -132,7 +171,7 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
         (["--csv", r("d/history.csv"), "--out", r("d")], ["holds the input", "history.csv"]),
         (["--out", r("a_file")], ["--out", "a_file", "is a file"]),
         (["--out", r("a_file/sub")], ["a_file", "is a file"]),
-        (["--out", r("cache")], ["--out", "holds files but no finished run"]),
+        (["--out", r("cache")], ["--out", "stooq", "no stock_forecast run wrote", "--force"]),
         (["--out", "."], ["--out .", "holds the current folder"]),
         (["--out", "/sys/rnnjax-out"], ["--out /sys/rnnjax-out", "cannot create folders"]),
         # files, columns, rows
@@ -163,6 +202,24 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
           *out], ["could not reach", "aapl.us"]),
         (["--ticker", "aapl.us", "--stooq-url", closed, "--cache-dir", r("cache"), *out],
          [str(root / "cache" / "stooq" / "aapl.us.csv"), "corrupt", "--refresh"]),
+        # issue 20: nothing a user owns is replaced, one run per folder
+        (["--out", r("fin_user")], ["--out", "fin_user", "my_notes.txt", "no stock_forecast run wrote", "--force"]),
+        (["--out", r("fin_dir")], ["fin_dir holds mine,", "--force"]),
+        (["--out", r("gs_run")], ["holds a finished gradient_stability run", "not even with --force"]),
+        (["--out", r("gs_run"), "--force"], ["holds a finished gradient_stability run"]),
+        (["--out", r("runs/stock_forecast")], ["main job's folder", ".made-by-reproduce"]),
+        (["--ticker", "aapl.us", "--stooq-url", url, "--out", r("with_cache")],
+         ["--out", "with_cache holds the input", str(root / "with_cache" / "c")], {"RNNJAX_CACHE": r("with_cache/c")}),
+        (["--out", r("locked")], ["--out", "locked is in use by another run", f"(pid {os.getpid()})"]),
+        # issue 20: flags never ignored; data the run could not finish with, refused before training
+        (["--date-format", "%Y-%m-%d", *out], ["--date-format only applies to --csv", "embedded msft.us"]),
+        (["--deadline", "5", *out], ["--deadline", "--ticker"]),
+        (["--csv", r("year1.csv"), *out], ["year1.csv", "0001-01-01", "years 1000-9000"]),
+        (["--csv", r("huge.csv"), *out], ["huge.csv", "1e+300", "rescale"]),
+        (["--csv", r("tiny.csv"), *out], ["tiny.csv", "1e-300", "rescale"]),
+        (["--train-fraction", "0.9999", *out], ["--train-fraction 0.9999", "1 test window", "at least 3"]),
+        (["--ticker", "busy.us", "--stooq-url", url, "--cache-dir", r("cache"), "--retries", "10", "--deadline",
+          "0.5", *out], ["HTTP 503", "busy.us"]),
     ]
     gs = [
         (["--rhos", "0.9", "-1", *out], ["--rhos", "> 0"]),
@@ -175,6 +232,8 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
         (["--hidden", "300000", *out], ["--hidden 300000", "GiB"]),
         (["--devices", "0", *out], ["--devices"]),
         (["--out", r("a_file")], ["a_file", "is a file"]),
+        (["--rhos", "0.9", "0.9", *out], ["--rhos", "distinct", "0.9 given twice"]),
+        (["--rhos", "1e-30", "--out", r("fin_user")], ["fin_user", "holds a finished stock_forecast run"]),
     ]
     sp = [
         (["--rho-min", "2", "--rho-max", "1", *out], ["--rho-min 2", "--rho-max 1"]),
@@ -183,6 +242,8 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
         (["--segments", "10000", *out], ["--segments 10000", "at most"]),
         (["--grid", "1", *out], ["--grid", ">= 2"]),
         (["--seed", "2147483647", *out], ["--seed", "largest seed"]),
+        (["--segment-length", "100000", *out], ["--segment-length 100000", "longer than the text"]),
+        (["--lengths", "20", "50", "20", *out], ["--lengths", "distinct"]),
     ]
     rm = [
         (["--clip-lrs", "0.01", "-1", *out], ["--clip-lrs", "> 0"]),
@@ -192,6 +253,8 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
         (["--lr", "1e-60", *out], ["--lr", "rounds to 0"]),
         (["--adding-steps", "1000000", "--batch", "100000", *out], ["--adding-steps", "GiB"]),
         (["--out", r("d/history.csv")], ["history.csv", "is a file"]),
+        (["--clip-lrs", "0.01", "0.01", *out], ["--clip-lrs", "distinct"]),
+        (["--models", "lstm", "gru", "lstm", *out], ["--models", "distinct", "lstm given twice"]),
     ]
     fl = [
         (["--delays", "5", "90", *out], ["--delays", "1..length-2 = 78"]),
@@ -209,6 +272,11 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
         (["--out", r("a_file")], ["a_file", "is a file"]),
         (["--out", r("foreign"), "--only", "stock_forecast"],
          [str(root / "foreign" / "stock_forecast"), "not written by the main job"]),
+        (["--out", r("page_user"), "--only", "stock_forecast"], [str(root / "page_user" / "report.md"),
+                                                                 "did not write", "not even --force"]),
+        (["--out", r("page_user"), "--only", "stock_forecast", "--force"], ["report.md", "not even --force"]),
+        (["--out", r("page_stray"), "--only", "stock_forecast"], ["notes.txt", "did not write", "--force"]),
+        (["--out", r("locked")], ["--out", "locked is in use by another run", f"(pid {os.getpid()})"]),
     ]
     cr = [
         ([r("nowhere")], ["nowhere", "is not a folder"]),
@@ -218,6 +286,7 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple[list[str], list[str]]]]
     re_ = [
         ([r("nowhere")], ["nowhere", "is not a folder"]),
         ([r("bad_json")], [str(root / "bad_json" / "stock_forecast" / "metrics.json"), "not valid JSON"]),
+        ([r("half_report")], ["half_report", "lacks the entry", "rerun"]),
     ]
     return {"experiments.stock_forecast": sf, "experiments.gradient_stability": gs,
             "experiments.gradient_spectra": sp, "experiments.remedies": rm, "experiments.flossing": fl,
@@ -253,12 +322,14 @@ def results(tmp_path_factory, stooq_url):
     modules = [*tables[0], "experiments.report_sections"]
     half = {m: i % 2 for i, m in enumerate(modules)}  # which driver, and so which folder, runs module m
     table = {m: tables[half[m]][m] for m in tables[0]}
-    batches = {m: [{"module": m, "argv": argv, "watch": str(roots[half[m]])} for argv, _ in table.get(m, [])]
+    batches = {m: [{"module": m, "argv": c[0], "watch": str(roots[half[m]]), "env": c[2] if len(c) > 2 else {}}
+                   for c in table.get(m, [])]
                + [{"module": m, "argv": ["--help"], "watch": str(roots[half[m]])}] for m in modules}
     halves = [[c for m in modules if half[m] == i for c in batches[m]] for i in (0, 1)]
     done = {m: [] for m in modules}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = pool.map(lambda i: _drive(f"driver {i} of 2", halves[i], roots[i]), (0, 1))
+    with ThreadPoolExecutor(max_workers=2) as pool, _cli.out_lock(roots[0] / "locked"), \
+            _cli.out_lock(roots[1] / "locked"):  # another run's, to the cases
+        runs = list(pool.map(lambda i: _drive(f"driver {i} of 2", halves[i], roots[i]), (0, 1)))
         for cases, res in zip(halves, runs, strict=True):
             for case, r in zip(cases, res, strict=True):
                 done[case["module"]].append(r)
@@ -277,7 +348,7 @@ def test_the_table_covers_at_least_40_bad_inputs(results):
 def test_bad_inputs_exit_2_with_one_clear_line_and_change_nothing(results, module):
     table, done = results
     problems = []
-    for (argv, expected), res in zip(table[module], done[module], strict=False):
+    for (argv, expected, *_), res in zip(table[module], done[module], strict=False):
         what = f"{module} {' '.join(argv)}"
         err = res["err"]
         if res["code"] != 2:

@@ -165,6 +165,7 @@ def test_a_standalone_experiment_leaves_the_main_jobs_runs_intact(job, tmp_path)
 def test_a_run_killed_mid_write_leaves_the_previous_results(job, tmp_path):
     out = tmp_path / "sf"
     shutil.copytree(job / "stock_forecast", out)
+    (out / MARK).unlink()  # a standalone run's folder: a standalone run never replaces the main job's
     before = digest(out)
     proc = subprocess.Popen([sys.executable, "-m", "experiments.stock_forecast", "--quick", "--epochs", "2",
                              "--hidden", "4", "--out", str(out)], cwd=tmp_path, env=env(),

@@ -240,11 +240,19 @@ def lyapunov_of(step: Step, carry0, xs: jax.Array, *, warmup: int = 0, num: int 
     hold_state = (lambda h: h) if gradient == "exact" else lax.stop_gradient
 
     def reorthonormalise(Q):
+        # scale-safe: column i divided by m_i = max |Q_ji| first, so no square underflows or overflows;
+        # QR(Q D^-1) = Q' R' gives R = R' D, log |R_ii| = log |R'_ii| + log m_i (Benettin et al. 1980)
+        m = lax.stop_gradient(jnp.max(jnp.abs(Q), axis=0))  # (num,); a constant: the result is invariant to it
+        live = m > 0
+        Q = Q / jnp.where(live, m, 1.0)  # entries in [-1, 1]; a dead (zero) column stays zero
         if num == 1:  # QR of one column is its normalisation (no LAPACK call)
-            n = jnp.linalg.norm(Q, axis=0)
-            return hold_frame(Q / jnp.where(n > 0, n, 1.0)), _safe_log(n)
-        Q, R = jnp.linalg.qr(Q)  # J Q = Q' R (Benettin et al. 1980)
-        return hold_frame(Q), _safe_log(jnp.abs(jnp.diagonal(R)))  # log |R_ii|: stretch of direction i
+            r = jnp.linalg.norm(Q, axis=0)
+            Q = Q / jnp.where(r > 0, r, 1.0)
+        else:
+            Q, R = jnp.linalg.qr(Q)  # J Q = Q' R (Benettin et al. 1980)
+            r = jnp.abs(jnp.diagonal(R))
+        log_m = jnp.log(jnp.where(live, m, 1.0))
+        return hold_frame(Q), jnp.where(live, log_m + _safe_log(r), log_tiny)  # log |R_ii|: stretch of direction i
 
     log_tiny = jnp.log(jnp.finfo(h0.dtype).tiny)
 

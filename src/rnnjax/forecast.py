@@ -25,15 +25,27 @@ from rnnjax.forward import rnn_forward
 from rnnjax.train import TrainHistory, train
 
 
+def _scaled_errors(predicted, actual):
+    """``(|p - y| / m, m)`` in float64 with m = max_i |p_i - y_i| over the last axis (1 where that is 0 or not
+    finite), so neither squares nor sums of errors of any scale underflow or overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):  # a difference past 1.8e308 is inf, and stays so
+        diff = np.abs(np.asarray(predicted, np.float64) - np.asarray(actual, np.float64))
+        m = np.max(diff, axis=-1, keepdims=True) if diff.shape[-1] else np.ones(diff.shape[:-1] + (1,))
+        m = np.where((m > 0) & np.isfinite(m), m, 1.0)
+    return diff / m, m[..., 0]
+
+
 def rmse(predicted, actual):
-    """RMSE = sqrt(mean_i (p_i - y_i)^2) over the last axis (leading axes, e.g. seeds, are kept)."""
-    diff = np.asarray(predicted, np.float64) - np.asarray(actual, np.float64)
-    return np.sqrt(np.mean(diff**2, axis=-1))  # sqrt(1/M sum_i (p_i - y_i)^2)
+    """RMSE = sqrt(mean_i (p_i - y_i)^2) over the last axis (leading axes, e.g. seeds, are kept); exact at
+    any scale (1e-300 or 1e300 errors), computed as m sqrt(mean_i (e_i / m)^2) with m = max_i |e_i|."""
+    scaled, m = _scaled_errors(predicted, actual)
+    return m * np.sqrt(np.mean(scaled**2, axis=-1))  # sqrt(1/M sum_i (p_i - y_i)^2), rescaled by m
 
 
 def mae(predicted, actual):
-    """MAE = mean_i |p_i - y_i| over the last axis."""
-    return np.mean(np.abs(np.asarray(predicted, np.float64) - np.asarray(actual, np.float64)), axis=-1)
+    """MAE = mean_i |p_i - y_i| over the last axis; as :func:`rmse`, m mean_i |e_i| / m (no overflow of the sum)."""
+    scaled, m = _scaled_errors(predicted, actual)
+    return m * np.mean(scaled, axis=-1)  # 1/M sum_i |p_i - y_i|, rescaled by m
 
 
 def persistence_forecast(prices, days):

@@ -11,8 +11,15 @@ RECURRENT_INITS = ("gaussian", "spectral", "orthogonal", "identity")
 
 
 def spectral_radius(W: jax.Array) -> jax.Array:
-    """max_i |lambda_i(W)|, the spectral radius of a square matrix."""
-    return jnp.max(jnp.abs(jnp.linalg.eigvals(W)))
+    """max_i |lambda_i(W)|, the spectral radius of a square matrix, exact at any scale.
+
+    rho(W) = m rho(W / m) with m = max_ij |W_ij| (eigenvalues scale linearly), so the eigensolver
+    sees entries of order one: a 1e-30-scaled matrix keeps its radius instead of the solver's
+    absolute floor (~1e-12). The zero matrix has radius 0.
+    """
+    m = jnp.max(jnp.abs(W))
+    scale = jnp.where(m > 0, m, 1.0).astype(W.dtype)
+    return scale * jnp.max(jnp.abs(jnp.linalg.eigvals(W / scale)))  # rho(W) = m rho(W/m)
 
 
 def _orthogonal(key: jax.Array, n: int, dtype) -> jax.Array:

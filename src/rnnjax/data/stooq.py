@@ -11,15 +11,16 @@ HTML with 200, or 401/403   API-key request or browser challenge        :class:`
 "No data"                   unknown ticker / no history                 :class:`StooqNoDataError`
 429 or "daily hits limit"   rate limit                                  :class:`StooqRateLimitError`
 5xx                         server error, retried with backoff first    :class:`StooqServerError`
-no answer in ``timeout``    timeout (also retried); the whole body      :class:`StooqTimeoutError`
-                            must arrive within ``timeout`` too
+no answer in ``timeout``    timeout (also retried within ``deadline``)  :class:`StooqTimeoutError`
+                            the whole body must arrive in ``timeout``
 connection refused / DNS    no network                                  :class:`StooqConnectionError`
 other HTTP status           e.g. 404: wrong base URL                    :class:`StooqServerError`
 anything else               not a CSV with Date and Close columns       :class:`StooqFormatError`
 a body over ``max_bytes``   (200 MB by default)                         :class:`StooqFormatError`
 ==========================  ==========================================  =========================
 
-Retries use ``requests``' ``HTTPAdapter`` with urllib3's ``Retry`` (bounded, exponential backoff).
+Retries are bounded (``retries``, exponential backoff); ``timeout`` bounds each attempt and ``deadline``
+all attempts together.
 Good answers are cached atomically as ``<cache_dir>/stooq/<ticker>.csv``; a failed or partial
 fetch never touches the cache, and when a fetch fails a cached copy is used with a warning that
 gives its date. A cached file that is not a price CSV is named with the remedy (``--refresh``);
@@ -241,7 +242,7 @@ def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
     urllib3's ``Retry``: at most ``retries`` retries, sleeping backoff * 2^(n-1) s before retry n;
     429 is not retried (Stooq's limit is daily).
     """
-    retry = Retry(total=retries, connect=retries, read=retries, status=retries, other=0, redirect=5,
+    retry = Retry(total=None, connect=retries, read=retries, status=retries, other=0, redirect=5,
                   backoff_factor=backoff, status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
                   raise_on_status=False, respect_retry_after_header=False)
     session = requests.Session()
@@ -270,7 +271,7 @@ def _size(n: int) -> str:
     return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n:,} bytes"
 
 
-def _read_body(resp, deadline: float, max_bytes: int, ticker: str, timeout: float) -> bytes:
+def _read_body(resp, deadline: float, max_bytes: int, ticker: str, timeout: float, bounds: str = "") -> bytes:
     """The body, read as it arrives: refused past ``max_bytes``, or when it is not complete by ``deadline``.
 
     A per-read timeout alone never ends a server that trickles a byte a second; this deadline does.
@@ -283,7 +284,8 @@ def _read_body(resp, deadline: float, max_bytes: int, ticker: str, timeout: floa
     while True:
         if time.monotonic() > deadline:
             raise StooqTimeoutError(f"Stooq's answer for {ticker} was not complete within {timeout:g} s "
-                                    f"({total:,} bytes so far); try again later or raise --timeout.")
+                                    f"({total:,} bytes so far){'; ' + bounds + ' attempts' if bounds else ''}; "
+                                    f"try again later or raise --timeout.")
         chunk = resp.raw.read1(65536, decode_content=True)
         if not chunk:
             return b"".join(chunks)
@@ -294,34 +296,70 @@ def _read_body(resp, deadline: float, max_bytes: int, ticker: str, timeout: floa
                                    f"price CSV; check the base URL and ticker.")
 
 
+BACKOFF_MAX = 120.0  # seconds: the longest pause between two attempts (urllib3's cap)
+
+
 def download(ticker: str, *, apikey: str | None = None, base_url: str | None = None, timeout: float = 20.0,
-             retries: int = 3, backoff: float = 0.5, max_bytes: int = MAX_BYTES) -> str:
+             retries: int = 3, backoff: float = 0.5, max_bytes: int = MAX_BYTES, deadline: float = 60.0) -> str:
     """GET the daily CSV of ``ticker`` and return its text, or raise the fitting :class:`StooqError`.
 
-    ``timeout`` bounds the connection and the headers, then the complete body as a whole (not only
-    each read, which a server trickling a byte a second would pass). Nothing is cached here (see
-    :func:`fetch_csv`). The key is taken from ``apikey`` or ``$STOOQ_APIKEY``.
+    ``timeout`` bounds each attempt: the connection and the headers, then the complete body as a
+    whole (not only each read, which a server trickling a byte a second would pass). Connection
+    errors, timeouts and 5xx answers are retried up to ``retries`` times, pausing
+    ``backoff * 2^(n-1)`` s (at most :data:`BACKOFF_MAX`) before retry n; ``deadline`` bounds all
+    attempts and pauses together (an attempt gets what is left of it when that is less than
+    ``timeout``). Nothing is cached here (see :func:`fetch_csv`). The key is taken from ``apikey``
+    or ``$STOOQ_APIKEY``.
     """
     ticker = validate_ticker(ticker)
     key = apikey or os.environ.get(APIKEY_ENV) or None
     base = (base_url or DEFAULT_BASE_URL).rstrip("/")
     params = {"s": ticker, "i": "d"} | ({"apikey": key} if key else {})
     log.info("fetching %s from %s%s (API key %s)", ticker, base, CSV_PATH, "given" if key else "not given")
-    with _redacted_urllib3_logs(key), make_session(retries, backoff) as session:
-        try:
-            with session.get(base + CSV_PATH, params=params, timeout=timeout, stream=True) as resp:
-                raw = _read_body(resp, time.monotonic() + timeout, max_bytes, ticker, timeout)
-            body = raw.decode(resp.encoding or "utf-8", errors="replace")  # no slow charset sniffing
-        except requests.RequestException as err:
-            kind = type(getattr(err.args[0], "reason", None) or err).__name__ if err.args else type(err).__name__
-            if _is_timeout(err):
-                raise StooqTimeoutError(f"Stooq did not answer {ticker} within {timeout} s ({retries} retries); "
-                                        f"try again later or raise the timeout.") from None
-            raise StooqConnectionError(f"could not reach {redact(base, key)} for {ticker} ({kind}); check the "
-                                       f"network, or use a cached file or --csv FILE.") from None
+    end = time.monotonic() + deadline
+    bounds = f"--timeout {timeout:g} s for each attempt, --deadline {deadline:g} s for all {retries + 1}"
+    with _redacted_urllib3_logs(key), make_session(0, backoff) as session:
+        for attempt in range(retries + 1):
+            last = attempt == retries
+            per = min(timeout, end - time.monotonic())  # this attempt's bound: the timeout or what is left
+            try:
+                with session.get(base + CSV_PATH, params=params, timeout=per, stream=True) as resp:
+                    if resp.status_code in RETRY_STATUSES and not last:
+                        body = None
+                    else:
+                        raw = _read_body(resp, time.monotonic() + per, max_bytes, ticker, per, bounds)
+                        body = raw.decode(resp.encoding or "utf-8", errors="replace")  # no slow charset sniffing
+            except requests.RequestException as err:
+                kind = type(getattr(err.args[0], "reason", None) or err).__name__ if err.args else type(err).__name__
+                if last or _pause(attempt, backoff, end):
+                    if _is_timeout(err):
+                        raise StooqTimeoutError(f"Stooq did not answer {ticker} within {per:g} s ({bounds} "
+                                                f"attempts; {attempt} retries made); try again later or raise "
+                                                f"--timeout/--deadline.") from None
+                    raise StooqConnectionError(f"could not reach {redact(base, key)} for {ticker} ({kind}, "
+                                               f"{attempt} retries within --deadline {deadline:g} s); check the "
+                                               f"network, or use a cached file or --csv FILE.") from None
+                continue
+            if body is None:  # a 5xx answer with retries left
+                if _pause(attempt, backoff, end):
+                    body = ""
+                    retries = attempt
+                else:
+                    continue
+            break
     classify_response(resp.status_code, body, resp.headers.get("Content-Type", ""), ticker=ticker,
                       has_key=key is not None, retries=retries, secret=key, retry_after=resp.headers.get("Retry-After"))
     return body
+
+
+def _pause(attempt: int, backoff: float, end: float) -> bool:
+    """Sleep before retry ``attempt + 1`` (``backoff * 2^attempt`` s, capped); True when the deadline leaves
+    no time for it (then nothing is slept)."""
+    wait = min(backoff * 2**attempt, BACKOFF_MAX)
+    if time.monotonic() + wait >= end:
+        return True
+    time.sleep(wait)
+    return False
 
 
 def _clean_stale_temps(path: Path) -> None:
@@ -354,7 +392,7 @@ def _cache_date(path: Path) -> str:
 
 def fetch_csv(ticker: str, *, apikey: str | None = None, cache_dir=None, base_url: str | None = None,
               timeout: float = 20.0, retries: int = 3, backoff: float = 0.5, max_age: float = 12 * 3600,
-              use_cache_on_error: bool = True) -> FetchResult:
+              use_cache_on_error: bool = True, deadline: float = 60.0) -> FetchResult:
     """Daily CSV of ``ticker``: from the cache if younger than ``max_age`` seconds, else fetched and cached.
 
     Args:
@@ -362,9 +400,10 @@ def fetch_csv(ticker: str, *, apikey: str | None = None, cache_dir=None, base_ur
       apikey: API key; ``$STOOQ_APIKEY`` when None.
       cache_dir: cache root (:func:`default_cache_dir` when None); files go to ``stooq/<ticker>.csv``.
       base_url: server root, ``https://stooq.com`` by default (tests point it at a local server).
-      timeout: seconds allowed for the connection and headers, and again for the complete body.
-      retries: bounded retries on connection errors, timeouts and 5xx (urllib3 ``Retry``).
-      backoff: urllib3 ``backoff_factor`` in seconds.
+      timeout: seconds allowed to each attempt: for the connection and headers, and again for the complete body.
+      retries: bounded retries on connection errors, timeouts and 5xx, with exponential backoff.
+      backoff: seconds before the first retry, doubling (at most :data:`BACKOFF_MAX`).
+      deadline: seconds allowed to all attempts and pauses together.
       max_age: a cached file younger than this is used without a request; 0 always fetches.
       use_cache_on_error: when the fetch fails and a cached file exists, use it with a
         :class:`StaleCacheWarning` giving its date instead of raising.
@@ -381,7 +420,8 @@ def fetch_csv(ticker: str, *, apikey: str | None = None, cache_dir=None, base_ur
         log.info("using cached %s (%s)", path, _cache_date(path))
         return FetchResult(ticker, path, True, None)
     try:
-        body = download(ticker, apikey=apikey, base_url=base_url, timeout=timeout, retries=retries, backoff=backoff)
+        body = download(ticker, apikey=apikey, base_url=base_url, timeout=timeout, retries=retries, backoff=backoff,
+                        deadline=deadline)
     except StooqError as err:
         if not (use_cache_on_error and path.is_file()):
             raise
