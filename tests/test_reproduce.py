@@ -211,8 +211,9 @@ def test_the_report_tiers_quick_run_then_check_report(tmp_path):
     assert len([line for line in lines if re.match(r"\[\d/3\] \w+ done in", line)]) == 3
     assert ".partial" not in run.stdout and ".tmp-" not in run.stdout  # final paths only
     assert lines[0].startswith("reproduce: the report tier, quick mode: 3 experiments")
-    assert sorted(p.name for p in out.iterdir()) == ["gradient_spectra", "gradient_stability", "reference.json",
-                                                     "report.md", "report_sources.json", "run.json", "stock_forecast"]
+    assert sorted(p.name for p in out.iterdir()) == [".made-by-reproduce", "gradient_spectra", "gradient_stability",
+                                                     "reference.json", "report.md", "report_sources.json", "run.json",
+                                                     "stock_forecast"]
     page = (out / "report.md").read_text()
     assert "Made by the **report tier**" in page and "--all` adds the extended studies" in page
     assert json.loads((out / "run.json").read_text())["tier"] == "report"

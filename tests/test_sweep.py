@@ -130,8 +130,15 @@ def test_unchanged_from_the_sweeps_before_rnnjax_sweep():
     got |= {f"lag_{k}": v for k, v in lag_spectra_sweep(rhos[:2], seeds, xs, ys, **net).items()}
     got["lyap"] = lyapunov_sweep(rhos[:2], seeds, xs[0], warmup=2, **net)
     assert sorted(got) == sorted(before.files)
-    for k in before.files:
-        np.testing.assert_allclose(got[k], before[k], rtol=1e-6, atol=1e-7, err_msg=k)
+    for k in before.files:  # float32 round-off: the spectral radius is now taken of W_hh / max|W_ij| (issue 20)
+        if k == "lag_log_sigma":  # the small singular values of a product are round-off of ~0 (they move with any
+            # change of summation order); the top one is a measurement
+            np.testing.assert_allclose(got[k][..., 0], before[k][..., 0], rtol=1e-5, err_msg=k)
+            np.testing.assert_allclose(got[k], before[k], atol=0.1, err_msg=k)
+            continue
+        # the QR method now rescales its frame's columns (issue 20): its exponents, float32 round-off apart
+        np.testing.assert_allclose(got[k], before[k], rtol=1e-5 if k in ("stab_log_radius", "lyap") else 1e-6,
+                                   atol=1e-7, err_msg=k)
     assert not before["train_finite"][2].all()  # rho = 60 went non-finite, and still does
 
 
