@@ -97,10 +97,11 @@ def main(argv=None) -> dict:
     rows = stats.dm_size_table(a.phis, a.n, a.reps, a.seed, b=a.b)
     wall = time.perf_counter() - t0
     print(f"Rejection rate at 5% of a true null, AR(1) loss differential, n = {a.n}, {a.reps} replications per phi")
-    print(f"{'phi':>5}  {'Newey-West DM (95% CI)':>26}  {'median lag':>10}  {'fixed-b DM, b=' + str(a.b):>24}")
+    print(f"{'phi':>5}  {'Newey-West DM (95% CI)':<24}  {'NW median lag':>13}  fixed-b DM, b = {a.b:g} (95% CI)")
     for r in rows:
-        print(f"{r.phi:>5}  {r.nw_rate:>8.1%} ({r.nw_ci[0]:.1%}-{r.nw_ci[1]:.1%})  {r.nw_median_lag:>10.0f}  "
-              f"{r.fixed_b_rate:>7.1%} ({r.fixed_b_ci[0]:.1%}-{r.fixed_b_ci[1]:.1%})")
+        nw = f"{r.nw_rate:.1%} ({r.nw_ci[0]:.1%}-{r.nw_ci[1]:.1%})"
+        fb = f"{r.fixed_b_rate:.1%} ({r.fixed_b_ci[0]:.1%}-{r.fixed_b_ci[1]:.1%})"
+        print(f"{r.phi:>5g}  {nw:<24}  {r.nw_median_lag:>13.0f}  {fb}")
     out = {"command": "python benchmarks/size_simulation.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": _cpu(),
            "load_average": list(os.getloadavg()), "wall_s": round(wall, 1), "n": a.n, "reps": a.reps,
