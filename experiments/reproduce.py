@@ -145,8 +145,9 @@ def _publish(stage: Stage, partial: Path, final: Path) -> None:
 
 def final_paths(partial: Path, final: Path):
     """``line -> line`` with every mention of the hidden ``partial`` folder (and of the experiment's own
-    temporary sibling of it, ``<partial>.tmp-...``) replaced by ``final``: the job prints final paths only."""
-    pattern = re.compile(re.escape(str(partial)) + r"(\.tmp-[^/\s]*)?")
+    temporary sibling of it, ``.<partial name>.tmp-...``) replaced by ``final``: the job prints final paths only."""
+    hidden_sibling = re.escape(str(partial.parent / ("." + partial.name))) + r"\.tmp-[^/\s]*"
+    pattern = re.compile(hidden_sibling + "|" + re.escape(str(partial)) + r"(\.tmp-[^/\s]*)?")
     return lambda line: pattern.sub(str(final), line)
 
 

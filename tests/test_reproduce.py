@@ -237,6 +237,8 @@ def test_what_a_stage_prints_names_its_final_folder(tmp_path):
     edit = reproduce.final_paths(tmp_path / ".x.partial", tmp_path / "x")
     assert edit(f"Results in {tmp_path}/.x.partial.tmp-6428-ab_c/many/") == f"Results in {tmp_path}/x/many/"
     assert edit(f"wrote {tmp_path}/.x.partial/: a.csv") == f"wrote {tmp_path}/x/: a.csv"
+    # the experiment's own atomic folder is a hidden sibling of the partial one (seen in a full --all run)
+    assert edit(f"Results in {tmp_path}/..x.partial.tmp-6072-xcfh10pv/adam/") == f"Results in {tmp_path}/x/adam/"
     sink = io.StringIO()
     stream = reproduce._LineFilter(sink, edit)
     stream.write(f"one {tmp_path}/.x.partial\ntwo")
