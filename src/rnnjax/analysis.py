@@ -44,6 +44,7 @@ from rnnjax.cells import RNNParams, vanilla
 from rnnjax.cells.base import Cell
 from rnnjax.forward import check_inputs, initial_state, rnn_forward
 from rnnjax.losses import check_targets, get_loss
+from rnnjax.scan import check_carry_map
 
 Step = Callable[[Any, jax.Array], Any]  # step(carry, x_t) -> carry_t, any pytree carry
 
@@ -69,10 +70,6 @@ def _jit_boundary(*static: str):
     return wrap
 
 
-def _shapes(tree) -> str:
-    return str(jax.tree.map(lambda a: f"{jnp.result_type(a)}{list(jnp.shape(a))}", tree))
-
-
 def _check_sequence(carry0, xs, step=None) -> None:
     """Raise ``ValueError`` unless ``carry0`` is a pytree of arrays, ``xs`` is (T, D) with T >= 1 and (given
     ``step``) ``step(carry0, xs[0])`` returns a carry of the same structure, shapes and dtypes."""
@@ -82,17 +79,8 @@ def _check_sequence(carry0, xs, step=None) -> None:
                          f"got {jax.tree.map(lambda a: tuple(jnp.shape(a)), carry0)}")
     if jnp.ndim(xs) != 2 or xs.shape[0] < 1:
         raise ValueError(f"xs must have shape (T, D) with T >= 1, got shape {tuple(jnp.shape(xs))}")
-    if step is None:
-        return
-    try:
-        out = jax.eval_shape(step, carry0, xs[0])
-    except (TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"step cannot take this carry and input: carry {_shapes(carry0)}, x {_shapes(xs[0])}: "
-                         f"{' '.join(str(e).split())}") from None
-    if jax.tree.structure(out) != jax.tree.structure(carry0) or _shapes(out) != _shapes(carry0):
-        raise ValueError(f"step must return a carry like the one it takes: took {_shapes(carry0)} (with x "
-                         f"{_shapes(xs[0])}), returned {_shapes(out)}; give the carry and the inputs the "
-                         "parameters' dtype")
+    if step is not None:
+        check_carry_map(step, carry0, xs[0], name="step", hint="give the carry and the inputs the parameters' dtype")
 
 
 def flatten_step(step: Step, carry0):

@@ -78,15 +78,21 @@ def check_step(cell: Cell, params, carry0, xs: jax.Array, length=None) -> None:
                          f"got shape {tuple(jnp.shape(xs))}")
     if length is not None and (jnp.ndim(length) != 0 or not jnp.issubdtype(jnp.result_type(length), jnp.integer)):
         raise ValueError(f"length must be an integer scalar (the valid steps of one sequence), got {_shapes(length)}")
+    check_carry_map(partial(cell.step, params), carry0, xs[0], name="cell.step",
+                    hint=f"check the parameters' dtype {_shapes(params)} against the inputs' and the initial carry's")
+
+
+def check_carry_map(fn, carry0, x, *, name: str, hint: str) -> None:
+    """Raise ``ValueError`` unless ``fn(carry0, x)`` returns a carry of ``carry0``'s structure, shapes and dtypes
+    (checked abstractly by ``jax.eval_shape``, no compute); the message names both sides in full."""
     try:
-        out = jax.eval_shape(cell.step, params, carry0, xs[0])
+        out = jax.eval_shape(fn, carry0, x)
     except (TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"cell.step cannot take this carry and input: carry {_shapes(carry0)}, x {_shapes(xs[0])}, "
-                         f"params {_shapes(params)}: {' '.join(str(e).split())}") from None
+        raise ValueError(f"{name} cannot take this carry and input: carry {_shapes(carry0)}, x {_shapes(x)}: "
+                         f"{' '.join(str(e).split())} ({hint})") from None
     if jax.tree.structure(out) != jax.tree.structure(carry0) or _shapes(out) != _shapes(carry0):
-        raise ValueError(f"cell.step must return a carry like the one it takes: took {_shapes(carry0)}, returned "
-                         f"{_shapes(out)} (check the parameters' dtype {_shapes(params)} against the inputs' "
-                         f"{_shapes(xs[0])} and the initial carry's)")
+        raise ValueError(f"{name} must return a carry like the one it takes: took {_shapes(carry0)}, returned "
+                         f"{_shapes(out)} (with x {_shapes(x)}; {hint})")
 
 
 def _flip_valid(a: jax.Array, length) -> jax.Array:
