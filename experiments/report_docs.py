@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from experiments.report import span
 from experiments.report_sections import (
     FL,
     RM,
@@ -26,11 +27,11 @@ from experiments.report_sections import (
     dm_cell,
     dm_span,
     dm_verdict,
-    span,
     spread,
     start_spread,
     variance_reading,
 )
+from experiments.schemas import CONDITIONS
 
 BLOCKS: dict[str, Callable] = {}
 VERB = {"vanishing": "vanish", "exploding": "explode"}
@@ -183,11 +184,7 @@ def readme_remedies(page):
 
 @block("stock_forecast.trap")
 def stock_trap(page):
-    n = page.reader(S1)
-    page.add(f"The trap the report fell into is in this data too: the test prices ({n('data', 'test_close_min')}–"
-             f"{n('data', 'test_close_max')}) go far above the train maximum ({n('data', 'train_close_max')}), the "
-             "upper end of the scaler. A model fitted on scaled prices in [0, 1] has to extrapolate to "
-             f"{n('data', 'test_close_max_scaled', fmt='{:.2f}')} to follow the test range.")
+    page.render("stock_forecast.trap.md.j2", n=page.reader(S1))
 
 
 @block("stock_forecast.results")
@@ -455,7 +452,6 @@ def remedies_lag(page):
 
 # -------------------------------------------------------------------------------------- flossing
 
-CONDS = (("a", "plain"), ("b", "floss_before"), ("c", "floss_before_and_during"))
 
 
 def _argext(values, pick):
@@ -503,14 +499,15 @@ def flossing_recall(page):
              "| mean test MSE (a / b / c) |",
              "|---|---|---|---|---|")
     for i, _ in enumerate(m["delays"]):
-        cells = [f"{n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}" for _, k in CONDS]
+        cells = [f"{n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}" for _, k in CONDITIONS]
         mses = " / ".join(n("conditions", k, "per_delay", i, "test_mse_mean", fmt="{:.3f}", missing="—")
-                          for _, k in CONDS)
+                          for _, k in CONDITIONS)
         page.add(f"| {n('delays', i, fmt='{}')} | {' | '.join(cells)} | {mses} |")
-    bridge = "; ".join(f"({x}) {n('conditions', k, 'bridgeable_delay', fmt='{}', missing='none')}" for x, k in CONDS)
+    bridge = "; ".join(f"({x}) {n('conditions', k, 'bridgeable_delay', fmt='{}', missing='none')}"
+                       for x, k in CONDITIONS)
     last = len(m["delays"]) - 1
     at = lambda i: ", ".join(f"({x}) {n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}"
-                             for x, k in CONDS)
+                             for x, k in CONDITIONS)
     page.add("", f"**Verdict: {n('verdict', 'text', fmt='{}')}** (the bridgeable delay, the largest solved by at least "
              f"half the seeds: {bridge}). At the longest delay, d = {n('delays', last, fmt='{}')}, seeds solved: "
              f"{at(last)}.")
@@ -523,8 +520,9 @@ def flossing_recall(page):
                  "the task alone would settle to.")
     sp = page.reader(FL, "spectra")
     mon = "; ".join(f"({x}) {n('conditions', k, 'monitor_lambda1_first_mean', fmt='{:.3f}')} → "
-                    f"{n('conditions', k, 'monitor_lambda1_last_mean', fmt='{:.3f}')}" for x, k in CONDS)
-    lam1 = ", ".join(f"({x}) {n('conditions', k, 'per_delay', last, 'lambda1_mean', fmt='{:.3f}')}" for x, k in CONDS)
+                    f"{n('conditions', k, 'monitor_lambda1_last_mean', fmt='{:.3f}')}" for x, k in CONDITIONS)
+    lam1 = ", ".join(f"({x}) {n('conditions', k, 'per_delay', last, 'lambda1_mean', fmt='{:.3f}')}"
+                     for x, k in CONDITIONS)
     page.add("", f"**What flossing did to the spectrum** (Figure 11, fixed noise probe, means over seeds): lambda_1 "
              f"from {sp('init', 'lambda1_mean', fmt='{:.3f}')} to {sp('flossed', 'lambda1_mean', fmt='{:.3f}')} and "
              f"lambda_{c('num')} from {sp('init', 'lambda_num_mean', fmt='{:.3f}')} to "

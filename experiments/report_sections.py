@@ -8,6 +8,9 @@ of the documentation (:mod:`experiments.report_docs`), so page and docs say the 
 
 from __future__ import annotations
 
+from experiments.report import s_, span
+from experiments.schemas import CONDITIONS
+
 S1, SV, S2, SP, RM, FL = (f"{name}/metrics.json" for name in ("stock_forecast", "stock_variants", "gradient_stability",
                                                               "gradient_spectra", "remedies", "flossing"))
 
@@ -22,16 +25,6 @@ def _missing(page, file: str, title: str) -> bool:
 
 
 # ------------------------------------------------------------------------------- shared sentences
-
-def s_(count) -> str:
-    """The plural ending for ``count`` things: ``f"{k} seed{s_(k)}"`` -- "1 seed", "4 seeds"."""
-    return "" if count == 1 else "s"
-
-
-def span(lo: str, hi: str, sep: str = "–") -> str:
-    """``"lo–hi"``, or one value when both ends read the same ("31", not "31–31")."""
-    return lo if lo == hi else f"{lo}{sep}{hi}"
-
 
 def spread(n, key: str, fmt: str = "{:.2f}", *, lo: str | None = None, hi: str | None = None) -> str:
     """``"mean (min–max)"`` of ``key`` and ``key_min`` / ``key_max``; the mean alone when the ends read the same."""
@@ -400,7 +393,7 @@ def flossing(page) -> None:
         "| delay d | (a) plain: solved | (b) flossing before | (c) before and during | mean test MSE (a / b / c) |",
         "|---|---|---|---|---|",
     )
-    conds = ("plain", "floss_before", "floss_before_and_during")
+    conds = [key for _, key in CONDITIONS]
     for i, _ in enumerate(m["delays"]):
         cells = [f"{n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}" for k in conds]
         mses = " / ".join(n("conditions", k, "per_delay", i, "test_mse_mean", fmt="{:.3f}")
@@ -421,7 +414,7 @@ def flossing(page) -> None:
     d_max = n("verdict", "largest_delay_tried", fmt="{}")
     last = len(m["delays"]) - 1
     lam1 = ", ".join(f"({x}) {n('conditions', k, 'per_delay', last, 'lambda1_mean', fmt='{:.3f}')}"
-                     for x, k in zip("abc", conds, strict=True))
+                     for x, k in CONDITIONS)
     page.figure("flossing", "fig10_flossing_delay.png",
                 "*Figure 10.* Fraction of seeds solving the recall, and held-out MSE (dots: seeds), against the delay.")
     page.figure("flossing", "fig11_flossing_spectra.png",
@@ -437,7 +430,7 @@ def flossing(page) -> None:
                 f"{lam1}.")
     mon = "; ".join(f"({x}) {n('conditions', k, 'monitor_lambda1_first_mean', fmt='{:.3f}')} → "
                     f"{n('conditions', k, 'monitor_lambda1_last_mean', fmt='{:.3f}')}"
-                    for x, k in zip("abc", conds, strict=True))
+                    for x, k in CONDITIONS)
     page.figure("flossing", "fig12_flossing_monitor.png",
                 "*Figure 12.* The top four exponents recorded by `fit`'s monitor every "
                 f"{c('monitor_every')} steps inside the jitted run, at d = {d_max}. Mean lambda_1, first → last "
@@ -467,15 +460,13 @@ def timings(page) -> None:
     rows = []
     for file, label in ((S1, "stock_forecast"), (SV, "stock_variants"), (S2, "gradient_stability"),
                         (SP, "gradient_spectra"), (RM, "remedies"), (FL, "flossing")):
-        if not page.has(file):
-            continue
-        m = page.json(file)
-        if "timings_s" in m and "total" in m["timings_s"]:
-            rows.append(f"| {label} | {page.num(file, 'timings_s', 'total', fmt='{:.1f}')} |")
-        elif "wall_s" in m:
-            rows.append(f"| {label} | {page.num(file, 'wall_s', fmt='{:.1f}')} |")
-    if rows:
-        page.add("## Run times (seconds, this run)", "", "| experiment | wall time |", "|---|---|", *rows, "")
+        if page.has(file):
+            m = page.json(file)
+            if "timings_s" in m and "total" in m["timings_s"]:
+                rows.append((label, file, ("timings_s", "total")))
+            elif "wall_s" in m:
+                rows.append((label, file, ("wall_s",)))
+    page.render("timings.md.j2", rows=rows)
 
 
 SECTIONS = (experiment1, experiment2, gradient_spectra, remedies, flossing, timings)
