@@ -85,13 +85,16 @@ class Page:
         self.sources.append({"text": text, "file": file, "path": list(path), "format": fmt})
         return text
 
-    def reader(self, file: str, *prefix):
+    def reader(self, file: str, *prefix, fmt: str = "{:.2f}"):
         """``num`` bound to one JSON file (and a key prefix): ``n = page.reader(f); n("rmse")``. A value that
         may be null reads as ``missing`` with ``n(..., missing="—")`` (nothing is recorded then);
-        ``n.get(*path)`` is the raw value, for decisions about the wording (nothing is recorded)."""
+        ``n.get(*path)`` is the raw value, for decisions about the wording (nothing is recorded); ``fmt`` is the
+        format of a number read without one."""
         get = lambda *path: lookup(self.json(file), (*prefix, *path))
 
-        def n(*path, fmt="{:.2f}", missing=None):
+        default = fmt
+
+        def n(*path, fmt=default, missing=None):
             if missing is not None and get(*path) is None:
                 return missing
             return self.num(file, *prefix, *path, fmt=fmt)
@@ -103,7 +106,8 @@ class Page:
 
     def render(self, template: str, **context) -> None:
         """Add the lines of ``templates/<template>`` rendered with ``context`` (and ``page``: this page)."""
-        self.add(*ENV.get_template(template).render(page=self, **context).split("\n"))
+        text = ENV.get_template(template).render(page=self, **context)
+        self.add(*text.removesuffix("\n").split("\n"))  # a line per line of the text (a last blank line: "")
 
     def figure(self, folder: str, name: str, caption: str) -> None:
         """An image link (relative to the page) and its two-line reading."""
@@ -125,10 +129,10 @@ def s_(count) -> str:
 
 
 def _environment():
-    """The templates' Jinja2 environment: text kept as written (block tags take their line with them), an
+    """The templates' Jinja2 environment: text kept as written (a line holding only a block tag is dropped), an
     undefined name an error, and the wording rules as filters (:func:`span`, :func:`s_`)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined, autoescape=False)
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters.update(span=span, s_=s_)
     return env
 

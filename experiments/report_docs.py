@@ -463,99 +463,24 @@ def _argext(values, pick):
 @block("flossing.choice")
 def flossing_choice(page):
     m = page.json(FL)["gradient_choice"]
-    g = page.reader(FL, "gradient_choice")
-    before = m["sum_sq_before"]
-    page.add(f"Edge-of-chaos tanh networks: hidden {g('hidden', fmt='{}')}, W_hh = {g('rho', fmt='{}')} x N(0, 1/H), "
-             f"input weights x {g('input_scale', fmt='{}')}, T = {g('T', fmt='{}')}, the top {g('num', fmt='{}')} "
-             f"exponents flossed from a zero state for {g('steps', fmt='{:,}')} Adam steps (lr {g('lr', fmt='{:g}')}) "
-             f"on one input sequence, {g('seeds', fmt='{}')} seeds; sum lambda_i^2 re-measured on the final "
-             f"parameters (at the start: {g('sum_sq_before', _argext(before, min), fmt='{:.2g}')}–"
-             f"{g('sum_sq_before', _argext(before, max), fmt='{:.2g}')}).", "",
-             "| gradient | smallest reduction | median reduction | seeds >= 5x | seeds made worse |",
-             "|---|---|---|---|---|")
-    for mode in m["gradients"]:
-        bold = "**" if mode == m["best"] else ""
-        page.add(f"| {bold}{mode}{bold} | {bold}{g('gradients', mode, 'min_reduction', fmt='{:.3g}')}x{bold} "
-                 f"| {bold}{g('gradients', mode, 'median_reduction', fmt='{:.3g}')}x{bold} "
-                 f"| {bold}{g('gradients', mode, 'seeds_at_least_5x', fmt='{}')}/{g('seeds', fmt='{}')}{bold} "
-                 f"| {g('gradients', mode, 'seeds_worse', fmt='{}')} |")
-    ex = m["gradients"].get("exact")
-    if ex is not None:
-        red = ex["reduction"]
-        page.add("", f"The exact gradient raised the loss on {g('gradients', 'exact', 'seeds_worse', fmt='{}')} of "
-                 f"{g('seeds', fmt='{}')} seeds (its reductions run from "
-                 f"{g('gradients', 'exact', 'reduction', _argext(red, min), fmt='{:.2g}')}x to "
-                 f"{g('gradients', 'exact', 'reduction', _argext(red, max), fmt='{:.2g}')}x); the best gradient here, "
-                 f"**{g('best', fmt='{}')}**, reduced it at least "
-                 f"{g('gradients', m['best'], 'min_reduction', fmt='{:.3g}')}"
-                 f"x on every seed. `floss` defaults to {g('floss_default', fmt='{}')}.")
+    before, exact = m["sum_sq_before"], m["gradients"].get("exact")
+    page.render("flossing.choice.md.j2", m=m, g=page.reader(FL, "gradient_choice"),
+                before_min=_argext(before, min), before_max=_argext(before, max),
+                exact_min=None if exact is None else _argext(exact["reduction"], min),
+                exact_max=None if exact is None else _argext(exact["reduction"], max))
 
 
 @block("flossing.recall")
 def flossing_recall(page):
     m, n = page.json(FL), page.reader(FL)
-    c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
-    page.add("| delay d | (a) plain: solved | (b) flossing before | (c) before and during "
-             "| mean test MSE (a / b / c) |",
-             "|---|---|---|---|---|")
-    for i, _ in enumerate(m["delays"]):
-        cells = [f"{n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}" for _, k in CONDITIONS]
-        mses = " / ".join(n("conditions", k, "per_delay", i, "test_mse_mean", fmt="{:.3f}", missing="—")
-                          for _, k in CONDITIONS)
-        page.add(f"| {n('delays', i, fmt='{}')} | {' | '.join(cells)} | {mses} |")
-    bridge = "; ".join(f"({x}) {n('conditions', k, 'bridgeable_delay', fmt='{}', missing='none')}"
-                       for x, k in CONDITIONS)
-    last = len(m["delays"]) - 1
-    at = lambda i: ", ".join(f"({x}) {n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}"
-                             for x, k in CONDITIONS)
-    page.add("", f"**Verdict: {n('verdict', 'text', fmt='{}')}** (the bridgeable delay, the largest solved by at least "
-             f"half the seeds: {bridge}). At the longest delay, d = {n('delays', last, fmt='{}')}, seeds solved: "
-             f"{at(last)}.")
     a0, c0 = (m["conditions"][k]["per_delay"][0]["test_mse_mean"] for k in ("plain", "floss_before_and_during"))
-    if a0 is not None and c0 is not None and c0 > 2 * a0:
-        page.add(f"The price of (c) at the shortest delay is a worse fit: test MSE "
-                 f"{n('conditions', 'floss_before_and_during', 'per_delay', 0, 'test_mse_mean', fmt='{:.3f}')} "
-                 f"against {n('conditions', 'plain', 'per_delay', 0, 'test_mse_mean', fmt='{:.3f}')} at d = "
-                 f"{n('delays', 0, fmt='{}')} -- the regulariser keeps pulling the exponents to zero, against what "
-                 "the task alone would settle to.")
-    sp = page.reader(FL, "spectra")
-    mon = "; ".join(f"({x}) {n('conditions', k, 'monitor_lambda1_first_mean', fmt='{:.3f}')} → "
-                    f"{n('conditions', k, 'monitor_lambda1_last_mean', fmt='{:.3f}')}" for x, k in CONDITIONS)
-    lam1 = ", ".join(f"({x}) {n('conditions', k, 'per_delay', last, 'lambda1_mean', fmt='{:.3f}')}"
-                     for x, k in CONDITIONS)
-    page.add("", f"**What flossing did to the spectrum** (Figure 11, fixed noise probe, means over seeds): lambda_1 "
-             f"from {sp('init', 'lambda1_mean', fmt='{:.3f}')} to {sp('flossed', 'lambda1_mean', fmt='{:.3f}')} and "
-             f"lambda_{c('num')} from {sp('init', 'lambda_num_mean', fmt='{:.3f}')} to "
-             f"{sp('flossed', 'lambda_num_mean', fmt='{:.3f}')} nats/step (the flossing loss "
-             f"{sp('flossed', 'floss_loss_first_mean', fmt='{:.3g}')} → "
-             f"{sp('flossed', 'floss_loss_last_mean', fmt='{:.3g}')}"
-             f"); log10 of the condition number sigma_1/sigma_{c('num')} of the {c('length')}-step Jacobian, "
-             f"T (lambda_1 - lambda_{c('num')}) / ln 10, from {sp('init', 'log10_cond_mean', fmt='{:.1f}')} to "
-             f"{sp('flossed', 'log10_cond_mean', fmt='{:.1f}')}. The monitor (Figure 12, every {c('monitor_every')} "
-             f"steps inside the jitted run) at d = {n('delays', last, fmt='{}')}, mean lambda_1 first → last record: "
-             f"{mon}. After training at that delay the mean lambda_1 is {lam1}.")
+    page.render("flossing.recall.md.j2", m=m, n=n, c=page.reader(FL, "config", fmt="{}"),
+                sp=page.reader(FL, "spectra"), conditions=CONDITIONS, last=len(m["delays"]) - 1,
+                worse_fit=a0 is not None and c0 is not None and c0 > 2 * a0)
 
 
 @block("readme.flossing")
 def readme_flossing(page):
     m, n = page.json(FL), page.reader(FL)
-    c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
-    last = len(m["delays"]) - 1
-    at = lambda k: f"{n('conditions', k, 'per_delay', last, 'solved_seeds', fmt='{}')}/{c('seeds')}"
-    g = page.reader(FL, "gradient_choice")
-    best = m["gradient_choice"]["best"]
-    page.add("- **Gradient flossing** (Engelken, NeurIPS 2023; [docs/flossing.md](docs/flossing.md)): push the top "
-             "Lyapunov exponents of the forward dynamics to zero by gradient descent through the QR method "
-             "(`rnnjax.floss`, and `fit(regularizer=..., monitor=...)` during training). On the delayed recall of one "
-             f"bit through noise (vanilla tanh RNN, hidden {c('hidden')}, {c('seeds')} seeds per delay, {c('steps')} "
-             f"Adam steps): {n('verdict', 'text', fmt='{}')}; the bridgeable delay is "
-             f"{n('conditions', 'plain', 'bridgeable_delay', fmt='{}', missing='none')} for plain training, "
-             f"{n('conditions', 'floss_before', 'bridgeable_delay', fmt='{}', missing='none')} with flossing before "
-             f"training and {n('conditions', 'floss_before_and_during', 'bridgeable_delay', fmt='{}', missing='none')} "
-             f"before and during (seeds solved at d = {n('delays', last, fmt='{}')}: {at('plain')}, "
-             f"{at('floss_before')} and {at('floss_before_and_during')}). Flossing moved "
-             f"lambda_1 from {n('spectra', 'init', 'lambda1_mean', fmt='{:.3f}')} to "
-             f"{n('spectra', 'flossed', 'lambda1_mean', fmt='{:.3f}')} nats/step. Which gradient flosses: the "
-             f"\"{best}\" one reduced sum lambda_i^2 at least "
-             f"{g('gradients', best, 'min_reduction', fmt='{:.3g}')}x on "
-             f"every edge-of-chaos network; `floss` defaults to it.")
+    page.render("readme.flossing.md.j2", n=n, c=page.reader(FL, "config", fmt="{}"),
+                g=page.reader(FL, "gradient_choice"), best=m["gradient_choice"]["best"], last=len(m["delays"]) - 1)

@@ -377,83 +377,10 @@ def flossing(page) -> None:
     title = "Gradient flossing — Lyapunov exponents pushed to zero (Engelken 2023), on the delayed recall of one bit"
     if _missing(page, FL, title):
         return
-    m = page.json(FL)
-    n = page.reader(FL)
-    c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
-    page.add(
-        f"## {title}", "",
-        f"A vanilla tanh RNN (hidden {c('hidden')}, W_hh = rho x N(0, 1/H), rho {c('rho')}) must output at the last "
-        f"of T = {c('length')} steps a bit +-1 it saw d steps earlier, while a second input channel carries Gaussian "
-        f"noise (std {c('noise')}). One bit, so the task measures how far back the gradient reaches, not memory "
-        f"capacity. {c('seeds')} seeds per delay, all seeds and delays in one vmapped program, the same batches for "
-        f"every condition: {c('steps')} Adam steps (lr {c('lr')}, clipping 1, batch {c('batch')}). (b) first flosses "
-        f"the top {c('num')} exponents for {c('floss_steps')} Adam steps (lr {c('floss_lr')}, `rnnjax.floss`); "
-        f"(c) also adds {c('floss_weight')} x the flossing loss every {c('floss_every')} training steps "
-        f"(`fit(regularizer=...)`). Success: held-out accuracy >= {c('threshold')}.", "",
-        "| delay d | (a) plain: solved | (b) flossing before | (c) before and during | mean test MSE (a / b / c) |",
-        "|---|---|---|---|---|",
-    )
-    conds = [key for _, key in CONDITIONS]
-    for i, _ in enumerate(m["delays"]):
-        cells = [f"{n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}" for k in conds]
-        mses = " / ".join(n("conditions", k, "per_delay", i, "test_mse_mean", fmt="{:.3f}")
-                          if m["conditions"][k]["per_delay"][i]["test_mse_mean"] is not None else "—" for k in conds)
-        page.add(f"| {n('delays', i, fmt='{}')} | {' | '.join(cells)} | {mses} |")
-    bridge = " / ".join(n("conditions", k, "bridgeable_delay", fmt="{}") if m["conditions"][k]["bridgeable_delay"]
-                        is not None else "none" for k in conds)
-    cost = page.reader(FL, "cost")
-    page.add(
-        "", f"**Verdict: {n('verdict', 'text', fmt='{}')}** (largest delay solved by at least half the seeds, "
-        f"(a) / (b) / (c): {bridge}; the longest tried was {n('verdict', 'largest_delay_tried', fmt='{}')}). "
-        f"Cost in time on this machine (compilation excluded): plain training {cost('plain_s', fmt='{:.1f}')} s; "
-        f"flossing plus training {cost('floss_before_s', fmt='{:.1f}')} s for (b) "
-        f"({cost('floss_before_ratio', fmt='{:.2f}')}x) and {cost('floss_before_and_during_s', fmt='{:.1f}')} s for "
-        f"(c) ({cost('floss_before_and_during_ratio', fmt='{:.2f}')}x).", "",
-    )
-    sp = page.reader(FL, "spectra")
-    d_max = n("verdict", "largest_delay_tried", fmt="{}")
-    last = len(m["delays"]) - 1
-    lam1 = ", ".join(f"({x}) {n('conditions', k, 'per_delay', last, 'lambda1_mean', fmt='{:.3f}')}"
-                     for x, k in CONDITIONS)
-    page.figure("flossing", "fig10_flossing_delay.png",
-                "*Figure 10.* Fraction of seeds solving the recall, and held-out MSE (dots: seeds), against the delay.")
-    page.figure("flossing", "fig11_flossing_spectra.png",
-                f"*Figure 11.* Lyapunov spectra on a fixed noise probe (mean over seeds, band min–max). Flossing moves "
-                f"lambda_1 from {sp('init', 'lambda1_mean', fmt='{:.3f}')} to "
-                f"{sp('flossed', 'lambda1_mean', fmt='{:.3f}')} and lambda_{c('num')} from "
-                f"{sp('init', 'lambda_num_mean', fmt='{:.3f}')} to {sp('flossed', 'lambda_num_mean', fmt='{:.3f}')} "
-                f"nats/step (the flossing loss {sp('flossed', 'floss_loss_first_mean', fmt='{:.3f}')} → "
-                f"{sp('flossed', 'floss_loss_last_mean', fmt='{:.3f}')}); log10 of the condition number "
-                f"sigma_1/sigma_{c('num')} of the {c('length')}-step Jacobian (T (lambda_1 - lambda_num) / ln 10) "
-                f"from {sp('init', 'log10_cond_mean', fmt='{:.1f}')} to "
-                f"{sp('flossed', 'log10_cond_mean', fmt='{:.1f}')}. After training at d = {d_max}, mean lambda_1: "
-                f"{lam1}.")
-    mon = "; ".join(f"({x}) {n('conditions', k, 'monitor_lambda1_first_mean', fmt='{:.3f}')} → "
-                    f"{n('conditions', k, 'monitor_lambda1_last_mean', fmt='{:.3f}')}"
-                    for x, k in CONDITIONS)
-    page.figure("flossing", "fig12_flossing_monitor.png",
-                "*Figure 12.* The top four exponents recorded by `fit`'s monitor every "
-                f"{c('monitor_every')} steps inside the jitted run, at d = {d_max}. Mean lambda_1, first → last "
-                f"record: {mon}.")
-    g = page.reader(FL, "gradient_choice")
-    page.add(
-        f"**Which gradient flosses** (`rnnjax.floss`'s default): {g('seeds', fmt='{}')} edge-of-chaos tanh networks "
-        f"(rho {g('rho', fmt='{}')}, input weights x {g('input_scale', fmt='{}')}, hidden {g('hidden', fmt='{}')}, "
-        f"T = {g('T', fmt='{}')}), the top {g('num', fmt='{}')} exponents flossed for {g('steps', fmt='{}')} Adam "
-        f"steps (lr {g('lr', fmt='{}')}); sum lambda_i^2 re-measured on the final parameters:", "",
-        "| gradient | smallest reduction | median reduction | seeds >= 5x | seeds made worse |",
-        "|---|---|---|---|---|",
-    )
-    for mode in m["gradient_choice"]["gradients"]:
-        page.add(f"| {mode} | {g('gradients', mode, 'min_reduction', fmt='{:.3g}')}x "
-                 f"| {g('gradients', mode, 'median_reduction', fmt='{:.3g}')}x "
-                 f"| {g('gradients', mode, 'seeds_at_least_5x', fmt='{}')}/{g('seeds', fmt='{}')} "
-                 f"| {g('gradients', mode, 'seeds_worse', fmt='{}')} |")
-    page.add("", f"Best here: **{g('best', fmt='{}')}**; `floss` defaults to {g('floss_default', fmt='{}')}.", "")
-    page.figure("flossing", "fig13_flossing_gradients.png",
-                "*Figure 13.* sum lambda_i^2 during flossing, per gradient (median over seeds, quartile band). In a "
-                "chaotic network the exact gradient of a finite-time exponent grows like exp(lambda_1 T) "
-                "(`docs/flossing.md`).")
+    m, n = page.json(FL), page.reader(FL)
+    page.render("flossing.md.j2", title=title, m=m, n=n, c=page.reader(FL, "config", fmt="{}"),
+                g=page.reader(FL, "gradient_choice"), sp=page.reader(FL, "spectra"), conditions=CONDITIONS,
+                last=len(m["delays"]) - 1)
 
 
 def timings(page) -> None:
