@@ -19,10 +19,7 @@ from experiments.report_sections import (
     S2,
     SP,
     SV,
-    adding_setup,
-    adding_table,
     claim_measured,
-    clipping_table,
     crossing,
     dm_cell,
     dm_span,
@@ -155,28 +152,12 @@ def readme_variants(page):
 
 @block("readme.remedies")
 def readme_remedies(page):
-    m, n = page.json(RM), page.reader(RM)
-    runs = m["clipping"]["runs"]
+    runs = page.json(RM)["clipping"]["runs"]
     bad = [i for i, r in enumerate(runs) if r["clip_norm"] is None and not r["finite"]]
     fixed = [i for i, r in enumerate(runs) if r["clip_norm"] is not None and r["finite"]
              and any(runs[b]["lr"] == r["lr"] for b in bad)]
-    a = m["adding"]["models"]
-    solved = lambda name: (f"{n('adding', 'models', name, 'solved_seeds', fmt='{}')}/"
-                           f"{n('adding', 'models', name, 'num_seeds', fmt='{}')} seeds"
-                           + (f", median {n('adding', 'models', name, 'median_steps_to_mse_0.01', fmt='{:,.0f}')} "
-                              "steps" if a[name]["solved_seeds"] else ""))
-    page.add("- **Remedies.** Clipping keeps training finite at learning rates where unclipped SGD diverges "
-             f"(rho {n('clipping', 'rho', fmt='{}')}: lr "
-             + " and ".join(n("clipping", "runs", i, "lr", fmt="{:g}") for i in bad)
-             + " go non-finite at steps " + " and ".join(n("clipping", "runs", i, "first_nonfinite_step", fmt="{}")
-                                                         for i in bad)
-             + f" without it and stay finite with tau = {n('clipping', 'tau', fmt='{:g}')}, reaching losses "
-             + " and ".join(n("clipping", "runs", i, "final_loss", fmt="{:.3g}") for i in fixed)
-             + "), but it bounds the step, not the cause. On the adding problem (T = "
-             f"{n('adding', 'T', fmt='{}')}, a budget of {n('adding', 'budget', fmt='{:,}')} Adam updates, "
-             f"{n('adding', 'budget_over_slowest_solve', fmt='{:.1f}', missing='—')} times the slowest solve) "
-             "steps to MSE < 0.01: "
-             + "; ".join(f"{name} {solved(name)}" for name in ("lstm", "gru", "irnn", "rnn_tanh") if name in a) + ".")
+    page.render("readme.remedies.md.j2", n=page.reader(RM), adding=page.json(RM)["adding"]["models"], bad=bad,
+                fixed=fixed)
 
 
 # --------------------------------------------------------------------------------- stock_forecast
@@ -377,77 +358,26 @@ def gradient_phase(page):
 
 @block("remedies.clipping")
 def remedies_clipping(page):
-    m, n = page.json(RM), page.reader(RM)
-    page.add(*clipping_table(n, m))
-    runs = m["clipping"]["runs"]
-    page.add(f"Initial loss {n('clipping', 'runs', 0, 'initial_loss', fmt='{:.1f}')} nats per segment (about 50 ln 27, "
-             "a uniform guess over 27 characters at each of 50 steps, plus the untrained read-out's noise). Largest "
-             "gradient norm seen before the end or the first non-finite "
-             "step, per run in the table's order: "
-             + ", ".join(n("clipping", "runs", i, "max_grad_norm", fmt="{:.3g}") for i in range(len(runs)))
-             + ". The clipped runs still see these spikes: clipping bounds the step, not the gradient.")
+    page.render("remedies.clipping.md.j2", n=page.reader(RM), runs=page.json(RM)["clipping"]["runs"])
 
 
 @block("remedies.adding")
 def remedies_adding(page):
-    m, n = page.json(RM), page.reader(RM)
-    page.add(adding_setup(n), "", *adding_table(n, m), "")
-    steps = lambda name: ", ".join("—" if s["steps_to_mse_0.01"] is None else
-                                   n("adding", "models", name, "seeds", k, "steps_to_mse_0.01", fmt="{:,}")
-                                   for k, s in enumerate(m["adding"]["models"][name]["seeds"]))
-    last = lambda name: ", ".join(n("adding", "models", name, "seeds", k, "last_mse_smooth", fmt="{:.3g}", missing="—")
-                                  for k, s in enumerate(m["adding"]["models"][name]["seeds"]))
-    page.add("Per seed, steps to MSE < 0.01 (— for none within the budget) and the smoothed MSE at the last step "
-             "trained:", "")
-    for name in m["adding"]["models"]:
-        page.add(f"- {name}: {steps(name)}; last {last(name)}")
-    page.add("")
+    page.render("remedies.adding.md.j2", n=page.reader(RM), models=page.json(RM)["adding"]["models"])
 
 
 @block("remedies.lag")
 def remedies_lag(page):
-    m, n = page.json(RM), page.reader(RM)
-    models = m["lag_profiles"]["models"]
-    seqs = m["lag_profiles"]["sequences"]
-    g = lambda name, stage, key, fmt: n("lag_profiles", "models", name, stage, key, fmt=fmt, missing="—")
-    z = lambda name, stage, part: n("lag_profiles", "models", name, stage, "sequences_exactly_zero", part, fmt="{}")
-    page.add(f"| model | gain at init | gain after training | sequences (of {seqs}) whose gradient reached exactly 0, "
-             "init / trained |", "|---|---|---|---|")
-    for name, gains in models.items():
-        page.add(f"| {name}, state | {g(name, 'init', 'log10_gain_state', '{:.1f}')} | "
-                 f"{g(name, 'trained', 'log10_gain_state', '{:.2f}')} | {z(name, 'init', 'state')} / "
-                 f"{z(name, 'trained', 'state')} |")
-        if "log10_gain_c_vs_state_lag0" in gains["init"]:
-            page.add(f"| {name}, h-part only | {g(name, 'init', 'log10_gain_h', '{:.1f}')} | "
-                     f"{g(name, 'trained', 'log10_gain_h', '{:.2f}')} | {z(name, 'init', 'h')} / "
-                     f"{z(name, 'trained', 'h')} |",
-                     f"| {name}, cell state c (vs the state at lag 0) | "
-                     f"{g(name, 'init', 'log10_gain_c_vs_state_lag0', '{:.1f}')} | "
-                     f"{g(name, 'trained', 'log10_gain_c_vs_state_lag0', '{:.2f}')} | {z(name, 'init', 'c')} / "
-                     f"{z(name, 'trained', 'c')} |")
-    page.add("", "A gradient that reaches exactly 0 (every ReLU unit off, or every tanh unit saturated to ±1 in "
-             "float32, at some step) has log norm −∞ from that lag on: such sequences are counted, not averaged in "
-             "(— when no sequence is left).", "")
+    m = page.json(RM)
+    models, a = m["lag_profiles"]["models"], m["adding"]["models"]
     gain = lambda name, stage: models[name][stage]["log10_gain_state"]
     lost = [name for name in models if gain(name, "init") is not None and gain(name, "init") < -3]
-    kept = [name for name in models if name not in lost]
-    page.add(f"Losing more than 3 orders of magnitude of gradient over the sequence at initialisation: "
-             f"{', '.join(lost) or 'none'}; not: {', '.join(kept) or 'none'}.")
-    a = m["adding"]["models"]
     solved = [k for k in models if k in a and a[k]["solved_seeds"] == a[k]["num_seeds"]]
-    both = [k for k in solved if gain(k, "trained") is not None and gain(k, "trained") > -1]
-    steep = [k for k in solved if gain(k, "trained") is not None and gain(k, "trained") <= -1]
-    if both:
-        page.add(f"After training, among the models whose every seed solves the task: losing less than one order of "
-                 f"magnitude over the sequence, {', '.join(both)}"
-                 + (f"; still losing more, {', '.join(steep)}" if steep else "") + ".")
-    zero = [k for k in models if models[k]["trained"]["sequences_exactly_zero"]["state"]]
-    if zero:
-        page.add("After training the gradient reaches exactly 0 on some profiled sequences for "
-                 + ", ".join(f"{k} ({z(k, 'trained', 'state')} of {seqs})" for k in zero)
-                 + ". The profile is seed 0's; " + "; ".join(
-                     f"{k}'s seed 0 {'solved' if a[k]['seeds'][0]['steps_to_mse_0.01'] else 'did not solve'} the task"
-                     for k in zero if k in a) + ".")
+    page.render("remedies.lag.md.j2", n=page.reader(RM), models=models, adding=a, seqs=m["lag_profiles"]["sequences"],
+                lost=lost, kept=[name for name in models if name not in lost],
+                both=[k for k in solved if gain(k, "trained") is not None and gain(k, "trained") > -1],
+                steep=[k for k in solved if gain(k, "trained") is not None and gain(k, "trained") <= -1],
+                zero=[k for k in models if models[k]["trained"]["sequences_exactly_zero"]["state"]])
 
 
 # -------------------------------------------------------------------------------------- flossing

@@ -296,81 +296,11 @@ def remedies(page) -> None:
     if _missing(page, RM, title):
         return
     m = page.json(RM)
-    n = page.reader(RM)
-    page.add(
-        f"## {title}", "",
-        f"**Clipping** (Experiment 2's ReLU net, rho = {n('clipping', 'rho', fmt='{}')}, "
-        f"{n('clipping', 'steps', fmt='{}')} SGD steps):", "",
-        *clipping_table(n, m),
-    )
-    page.figure("remedies", "fig7_clipping.png",
-                "*Figure 7.* Loss and gradient norm with and without global-norm clipping: clipping keeps the "
-                "large-lr runs finite; it bounds the step, it does not change where the gradient comes from.")
-    page.add(adding_setup(n), "", *adding_table(n, m), "")
-    lp = m["lag_profiles"]["models"]
-    g = lambda name, stage: n("lag_profiles", "models", name, stage, "log10_gain_state", fmt="{:.1f}", missing="—")
-    gains = "; ".join(f"{name} {g(name, 'init')} → {g(name, 'trained')}" for name in lp)
-    page.figure("remedies", "fig8_lag_profiles_by_cell.png",
-                f"*Figure 8.* ||dL_T/ds_{{T-k}}|| by cell, at initialisation and after training. log10 of the gain "
-                f"over the whole sequence, init → trained: {gains} (geometric mean over the sequences whose gradient "
-                "stays non-zero at every lag; — where it reaches exactly 0 on every sequence).")
-    a = m["adding"]
-    solved = [k for k, r in a["models"].items() if r["solved_seeds"] == r["num_seeds"]]
-    partly = [k for k, r in a["models"].items() if 0 < r["solved_seeds"] < r["num_seeds"]]
-    never = [k for k, r in a["models"].items() if r["solved_seeds"] == 0]
-    page.figure("remedies", "fig9_adding_problem.png",
-                "*Figure 9.* MSE per step on the adding problem (log axes) with the 1/6 baseline. Every seed solved: "
-                f"{', '.join(solved) or 'none'}; some seeds: {', '.join(partly) or 'none'}; none within the budget: "
-                f"{', '.join(never) or 'none'}.")
-
-
-def clipping_table(n, m) -> list[str]:
-    rows = ["| lr | clipping tau | finite | first non-finite step | fraction of steps clipped | last finite loss | "
-            "median ‖g‖ |", "|---|---|---|---|---|---|---|"]
-    for i, run in enumerate(m["clipping"]["runs"]):
-        step = n("clipping", "runs", i, "first_nonfinite_step", fmt="{}") if run["first_nonfinite_step"] is not None \
-            else "—"
-        tau = n("clipping", "runs", i, "clip_norm", fmt="{}") if run["clip_norm"] is not None else "none"
-        rows.append(f"| {n('clipping', 'runs', i, 'lr', fmt='{}')} | {tau} "
-                    f"| {'yes' if run['finite'] else 'no'} "
-                    f"| {step} | {n('clipping', 'runs', i, 'fraction_clipped', fmt='{:.1%}')} "
-                    f"| {n('clipping', 'runs', i, 'last_finite_loss', fmt='{:.3g}', missing='—')}"
-                    f"{'' if run['finite'] else ' (diverged)'} "
-                    f"| {n('clipping', 'runs', i, 'median_grad_norm', fmt='{:.3g}')} |")
-    return rows + [""]
-
-
-def adding_setup(n) -> str:
-    return (f"**The adding problem** (T = {n('adding', 'T', fmt='{}')}, hidden {n('adding', 'hidden', fmt='{}')}, "
-            f"batch {n('adding', 'batch', fmt='{}')}, Adam lr {n('adding', 'lr', fmt='{}')}, clipping "
-            f"{n('adding', 'clip_norm', fmt='{}')}, a fresh batch every step, the same for every model). The budget is "
-            f"**{n('adding', 'budget', fmt='{:,}')} updates** per run (the slowest solve of any run took "
-            f"{n('adding', 'slowest_solve', fmt='{:,}', missing='—')} steps); a cell stops early once every seed is "
-            "solved, since steps-to-solve cannot change after that. Solved: the "
-            f"running mean over {n('adding', 'smoothing_window', fmt='{}')} steps of the fresh-batch MSE below "
-            f"{n('adding', 'threshold', fmt='{}')}; the constant predictor scores "
-            f"{n('adding', 'baseline_mse_on_test_set', fmt='{:.4f}')} on the test set (1/6 in expectation).")
-
-
-def adding_table(n, m) -> list[str]:
-    rows = ["| model | seeds solved | steps to MSE < 0.01: median (min–max over solved seeds) | steps trained | "
-            "test MSE after training: mean (min–max) |", "|---|---|---|---|---|"]
-    for name, r in m["adding"]["models"].items():
-        base = ("adding", "models", name)
-        one = r["num_seeds"] == 1
-        if r["solved_seeds"]:
-            steps = n(*base, 'median_steps_to_mse_0.01', fmt='{:,.0f}')
-            if not one:
-                lo, hi = (n(*base, f"{k}_steps_to_mse_0.01", fmt="{:,.0f}") for k in ("min", "max"))
-                steps += "" if lo == hi == steps else f" ({span(lo, hi)})"
-        else:
-            steps = f"not within {n('adding', 'budget', fmt='{:,}')}"
-        t = lambda key, base=base: n(*base, key, fmt="{:.3g}", missing="—")
-        lo, hi = ("", "") if one else (t("test_mse_min"), t("test_mse_max"))
-        test = t("test_mse_mean") + ("" if lo == hi == t("test_mse_mean") or one else f" ({span(lo, hi)})")
-        rows.append(f"| {name} | {n(*base, 'solved_seeds', fmt='{}')}/{n(*base, 'num_seeds', fmt='{}')} | {steps} | "
-                    f"{n(*base, 'trained_steps', fmt='{:,}')} | {test} |")
-    return rows
+    models = m["adding"]["models"].items()
+    page.render("remedies.md.j2", title=title, m=m, n=page.reader(RM),
+                solved=[k for k, r in models if r["solved_seeds"] == r["num_seeds"]],
+                partly=[k for k, r in models if 0 < r["solved_seeds"] < r["num_seeds"]],
+                never=[k for k, r in models if r["solved_seeds"] == 0])
 
 
 def flossing(page) -> None:
