@@ -134,6 +134,7 @@ def _environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters.update(span=span, s_=s_)
+    env.globals.update(verb={"vanishing": "vanish", "exploding": "explode"})  # "all three rho vanish"
     return env
 
 

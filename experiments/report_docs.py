@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from experiments.report import span
 from experiments.report_sections import (
     FL,
     RM,
@@ -19,19 +18,17 @@ from experiments.report_sections import (
     S2,
     SP,
     SV,
-    claim_measured,
-    crossing,
+    claim_rows,
+    crossing_lengths,
     dm_cell,
-    dm_span,
     dm_verdict,
+    side,
     spread,
-    start_spread,
-    variance_reading,
+    wide_starts,
 )
 from experiments.schemas import CONDITIONS
 
 BLOCKS: dict[str, Callable] = {}
-VERB = {"vanishing": "vanish", "exploding": "explode"}
 
 
 def block(name: str):
@@ -63,80 +60,17 @@ def _variants(page):
 
 @block("readme.findings")
 def readme_findings(page):
-    n1 = page.reader(S1)
-    s2, n2 = page.json(S2), page.reader(S2)
-    sp, ns = page.json(SP), page.reader(SP)
-    r = page.reader("reference.json", "experiment1")
-    page.add("The main job's full run on the embedded data (`runs/report.md` holds these numbers and more, "
-             "`docs/*.md` the details; its run times are in `runs/run.json`). Medians and means come with their "
-             "spread over seeds.", "",
-             "| | the report | rnnjax |", "|---|---|---|",
-             f"| Exp. 1 test RMSE / MAE (vanilla RNN, report's settings) | {r('rmse')} / {r('mae')} (its ticker, "
-             f"prices {r('price_range_low', fmt='{}')}–{r('price_range_high', fmt='{}')}) | "
-             f"{n1('rmse')} / {n1('mae')} USD on MSFT (test prices {n1('data', 'test_close_min', fmt='{:.0f}')}–"
-             f"{n1('data', 'test_close_max', fmt='{:.0f}')}), mean of {n1('seeds', 'count', fmt='{}')} seeds "
-             f"(RMSE {span(n1('rmse_min'), n1('rmse_max'))}) |",
-             f"| Exp. 1 persistence baseline (tomorrow = today) | not reported | **{n1('persistence_rmse')} / "
-             f"{n1('persistence_mae')} USD**: the RNN's RMSE is {dm_span(n1, 'rmse_ratio', '{:.3g}')} times "
-             "persistence's |")
-    for i, c in enumerate(s2["claims"]):
-        j = next(k for k, e in enumerate(s2["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
-        label, _, text = c["claim"].partition(": ")  # words, not numbers: read without recording
-        page.add(f"| Exp. 2, rho = {n2('claims', i, 'rho', fmt='{:.2f}')}: \"{text}\" | {label} | "
-                 f"{n2('claims', i, 'verdict', fmt='{}')}: ‖dL/dW_hh‖₂ {claim_measured(n2, j)} |")
-    lyap = ", ".join(f"{ns('per_rho', i, 'lyapunov_top_median', fmt='{:.2f}')} "
-                     f"({ns('per_rho', i, 'lyapunov_top_seed_min', fmt='{:.2f}')} to "
-                     f"{ns('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.2f}')})" for i in range(len(sp["per_rho"])))
-    verdicts = sorted({r["verdict"] for r in sp["per_rho"]})
-    page.add(f"| along the lag k (what §4.1 is about), W_ij with σ = 1/√H | — | "
-             f"**{'all three rho ' + VERB[verdicts[0]] if len(verdicts) == 1 else 'mixed'}**: top Lyapunov exponent "
-             f"{lyap} nats/step (median, seed range) |",
-             f"| the same, W_ij with variance 1/√H (the report's other possible reading) | — | "
-             f"{', '.join(sorted(set(sp['variance_reading']['verdict']) - {None}))}: "
-             + ", ".join(ns("variance_reading", "lyapunov_top_median", i, fmt="{:+.2f}")
-                         for i in range(len(sp["variance_reading"]["rhos"]))) + " nats/step |", "")
+    s2 = page.json(S2)
+    claims = [(i, j, *s2["claims"][i]["claim"].partition(": ")[::2]) for i, j in claim_rows(s2)]  # words: not recorded
+    page.render("readme.findings.md.j2", n1=page.reader(S1), n2=page.reader(S2), ns=page.reader(SP), sp=page.json(SP),
+                r=page.reader("reference.json", "experiment1"), claims=claims)
 
 
 @block("readme.exp2")
 def readme_exp2(page):
-    sp, n = page.json(SP), page.reader(SP)
-    L = sp["config"]["segment_length"] - 1
-    pc = sp["phase_crossings"]
-    lengths = [k for k in pc["relu"] if k.isdigit()]
-    page.add("- **Experiment 2.** The report's Figure 3 plots ||dL/dW_hh|| against the *training step*; the curves "
-             "differ in level (ordered by rho) more than in trend, and with lr 1e-4 for 200 steps the weights barely "
-             "move. Vanishing and exploding are about the *lag*: measured with `jax.jacfwd` Jacobian products, the "
-             f"gradient {L} steps back is "
-             + ", ".join(f"10^{n('per_rho', i, 'log10_grad_ratio_at_max_lag', fmt='{:.1f}')}"
-                         for i in range(len(sp["per_rho"])))
-             + " of the last step's for rho = " + ", ".join(n("per_rho", i, "rho", fmt="{:.2f}")
-                                                              for i in range(len(sp["per_rho"])))
-             + ". For this ReLU network the gradient starts to explode where the top Lyapunov exponent crosses zero: "
-             + "; ".join(crossing(n, "relu", t) for t in lengths)
-             + f". That is {_below(sp, lengths)} the mean-field, large-H edge √2 ≈ {n('relu_mean_field_edge')} (ReLU "
-             "switches off about half the units, so lambda_1 ≈ log(rho/√2)), and it varies from seed to seed at "
-             f"H = {n('config', 'hidden', fmt='{}')}. For tanh the crossing moves with T ("
-             + "; ".join(crossing(n, "tanh", t) for t in lengths)
-             + "): at short T it is a transient of the start state, not the long-run edge. The report's criterion "
-             f"gamma‖W_hh‖₂ < 1 holds only below rho = {n('phase_crossings', 'relu', 'rho_bound_rate_one')} (for "
-             "these Gaussian matrices ‖W‖₂ ≈ 2 rho while the spectral radius ≈ rho), and its bound, though it holds "
-             f"at every lag, is loose by {n('bound_over_measured_decades_min', fmt='{:.1f}')} to "
-             f"{n('bound_over_measured_decades_max', fmt='{:.1f}')} decades at lag {L}. All of this reads the "
-             "report's N(0, 1/√h) as a standard deviation; read as a variance, " + _variance_words(sp)
-             + " (table above).")
-
-
-def _variance_words(sp) -> str:
-    verdicts = sorted(set(sp["variance_reading"]["verdict"]) - {None})
-    return f"the three rho {VERB[verdicts[0]]}" if len(verdicts) == 1 else "the verdicts differ"
-
-
-def _below(sp, lengths) -> str:
-    """'below' / 'above' / 'around': where ReLU's median crossings lie against sqrt 2."""
-    c = [sp["phase_crossings"]["relu"][t]["rho_lyapunov_zero"] for t in lengths]
-    c = [x for x in c if x is not None]
-    edge = sp["relu_mean_field_edge"]
-    return "below" if c and max(c) < edge else "above" if c and min(c) > edge else "around"
+    sp = page.json(SP)
+    page.render("readme.exp2.md.j2", sp=sp, n=page.reader(SP), L=sp["config"]["segment_length"] - 1,
+                lengths=crossing_lengths(sp)["relu"], side=side(sp))
 
 
 @block("readme.variants")
@@ -269,88 +203,24 @@ def _m2m_clipping(page) -> str:
 
 @block("gradient_analysis.claims")
 def gradient_claims(page):
-    m, n = page.json(S2), page.reader(S2)
-    page.add(f"{len(m['config']['seeds'])} seeds per rho; spectral norm ‖·‖₂, as the report writes it (`history.csv` "
-             "also holds the Frobenius norm, and `--norm fro` judges that one). The measured column is the median "
-             "curve over seeds with every seed's first value and the seeds' range at the end; the test column is the "
-             "claim made checkable, applied to the median curve:", "",
-             "| rho | the report's claim | measured | test | verdict |", "|---|---|---|---|---|")
-    for i, c in enumerate(m["claims"]):
-        j = next(k for k, e in enumerate(m["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
-        page.add(f"| {n('claims', i, 'rho', fmt='{:.2f}')} | {n('claims', i, 'claim', fmt='{}')} | "
-                 f"{claim_measured(n, j)} | {n('claims', i, 'test', fmt='{}')} | "
-                 f"**{n('claims', i, 'verdict', fmt='{}')}** |")
-    page.add("", "Loss over the run (median): "
-             + "; ".join(f"rho {n('per_rho', i, 'rho', fmt='{:g}')} "
-                         f"{n('per_rho', i, 'loss_start_median', fmt='{:.0f}')} → "
-                         f"{n('per_rho', i, 'loss_last_finite_median', fmt='{:.0f}')}"
-                         for i in range(len(m["per_rho"])))
-             + " nats per segment: with lr 1e-4 and 200 steps the weights barely move." + start_spread(n, m))
+    m = page.json(S2)
+    page.render("gradient_analysis.claims.md.j2", m=m, n=page.reader(S2), claims=claim_rows(m), wide=wide_starts(m))
 
 
 @block("gradient_analysis.lag")
 def gradient_lag(page):
-    s2, n2 = page.json(S2), page.reader(S2)
-    sp, n = page.json(SP), page.reader(SP)
-    L = sp["config"]["segment_length"] - 1
-    page.add("| rho | ‖W_hh‖₂ = gamma‖W_hh‖₂ | spectral radius | "
-             f"lambda_1 (QR, {n('config', 'lyap_length', fmt='{:,}')} "
-             f"steps): median (seed range) | lambda_1 over {n2('config', 'stability_chars', fmt='{:,}')} steps "
-             "(Experiment 2's seeds) | "
-             f"‖dL_T/dh_(T-{L})‖ / ‖dL_T/dh_T‖ | report bound (gamma‖W‖₂)^{L} | mean field log(rho/√2) |",
-             "|---|---|---|---|---|---|---|---|")
-    for i, r in enumerate(sp["per_rho"]):
-        j = next(k for k, e in enumerate(s2["per_rho"]) if abs(e["rho"] - r["rho"]) < 1e-9)
-        page.add(f"| {n('per_rho', i, 'rho', fmt='{:.2f}')} | {n2('per_rho', j, 'init_W_hh_norm2_median')} | "
-                 f"{n2('per_rho', j, 'init_spectral_radius_median')} | "
-                 f"{n('per_rho', i, 'lyapunov_top_median', fmt='{:.3f}')} "
-                 f"({n('per_rho', i, 'lyapunov_top_seed_min', fmt='{:.3f}')} to "
-                 f"{n('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.3f}')}) | "
-                 f"{n2('per_rho', j, 'init_top_lyapunov_median', fmt='{:.3f}')} | "
-                 f"10^{n('per_rho', i, 'log10_grad_ratio_at_max_lag', fmt='{:.1f}')} | "
-                 f"10^{n('per_rho', i, 'log10_bound_at_max_lag', fmt='{:+.1f}')} | "
-                 f"{n('per_rho', i, 'mean_field_relu_lyapunov', fmt='{:.3f}')} |")
-    per_seed = lambda i, r: ", ".join(n("per_rho", i, "lyapunov_top_per_seed", s, fmt="{:+.3f}")
-                                      for s, v in enumerate(r["lyapunov_top_per_seed"]) if v is not None)
-    seeds = "; ".join(f"rho {n('per_rho', i, 'rho', fmt='{:g}')}: {per_seed(i, r)}"
-                      for i, r in enumerate(sp["per_rho"]))
-    verdicts = sorted({r["verdict"] for r in sp["per_rho"]})
-    page.add("", f"**{'All three ' + VERB[verdicts[0]] if len(verdicts) == 1 else 'Mixed verdicts'}** along the lag "
-             f"(geometric mean over {n('config', 'segments', fmt='{}')} segments x {len(sp['config']['seeds'])} "
-             "seeds). "
-             f"lambda_1 per seed: {seeds} nats/step. The lag profiles are straight lines on a log scale whose slopes ("
-             + ", ".join(n("per_rho", i, "lag_profile_slope", fmt="{:.3f}") for i in range(len(sp["per_rho"])))
-             + " nats/step) follow lambda_1: the top Lyapunov exponent *is* the vanishing rate. The report's bound "
-             f"holds at every lag (tested), but at lag {L} it is loose by "
-             f"{n('bound_over_measured_decades_min', fmt='{:.1f}')} "
-             f"to {n('bound_over_measured_decades_max', fmt='{:.1f}')} decades: it says nothing about these networks.",
-             "", variance_reading(n, sp))
+    s2, sp = page.json(S2), page.json(SP)
+    rows = [(i, next(k for k, e in enumerate(s2["per_rho"]) if abs(e["rho"] - r["rho"]) < 1e-9))
+            for i, r in enumerate(sp["per_rho"])]
+    finite = [[s for s, v in enumerate(r["lyapunov_top_per_seed"]) if v is not None] for r in sp["per_rho"]]
+    page.render("gradient_analysis.lag.md.j2", sp=sp, n=page.reader(SP), n2=page.reader(S2), rows=rows,
+                finite=finite, L=sp["config"]["segment_length"] - 1)
 
 
 @block("gradient_analysis.phase")
 def gradient_phase(page):
-    sp, n = page.json(SP), page.reader(SP)
-    pc = sp["phase_crossings"]
-    lengths = [k for k in pc["relu"] if k.isdigit()]
-    page.add(f"{n('config', 'grid', fmt='{}')} values of rho in [{n('config', 'rho_range', 0, fmt='{}')}, "
-             f"{n('config', 'rho_range', 1, fmt='{}')}], {len(sp['config']['seeds'])} seeds, lengths "
-             + " / ".join(lengths) + "; lambda_1 = 0 where the median over seeds crosses zero, with the seeds' own "
-             "crossings:", "",
-             "| activation | lambda_1 = 0 at rho (per length; seed range) | lag-profile slope = 0 at rho | "
-             "gamma‖W_hh‖₂ = 1 at rho | spectral radius = 1 at rho |", "|---|---|---|---|---|")
-    for act in ("relu", "tanh"):
-        page.add(f"| {act} | " + "; ".join(crossing(n, act, L) for L in lengths) + " | "
-                 + " / ".join(n("phase_crossings", act, L, "rho_lag_slope_zero", missing="—") for L in lengths)
-                 + f" | {n('phase_crossings', act, 'rho_bound_rate_one')} | "
-                 f"{n('phase_crossings', act, 'rho_spectral_radius_one')} |")
-    samples = lambda act: "; ".join(
-        f"rho {n('phase_samples', act, i, 'rho', fmt='{:.2f}')}: lambda_1 "
-        f"{n('phase_samples', act, i, 'lyapunov_top_median', fmt='{:+.2f}', missing='—')}, log radius "
-        f"{n('phase_samples', act, i, 'log_radius_median', fmt='{:+.2f}')}, log gamma‖W‖₂ "
-        f"{n('phase_samples', act, i, 'log_gamma_norm_median', fmt='{:+.2f}')}"
-        for i in range(len(sp["phase_samples"][act])))
-    page.add("", f"Sampled along the grid at T = {n('phase_samples', 'tanh', 0, 'length', fmt='{}')} (medians over "
-             f"seeds), tanh: {samples('tanh')}. ReLU: {samples('relu')}.")
+    sp = page.json(SP)
+    page.render("gradient_analysis.phase.md.j2", sp=sp, n=page.reader(SP), lengths=crossing_lengths(sp)["relu"])
 
 
 # -------------------------------------------------------------------------------------- remedies

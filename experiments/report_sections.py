@@ -181,41 +181,24 @@ def experiment2(page) -> None:
     if _missing(page, S2, title):
         return
     m = page.json(S2)
-    n = page.reader(S2)
-    page.add(
-        f"## {title}", "",
-        f"ReLU RNN, hidden {n('config', 'hidden_size', fmt='{}')}, W_hh = rho W with W_ij ~ N(0, σ²), σ = 1/√H "
-        "(the report's N(0, 1/√h) read as a standard deviation, so rho is about the spectral radius), SGD lr "
-        f"{n('config', 'learning_rate', fmt='{}')}, {n('config', 'num_steps', fmt='{}')} steps on segments of "
-        f"{n('config', 'segment_length', fmt='{}')} characters, {len(m['config']['seeds'])} seeds per rho, all in "
-        f"one vmapped program. Norm: ||dL/dW_hh||_{n('config', 'norm', fmt='{}')}, the median curve over seeds; "
-        "each claim is turned into a test (last column but one) and the test is applied to the median.", "",
-        "| rho | the report's claim | measured | test | verdict |",
-        "|---|---|---|---|---|",
-    )
-    for i, c in enumerate(m["claims"]):
-        j = next(k for k, e in enumerate(m["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
-        page.add(f"| {n('claims', i, 'rho', fmt='{}')} | {n('claims', i, 'claim', fmt='{}')} | {claim_measured(n, j)} "
-                 f"| {n('claims', i, 'test', fmt='{}')} | **{n('claims', i, 'verdict', fmt='{}')}** |")
-    page.add("", f"{n('claims_agree', fmt='{}')} of {n('claims_total', fmt='{}')} claims agree with the measurement.",
-             "")
-    levels = ", ".join(f"rho {n('per_rho', i, 'rho', fmt='{}')}: {n('per_rho', i, 'start')} → "
-                       f"{n('per_rho', i, 'end')} ({n('per_rho', i, 'trend', fmt='{}')})"
-                       for i in range(len(m["per_rho"])))
-    page.figure("gradient_stability", "fig3_grad_norm.png",
-                f"*Figure 3.* ||dL/dW_hh|| per training step, log scale, median and min–max band over seeds; first → "
-                f"last step of the median: {levels}.{start_spread(n, m)} The axis is the training step, while "
-                "vanishing and exploding are about the lag k inside a sequence (next section).")
+    page.render("experiment2.md.j2", title=title, m=m, n=page.reader(S2), claims=claim_rows(m), wide=wide_starts(m))
 
 
-def start_spread(n, m) -> str:
-    """A warning where the seeds' first values are so far apart (a factor 10 or more) that the median misleads."""
-    wide = [i for i, e in enumerate(m["per_rho"])
+def claim_rows(m) -> list[tuple[int, int]]:
+    """``(i, j)``: Experiment 2's claims[i] and the per_rho[j] of its rho."""
+    return [(i, next(k for k, e in enumerate(m["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9))
+            for i, c in enumerate(m["claims"])]
+
+
+def wide_starts(m) -> list[int]:
+    """The rhos whose seeds' first values are so far apart (a factor 10 or more) that the median misleads."""
+    return [i for i, e in enumerate(m["per_rho"])
             if e["start_seed_min"] and e["start_seed_max"] / e["start_seed_min"] >= 10]
-    return "".join(f" At rho {n('per_rho', i, 'rho', fmt='{}')} the seeds start between "
-                   f"{n('per_rho', i, 'start_seed_min', fmt='{:.3g}')} and "
-                   f"{n('per_rho', i, 'start_seed_max', fmt='{:.3g}')}: the median's first value describes no seed, "
-                   "the band does." for i in wide)
+
+
+def crossing_lengths(m) -> dict[str, list[str]]:
+    """The sequence lengths of the phase diagram's crossings, per activation."""
+    return {act: [t for t in m["phase_crossings"][act] if t.isdigit()] for act in ("relu", "tanh")}
 
 
 def gradient_spectra(page) -> None:
@@ -223,72 +206,16 @@ def gradient_spectra(page) -> None:
     if _missing(page, SP, title):
         return
     m = page.json(SP)
-    n = page.reader(SP)
-    page.add(
-        f"## {title}", "",
-        "The report's §4.1 bound, ||dL_T/dh_{T-k}|| <= (gamma ||W_hh||_2)^k ||dL_T/dh_T||, against what the "
-        "Jacobian products (`jax.jacfwd`) actually do, for the ReLU network of Experiment 2 at initialisation "
-        "(W's entries with σ = 1/√H):", "",
-        "| rho | top Lyapunov exponent, median (seed range), nats/step | lag-profile slope | log10 gradient ratio at "
-        "the longest lag | log10 of the bound there | verdict |",
-        "|---|---|---|---|---|---|",
-    )
-    for i, _ in enumerate(m["per_rho"]):
-        page.add(f"| {n('per_rho', i, 'rho', fmt='{}')} | {n('per_rho', i, 'lyapunov_top_median', fmt='{:.3f}')} "
-                 f"({n('per_rho', i, 'lyapunov_top_seed_min', fmt='{:.3f}')} to "
-                 f"{n('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.3f}')}) "
-                 f"| {n('per_rho', i, 'lag_profile_slope', fmt='{:.3f}')} "
-                 f"| {n('per_rho', i, 'log10_grad_ratio_at_max_lag', fmt='{:.1f}')} "
-                 f"| {n('per_rho', i, 'log10_bound_at_max_lag', fmt='{:.1f}')} "
-                 f"| {n('per_rho', i, 'verdict', fmt='{}')} |")
-    page.add("", variance_reading(n, m), "")
-    page.figure("gradient_spectra", "fig4_lag_profile.png",
-                "*Figure 4.* ||dL_T/dh_{T-k}|| against the lag k per rho, with the report's bound. The bound holds "
-                f"but is loose by {n('bound_over_measured_decades_min', fmt='{:.1f}')} to "
-                f"{n('bound_over_measured_decades_max', fmt='{:.1f}')} decades at the longest lag over the three "
-                "rho; the measured slope tracks the top Lyapunov exponent.")
-    page.figure("gradient_spectra", "fig5_jacobian_spectra.png",
-                "*Figure 5.* Singular values of the products of k step Jacobians, per rho. Verdict along the lag: "
-                + ", ".join(f"rho {n('per_rho', i, 'rho', fmt='{}')} {n('per_rho', i, 'verdict', fmt='{}')}"
-                            for i in range(len(m["per_rho"]))) + ".")
-    pc = m["phase_crossings"]
-    cross = [crossing(n, act, length) for act in ("relu", "tanh") for length in pc[act] if length.isdigit()]
-    page.figure("gradient_spectra", "fig6_phase_diagram.png",
-                f"*Figure 6.* Top Lyapunov exponent over rho (median over seeds): vanishing turns into exploding "
-                f"where it crosses zero ({'; '.join(cross)}). For ReLU the mean-field, large-H edge is rho = √2 ≈ "
-                f"{n('relu_mean_field_edge')} "
-                f"(half the units off on average); at H = {n('config', 'hidden', fmt='{}')} the median crossing lies "
-                f"{_side(m)} it, and each seed crosses elsewhere (in brackets). The tanh crossing moves with T: at "
-                "short T it is a transient of "
-                "the start state (h_0 = 0 here), not the long-run edge. The report's criterion gamma ||W_hh||_2 = 1 "
-                f"sits at rho = {n('phase_crossings', 'relu', 'rho_bound_rate_one')}, the spectral radius reaches 1 "
-                f"at rho = {n('phase_crossings', 'relu', 'rho_spectral_radius_one')}.")
+    page.render("gradient_spectra.md.j2", title=title, m=m, n=page.reader(SP), lengths=crossing_lengths(m),
+                side=side(m))
 
 
-def _side(m) -> str:
+def side(m) -> str:
     """Where ReLU's median crossings lie against the mean-field edge sqrt 2: 'below', 'above' or 'around'."""
     pc = m["phase_crossings"]["relu"]
     c = [pc[t]["rho_lyapunov_zero"] for t in pc if t.isdigit() and pc[t]["rho_lyapunov_zero"] is not None]
     edge = m["relu_mean_field_edge"]
     return "below" if c and max(c) < edge else "above" if c and min(c) > edge else "around"
-
-
-def variance_reading(n, m) -> str:
-    """What the verdicts become under the other reading of the report's W_hh (variance 1/sqrt(H))."""
-    v = m["variance_reading"]
-    values = ", ".join(f"{n('variance_reading', 'lyapunov_top_median', i, fmt='{:+.2f}')} "
-                       f"({n('variance_reading', 'lyapunov_top_seed_min', i, fmt='{:+.2f}')} to "
-                       f"{n('variance_reading', 'lyapunov_top_seed_max', i, fmt='{:+.2f}')})"
-                       for i in range(len(v["rhos"])))
-    verdicts = sorted(set(v["verdict"]) - {None})
-    verb = {"exploding": "explode", "vanishing": "vanish"}
-    words = (f"all {len(v['rhos'])} {verb[verdicts[0]]}" if len(verdicts) == 1 else "mixed verdicts")
-    return ("These verdicts rest on reading the report's N(0, 1/√h) as a standard deviation. Read as a variance, "
-            f"every weight is {n('variance_reading', 'scale', fmt='{:.2f}')} times larger (σ = H^(−1/4)), the same "
-            "as rho = " + ", ".join(n("variance_reading", "effective_rhos", i, fmt="{:.2f}")
-                                   for i in range(len(v["rhos"])))
-            + f" here, and the top Lyapunov exponents over one {n('variance_reading', 'length', fmt='{}')}-step "
-            f"segment are {values} nats/step (median, seed range): {words}.")
 
 
 def remedies(page) -> None:
