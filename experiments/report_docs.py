@@ -20,10 +20,7 @@ from experiments.report_sections import (
     SV,
     claim_rows,
     crossing_lengths,
-    dm_cell,
-    dm_verdict,
     side,
-    spread,
     wide_starts,
 )
 from experiments.schemas import CONDITIONS
@@ -38,21 +35,11 @@ def block(name: str):
     return register
 
 
-def _rows(page, n, m, label: str, flags: str) -> str:
-    """One row of Experiment 1's variants table (``n`` reads one stock_forecast metrics dict)."""
-    return (f"| {label} | {flags} | {spread(n, 'rmse', '{:.4g}')} | {spread(n, 'mae', '{:.4g}')} | "
-            f"{n('seeds_beating_persistence', fmt='{}')}/{m['seeds_count']} | "
-            f"{dm_cell(n, m['dm_vs_persistence']['basis'])} | {n('train_rmse', fmt='{:.3g}')} |")
-
-
-def _variants(page):
-    """(reader, metrics, label, flags) of the report's setup and of every variant."""
-    s1 = page.json(S1)
-    out = [(page.reader(S1), {**s1, "seeds_count": s1["seeds"]["count"]}, "the report's setup", "(none)")]
-    for name, v in page.json(SV)["variants"].items():
-        n = page.reader(SV, "variants", name)
-        out.append((n, {**v, "seeds_count": v["seeds"]}, n("label", fmt="{}"), f"`{n('flags', fmt='{}')}`"))
-    return out
+def _forecasts(page) -> dict:
+    """What the tables of Experiment 1 and its variants read: ``n1``/``s1`` (stock_forecast), ``sv(name)`` (one
+    variant in stock_variants/metrics.json) and ``variants``."""
+    return {"n1": page.reader(S1), "s1": page.json(S1), "sv": lambda name: page.reader(SV, "variants", name),
+            "variants": page.json(SV)["variants"]}
 
 
 # ------------------------------------------------------------------------------------------ README
@@ -75,13 +62,7 @@ def readme_exp2(page):
 
 @block("readme.variants")
 def readme_variants(page):
-    page.add("| variant | flags | RMSE (min–max) | MAE (min–max) | seeds below persistence | verdict against "
-             "persistence | train RMSE |", "|---|---|---|---|---|---|---|")
-    for n, m, label, flags in _variants(page):
-        page.add(_rows(page, n, m, label, flags))
-    n = page.reader(S1)
-    page.add(f"| **persistence** | | **{n('persistence_rmse', fmt='{:.4g}')}** | "
-             f"**{n('persistence_mae', fmt='{:.4g}')}** | | | {n('train_persistence_rmse', fmt='{:.3g}')} |", "")
+    page.render("readme.variants.md.j2", **_forecasts(page))
 
 
 @block("readme.remedies")
@@ -104,98 +85,28 @@ def stock_trap(page):
 
 @block("stock_forecast.results")
 def stock_results(page):
-    n1 = page.reader(S1)
-    page.add(f"Test days {n1('data', 'test_range', 0, fmt='{}')} .. {n1('data', 'test_range', 1, fmt='{}')} "
-             f"({n1('data', 'n_test_rows', fmt='{:,}')} days). RMSE/MAE in USD, mean over the seeds with (min–max). "
-             "The verdict against persistence is by the HAC Diebold–Mariano test at 5% where the loss differential "
-             "allows one (lag-1 autocorrelation below the flag's threshold), else by the RMSE ratio (a factor 2 "
-             "either way decides); the cell says which.", "",
-             "| variant | flags | test RMSE | test MAE | seeds with RMSE < persistence | verdict against persistence | "
-             "train RMSE |", "|---|---|---|---|---|---|---|")
-    for n, m, label, flags in _variants(page):
-        page.add(_rows(page, n, m, label, flags))
-    page.add(f"| **persistence** (close of the day before) | | **{n1('persistence_rmse', fmt='{:.4g}')}** | "
-             f"**{n1('persistence_mae', fmt='{:.4g}')}** | | | {n1('train_persistence_rmse', fmt='{:.3g}')} |")
+    page.render("stock_forecast.results.md.j2", **_forecasts(page))
 
 
 @block("stock_forecast.findings")
 def stock_findings(page):
-    s1, n1 = page.json(S1), page.reader(S1)
-    v = page.json(SV)["variants"]
-    rv = lambda name: page.reader(SV, "variants", name)
-    better = [k for k, x in v.items() if x["verdict_vs_persistence"] == "better"]
-    ties = [k for k, x in v.items() if x["verdict_vs_persistence"] == "indistinguishable"]
-    worse = [k for k, x in v.items() if x["verdict_vs_persistence"] == "worse"]
-    seeds = s1["seeds"]["count"]
-    basis = s1["dm_vs_persistence"]["basis"]
-    lines = [f"- **Against persistence, the report's setup:** {dm_verdict(n1, seeds, basis)}"]
-    lines.append("- **The variants:** better than persistence: " + (", ".join(rv(k)("label", fmt="{}") for k in better)
-                                                                   or "none")
-                 + "; indistinguishable from it: " + (", ".join(rv(k)("label", fmt="{}") for k in ties) or "none")
-                 + "; worse: " + (", ".join(rv(k)("label", fmt="{}") for k in worse) or "none") + ".")
-    for k in ties:
-        n = rv(k)
+    s1, v = page.json(S1), page.json(SV)["variants"]
+    by = lambda verdict: [k for k, x in v.items() if x["verdict_vs_persistence"] == verdict]
+    ties = by("indistinguishable")
+    flat = {}
+    for k in ties:  # the implied returns move under a quarter of the data's: it learned to be persistence
         ir = page.json(_variant_file(k))["implied_returns"]
-        flat = ir["std"][1] is not None and ir["std"][1] < ir["actual_std"] / 4  # moves under a quarter of the data's
-        why = " because it learned to be persistence" if flat else ""
-        lines.append(f"- **{n('label', fmt='{}')} ties with persistence** (RMSE {n('rmse', fmt='{:.4f}')} against "
-                     f"{n('persistence_rmse', fmt='{:.4f}')}){why}"
-                     + f": the daily log-returns its forecasts imply have a standard deviation of "
-                     f"{_pct(page, SV, k, 'std')} (the actual returns': "
-                     f"{page.num(_variant_file(k), 'implied_returns', 'actual_std', fmt='{:.2%}')}), a "
-                     f"correlation with the actual return of {_span(page, SV, k, 'corr', '{:.3f}')} and the right sign "
-                     f"on {_span(page, SV, k, 'sign_agreement', '{:.1%}')} of days.")
-    lines.append(f"- **Why the report's setup fails.** The forecast follows the price while it stays inside the "
-                 f"train range and flattens below the train maximum ({n1('data', 'train_close_max')}) while the test "
-                 f"price climbs to {n1('data', 'test_close_max')}. A tanh RNN fitted on min–max-scaled prices cannot "
-                 "go far beyond the scale it was fitted on, so the error grows with the distance above the train "
-                 "range — the same failure as the report's RMSE ≈ 136 on prices of 220–540, where MAE ≈ RMSE points "
-                 "to an almost constant offset.")
-    lines.append(f"- **One seed says little.** With the report's settings the test RMSE spans {n1('rmse_min')}–"
-                 f"{n1('rmse_max')} over {seeds} seeds; the final training loss spans "
-                 f"{_loss_span(page, n1, s1)}.")
-    cm = v.get("many_to_many", {})
-    active = ("is never active in the report's run" if not s1["clipping"]["epochs_clipped"][1] else
-              f"is active in {n1('clipping', 'epochs_clipped', 0, fmt='{}')}–"
-              f"{n1('clipping', 'epochs_clipped', 1, fmt='{}')} epochs of the report's run")
-    lines.append(f"- **Clipping at tau = {n1('clipping', 'tau', fmt='{:g}')}** {active}: the global gradient norm "
-                 "starts at "
-                 f"{n1('clipping', 'grad_norm_first', 0, fmt='{:.2g}')}–"
-                 f"{n1('clipping', 'grad_norm_first', 1, fmt='{:.2g}')}"
-                 f" and ends at {n1('clipping', 'grad_norm_last', 0, fmt='{:.2g}')}–"
-                 f"{n1('clipping', 'grad_norm_last', 1, fmt='{:.2g}')} (Figure 1)"
-                 + (_m2m_clipping(page) if cm else "") + ". Exploding gradients are not what goes wrong here.")
-    page.add(*lines)
+        flat[k] = ir["std"][1] is not None and ir["std"][1] < ir["actual_std"] / 4
+    losses = s1["final_loss_per_seed"]
+    finite = [x for x in losses if x is not None]
+    page.render("stock_forecast.findings.md.j2", **_forecasts(page), vr=lambda k: page.reader(_variant_file(k)),
+                seeds=s1["seeds"]["count"], better=by("better"), ties=ties, worse=by("worse"), flat=flat,
+                loss_lo=losses.index(min(finite)), loss_hi=losses.index(max(finite)),
+                has_m2m=bool(v.get("many_to_many")))
 
 
 def _variant_file(name: str) -> str:
     return f"stock_variants/{name}/metrics.json"
-
-
-def _pct(page, sv, k, key) -> str:
-    f = _variant_file(k)
-    return (f"{page.num(f, 'implied_returns', key, 0, fmt='{:.2%}')}–"
-            f"{page.num(f, 'implied_returns', key, 1, fmt='{:.2%}')}")
-
-
-def _span(page, sv, k, key, fmt) -> str:
-    f = _variant_file(k)
-    return f"{page.num(f, 'implied_returns', key, 0, fmt=fmt)} to {page.num(f, 'implied_returns', key, 1, fmt=fmt)}"
-
-
-def _loss_span(page, n1, s1) -> str:
-    losses = [x for x in s1["final_loss_per_seed"] if x is not None]
-    lo, hi = s1["final_loss_per_seed"].index(min(losses)), s1["final_loss_per_seed"].index(max(losses))
-    return f"{n1('final_loss_per_seed', lo, fmt='{:.1e}')}–{n1('final_loss_per_seed', hi, fmt='{:.1e}')}"
-
-
-def _m2m_clipping(page) -> str:
-    f = _variant_file("many_to_many")
-    return (f"; with a loss at every step it starts at {page.num(f, 'clipping', 'grad_norm_first', 0, fmt='{:.2g}')}–"
-            f"{page.num(f, 'clipping', 'grad_norm_first', 1, fmt='{:.2g}')} and is clipped in "
-            f"{page.num(f, 'clipping', 'epochs_clipped', 0, fmt='{}')}–"
-            f"{page.num(f, 'clipping', 'epochs_clipped', 1, fmt='{}')}"
-            " epochs")
 
 
 # ------------------------------------------------------------------------------ gradient_analysis
