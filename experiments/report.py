@@ -4,6 +4,9 @@ Every number on the page is read from a JSON file under OUT through :meth:`Page.
 records where it came from in ``OUT/report_sources.json`` (file, key path, format); the tests
 re-derive every recorded number from its JSON and check the page says exactly that. The report's
 own published numbers are quoted from ``OUT/reference.json``, written here from :data:`REPORT`.
+Every results file is checked against its schema when read (:mod:`experiments.schemas`). The text is
+Jinja2 templates (``experiments/templates/*.md.j2``, :meth:`Page.render`); the wording rules
+(:func:`span`, :func:`s_`) are its filters.
 
     python -m experiments.report [OUT] [--quick] [--tier report|all|only]   # rebuild OUT/report.md from its JSON
 

@@ -1,8 +1,9 @@
 """The measured parts of README.md and docs/*.md, written from the main job's JSON.
 
 Each function below writes one block ``<!-- generated: NAME -->`` ... ``<!-- /generated -->`` of a
-documentation page, reading every number through ``Page.num`` (so its source is recorded, and
-``python -m experiments.check_report OUT`` re-derives it). ``check_report OUT --write-docs``
+documentation page by rendering ``templates/NAME.md.j2`` with what the block reads; the template reads
+every number through ``Page.num`` (so its source is recorded, and ``python -m experiments.check_report
+OUT`` re-derives it). ``check_report OUT --write-docs``
 rewrites the blocks from a full run; ``check_report OUT`` fails when a block differs from the run.
 The prose around the blocks states no measured number.
 """

@@ -90,3 +90,19 @@ def test_a_template_may_not_read_an_undefined_name():
 
     with pytest.raises(jinja2.UndefinedError):
         ENV.get_template("timings.md.j2").render()  # no rows given: an error, not an empty section
+
+
+def test_check_report_names_the_missing_key_in_each_block_that_reads_it(run):
+    from experiments.check_report import check_docs
+
+    write_report(run, quick=True, tier="all")
+    (run / "run.json").write_text(json.dumps({"quick": True, "tier": "all"}))  # blocks generated, not compared
+    file = run / "remedies" / "metrics.json"
+    m = json.loads(file.read_text())
+    del m["clipping"]["tau"]
+    file.write_text(json.dumps(m))
+    problems = [p for p in check_docs(run) if "cannot be generated" in p]
+    why = f"ValueError(\"{file}: missing 'clipping.tau'; rerun that experiment\")"
+    assert sorted(problems) == sorted(f"{doc}: block {name} cannot be generated from {run}: {why}" for doc, name in (
+        ("README.md", "readme.remedies"), ("docs/remedies.md", "remedies.clipping"),
+        ("docs/remedies.md", "remedies.adding"), ("docs/remedies.md", "remedies.lag")))
