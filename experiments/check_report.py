@@ -263,7 +263,7 @@ def check_docs(out: Path, root: Path = ROOT, *, write: bool = False, notes: list
             except NotInRun:
                 skipped.append(name)
                 continue
-            except (FileNotFoundError, KeyError, IndexError, TypeError) as err:
+            except (FileNotFoundError, KeyError, IndexError, TypeError, ValueError) as err:  # ValueError: schemas.load
                 problems.append(f"{where}: block {name} cannot be generated from {out}: {err!r}")
                 continue
             body = "\n".join(page.lines).rstrip() + "\n"

@@ -4,6 +4,9 @@ Every number on the page is read from a JSON file under OUT through :meth:`Page.
 records where it came from in ``OUT/report_sources.json`` (file, key path, format); the tests
 re-derive every recorded number from its JSON and check the page says exactly that. The report's
 own published numbers are quoted from ``OUT/reference.json``, written here from :data:`REPORT`.
+Every results file is checked against its schema when read (:mod:`experiments.schemas`). The text is
+Jinja2 templates (``experiments/templates/*.md.j2``, :meth:`Page.render`); the wording rules
+(:func:`span`, :func:`s_`) are its filters.
 
     python -m experiments.report [OUT] [--quick] [--tier report|all|only]   # rebuild OUT/report.md from its JSON
 
@@ -17,6 +20,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jinja2
+
+from experiments import schemas
 from rnnjax.io import atomic_write_text, write_json
 
 # What the report (§3, §5; restated in docs/report_restated.md) published: quoted, not measured.
@@ -66,10 +72,7 @@ class Page:
             raise NotInRun(f"{file}: {file.split('/')[0]} is not part of this run")
         self.last = file
         if file not in self._cache:
-            try:
-                self._cache[file] = json.loads((self.out / file).read_text())
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{self.out / file} is not valid JSON ({err}); rerun that experiment") from None
+            self._cache[file] = schemas.load(self.out / file)  # checked against its schema: one clear error
         return self._cache[file]
 
     def has(self, file: str) -> bool:
@@ -85,13 +88,16 @@ class Page:
         self.sources.append({"text": text, "file": file, "path": list(path), "format": fmt})
         return text
 
-    def reader(self, file: str, *prefix):
+    def reader(self, file: str, *prefix, fmt: str = "{:.2f}"):
         """``num`` bound to one JSON file (and a key prefix): ``n = page.reader(f); n("rmse")``. A value that
         may be null reads as ``missing`` with ``n(..., missing="—")`` (nothing is recorded then);
-        ``n.get(*path)`` is the raw value, for decisions about the wording (nothing is recorded)."""
+        ``n.get(*path)`` is the raw value, for decisions about the wording (nothing is recorded); ``fmt`` is the
+        format of a number read without one."""
         get = lambda *path: lookup(self.json(file), (*prefix, *path))
 
-        def n(*path, fmt="{:.2f}", missing=None):
+        default = fmt
+
+        def n(*path, fmt=default, missing=None):
             if missing is not None and get(*path) is None:
                 return missing
             return self.num(file, *prefix, *path, fmt=fmt)
@@ -101,28 +107,41 @@ class Page:
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
 
+    def render(self, template: str, **context) -> None:
+        """Add the lines of ``templates/<template>`` rendered with ``context`` (and ``page``: this page)."""
+        text = ENV.get_template(template).render(page=self, **context)
+        self.add(*text.removesuffix("\n").split("\n"))  # a line per line of the text (a last blank line: "")
+
     def figure(self, folder: str, name: str, caption: str) -> None:
         """An image link (relative to the page) and its two-line reading."""
         self.add(f"![{name}]({folder}/{name})", "", caption, "")
 
 
 TIERS = ("report", "all", "only")
+TEMPLATES = Path(__file__).parent / "templates"  # the page's and the docs' text: ``*.md.j2``, Jinja2
 
 
-def _tier_lines(tier: str | None) -> list[str]:
-    """What made the page, and for the report tier what ``--all`` adds."""
-    from experiments.reproduce import STAGES
+def span(lo: str, hi: str, sep: str = "–") -> str:
+    """``"lo–hi"``, or one value when both ends read the same ("31", not "31–31")."""
+    return lo if lo == hi else f"{lo}{sep}{hi}"
 
-    if tier == "report":
-        adds = "; ".join(f"`{s.name}` ({s.title})" for s in STAGES if s.extended)
-        return ["Made by the **report tier** (`python -m experiments.reproduce`): the report's experiments and the "
-                f"gradient analysis. `python -m experiments.reproduce --all` adds the extended studies: {adds}.", ""]
-    if tier == "all":
-        return ["Made by `python -m experiments.reproduce --all`: the report tier and the extended studies.", ""]
-    if tier == "only":
-        return ["Made by `python -m experiments.reproduce --only ...`: each section shows what its folder under this "
-                "one holds, which may come from an earlier run.", ""]
-    return []
+
+def s_(count) -> str:
+    """The plural ending for ``count`` things: ``seed{{ k | s_ }}`` -- "1 seed", "4 seeds"."""
+    return "" if count == 1 else "s"
+
+
+def _environment():
+    """The templates' Jinja2 environment: text kept as written (a line holding only a block tag is dropped), an
+    undefined name an error, and the wording rules as filters (:func:`span`, :func:`s_`)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters.update(span=span, s_=s_)
+    env.globals.update(verb={"vanishing": "vanish", "exploding": "explode"})  # "all three rho vanish"
+    return env
+
+
+ENV = _environment()
 
 
 def write_report(out: Path, *, quick: bool = False, tier: str | None = None) -> Path:
@@ -135,12 +154,9 @@ def write_report(out: Path, *, quick: bool = False, tier: str | None = None) -> 
     out = Path(out)
     page = Page(out, stages=REPORT_TIER if tier == "report" else None)
     page._cache["reference.json"] = json.loads(json.dumps(REPORT))  # written with the page, below
-    page.add("# rnnjax: the report reproduced, and what it did not show", "")
-    if quick:
-        page.add("> **Quick mode**: reduced sizes for a smoke test; the numbers below are not the full run's.", "")
-    page.add(*_tier_lines(tier))
-    page.add("What the report says and every decision taken where it is ambiguous: `docs/report_restated.md`. "
-             "Medians and means below come with their spread over seeds.", "")
+    from experiments.reproduce import STAGES
+
+    page.render("page_head.md.j2", quick=quick, tier=tier, extended=[s for s in STAGES if s.extended])
     from experiments import report_sections
 
     for section in report_sections.SECTIONS:

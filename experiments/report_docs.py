@@ -1,8 +1,9 @@
 """The measured parts of README.md and docs/*.md, written from the main job's JSON.
 
 Each function below writes one block ``<!-- generated: NAME -->`` ... ``<!-- /generated -->`` of a
-documentation page, reading every number through ``Page.num`` (so its source is recorded, and
-``python -m experiments.check_report OUT`` re-derives it). ``check_report OUT --write-docs``
+documentation page by rendering ``templates/NAME.md.j2`` with what the block reads; the template reads
+every number through ``Page.num`` (so its source is recorded, and ``python -m experiments.check_report
+OUT`` re-derives it). ``check_report OUT --write-docs``
 rewrites the blocks from a full run; ``check_report OUT`` fails when a block differs from the run.
 The prose around the blocks states no measured number.
 """
@@ -18,22 +19,14 @@ from experiments.report_sections import (
     S2,
     SP,
     SV,
-    adding_setup,
-    adding_table,
-    claim_measured,
-    clipping_table,
-    crossing,
-    dm_cell,
-    dm_span,
-    dm_verdict,
-    span,
-    spread,
-    start_spread,
-    variance_reading,
+    claim_rows,
+    crossing_lengths,
+    side,
+    wide_starts,
 )
+from experiments.schemas import CONDITIONS
 
 BLOCKS: dict[str, Callable] = {}
-VERB = {"vanishing": "vanish", "exploding": "explode"}
 
 
 def block(name: str):
@@ -43,21 +36,11 @@ def block(name: str):
     return register
 
 
-def _rows(page, n, m, label: str, flags: str) -> str:
-    """One row of Experiment 1's variants table (``n`` reads one stock_forecast metrics dict)."""
-    return (f"| {label} | {flags} | {spread(n, 'rmse', '{:.4g}')} | {spread(n, 'mae', '{:.4g}')} | "
-            f"{n('seeds_beating_persistence', fmt='{}')}/{m['seeds_count']} | "
-            f"{dm_cell(n, m['dm_vs_persistence']['basis'])} | {n('train_rmse', fmt='{:.3g}')} |")
-
-
-def _variants(page):
-    """(reader, metrics, label, flags) of the report's setup and of every variant."""
-    s1 = page.json(S1)
-    out = [(page.reader(S1), {**s1, "seeds_count": s1["seeds"]["count"]}, "the report's setup", "(none)")]
-    for name, v in page.json(SV)["variants"].items():
-        n = page.reader(SV, "variants", name)
-        out.append((n, {**v, "seeds_count": v["seeds"]}, n("label", fmt="{}"), f"`{n('flags', fmt='{}')}`"))
-    return out
+def _forecasts(page) -> dict:
+    """What the tables of Experiment 1 and its variants read: ``n1``/``s1`` (stock_forecast), ``sv(name)`` (one
+    variant in stock_variants/metrics.json) and ``variants``."""
+    return {"n1": page.reader(S1), "s1": page.json(S1), "sv": lambda name: page.reader(SV, "variants", name),
+            "variants": page.json(SV)["variants"]}
 
 
 # ------------------------------------------------------------------------------------------ README
@@ -65,117 +48,32 @@ def _variants(page):
 
 @block("readme.findings")
 def readme_findings(page):
-    n1 = page.reader(S1)
-    s2, n2 = page.json(S2), page.reader(S2)
-    sp, ns = page.json(SP), page.reader(SP)
-    r = page.reader("reference.json", "experiment1")
-    page.add("The main job's full run on the embedded data (`runs/report.md` holds these numbers and more, "
-             "`docs/*.md` the details; its run times are in `runs/run.json`). Medians and means come with their "
-             "spread over seeds.", "",
-             "| | the report | rnnjax |", "|---|---|---|",
-             f"| Exp. 1 test RMSE / MAE (vanilla RNN, report's settings) | {r('rmse')} / {r('mae')} (its ticker, "
-             f"prices {r('price_range_low', fmt='{}')}–{r('price_range_high', fmt='{}')}) | "
-             f"{n1('rmse')} / {n1('mae')} USD on MSFT (test prices {n1('data', 'test_close_min', fmt='{:.0f}')}–"
-             f"{n1('data', 'test_close_max', fmt='{:.0f}')}), mean of {n1('seeds', 'count', fmt='{}')} seeds "
-             f"(RMSE {span(n1('rmse_min'), n1('rmse_max'))}) |",
-             f"| Exp. 1 persistence baseline (tomorrow = today) | not reported | **{n1('persistence_rmse')} / "
-             f"{n1('persistence_mae')} USD**: the RNN's RMSE is {dm_span(n1, 'rmse_ratio', '{:.3g}')} times "
-             "persistence's |")
-    for i, c in enumerate(s2["claims"]):
-        j = next(k for k, e in enumerate(s2["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
-        label, _, text = c["claim"].partition(": ")  # words, not numbers: read without recording
-        page.add(f"| Exp. 2, rho = {n2('claims', i, 'rho', fmt='{:.2f}')}: \"{text}\" | {label} | "
-                 f"{n2('claims', i, 'verdict', fmt='{}')}: ‖dL/dW_hh‖₂ {claim_measured(n2, j)} |")
-    lyap = ", ".join(f"{ns('per_rho', i, 'lyapunov_top_median', fmt='{:.2f}')} "
-                     f"({ns('per_rho', i, 'lyapunov_top_seed_min', fmt='{:.2f}')} to "
-                     f"{ns('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.2f}')})" for i in range(len(sp["per_rho"])))
-    verdicts = sorted({r["verdict"] for r in sp["per_rho"]})
-    page.add(f"| along the lag k (what §4.1 is about), W_ij with σ = 1/√H | — | "
-             f"**{'all three rho ' + VERB[verdicts[0]] if len(verdicts) == 1 else 'mixed'}**: top Lyapunov exponent "
-             f"{lyap} nats/step (median, seed range) |",
-             f"| the same, W_ij with variance 1/√H (the report's other possible reading) | — | "
-             f"{', '.join(sorted(set(sp['variance_reading']['verdict']) - {None}))}: "
-             + ", ".join(ns("variance_reading", "lyapunov_top_median", i, fmt="{:+.2f}")
-                         for i in range(len(sp["variance_reading"]["rhos"]))) + " nats/step |", "")
+    s2 = page.json(S2)
+    claims = [(i, j, *s2["claims"][i]["claim"].partition(": ")[::2]) for i, j in claim_rows(s2)]  # words: not recorded
+    page.render("readme.findings.md.j2", n1=page.reader(S1), n2=page.reader(S2), ns=page.reader(SP), sp=page.json(SP),
+                r=page.reader("reference.json", "experiment1"), claims=claims)
 
 
 @block("readme.exp2")
 def readme_exp2(page):
-    sp, n = page.json(SP), page.reader(SP)
-    L = sp["config"]["segment_length"] - 1
-    pc = sp["phase_crossings"]
-    lengths = [k for k in pc["relu"] if k.isdigit()]
-    page.add("- **Experiment 2.** The report's Figure 3 plots ||dL/dW_hh|| against the *training step*; the curves "
-             "differ in level (ordered by rho) more than in trend, and with lr 1e-4 for 200 steps the weights barely "
-             "move. Vanishing and exploding are about the *lag*: measured with `jax.jacfwd` Jacobian products, the "
-             f"gradient {L} steps back is "
-             + ", ".join(f"10^{n('per_rho', i, 'log10_grad_ratio_at_max_lag', fmt='{:.1f}')}"
-                         for i in range(len(sp["per_rho"])))
-             + " of the last step's for rho = " + ", ".join(n("per_rho", i, "rho", fmt="{:.2f}")
-                                                              for i in range(len(sp["per_rho"])))
-             + ". For this ReLU network the gradient starts to explode where the top Lyapunov exponent crosses zero: "
-             + "; ".join(crossing(n, "relu", t) for t in lengths)
-             + f". That is {_below(sp, lengths)} the mean-field, large-H edge √2 ≈ {n('relu_mean_field_edge')} (ReLU "
-             "switches off about half the units, so lambda_1 ≈ log(rho/√2)), and it varies from seed to seed at "
-             f"H = {n('config', 'hidden', fmt='{}')}. For tanh the crossing moves with T ("
-             + "; ".join(crossing(n, "tanh", t) for t in lengths)
-             + "): at short T it is a transient of the start state, not the long-run edge. The report's criterion "
-             f"gamma‖W_hh‖₂ < 1 holds only below rho = {n('phase_crossings', 'relu', 'rho_bound_rate_one')} (for "
-             "these Gaussian matrices ‖W‖₂ ≈ 2 rho while the spectral radius ≈ rho), and its bound, though it holds "
-             f"at every lag, is loose by {n('bound_over_measured_decades_min', fmt='{:.1f}')} to "
-             f"{n('bound_over_measured_decades_max', fmt='{:.1f}')} decades at lag {L}. All of this reads the "
-             "report's N(0, 1/√h) as a standard deviation; read as a variance, " + _variance_words(sp)
-             + " (table above).")
-
-
-def _variance_words(sp) -> str:
-    verdicts = sorted(set(sp["variance_reading"]["verdict"]) - {None})
-    return f"the three rho {VERB[verdicts[0]]}" if len(verdicts) == 1 else "the verdicts differ"
-
-
-def _below(sp, lengths) -> str:
-    """'below' / 'above' / 'around': where ReLU's median crossings lie against sqrt 2."""
-    c = [sp["phase_crossings"]["relu"][t]["rho_lyapunov_zero"] for t in lengths]
-    c = [x for x in c if x is not None]
-    edge = sp["relu_mean_field_edge"]
-    return "below" if c and max(c) < edge else "above" if c and min(c) > edge else "around"
+    sp = page.json(SP)
+    page.render("readme.exp2.md.j2", sp=sp, n=page.reader(SP), L=sp["config"]["segment_length"] - 1,
+                lengths=crossing_lengths(sp)["relu"], side=side(sp))
 
 
 @block("readme.variants")
 def readme_variants(page):
-    page.add("| variant | flags | RMSE (min–max) | MAE (min–max) | seeds below persistence | verdict against "
-             "persistence | train RMSE |", "|---|---|---|---|---|---|---|")
-    for n, m, label, flags in _variants(page):
-        page.add(_rows(page, n, m, label, flags))
-    n = page.reader(S1)
-    page.add(f"| **persistence** | | **{n('persistence_rmse', fmt='{:.4g}')}** | "
-             f"**{n('persistence_mae', fmt='{:.4g}')}** | | | {n('train_persistence_rmse', fmt='{:.3g}')} |", "")
+    page.render("readme.variants.md.j2", **_forecasts(page))
 
 
 @block("readme.remedies")
 def readme_remedies(page):
-    m, n = page.json(RM), page.reader(RM)
-    runs = m["clipping"]["runs"]
+    runs = page.json(RM)["clipping"]["runs"]
     bad = [i for i, r in enumerate(runs) if r["clip_norm"] is None and not r["finite"]]
     fixed = [i for i, r in enumerate(runs) if r["clip_norm"] is not None and r["finite"]
              and any(runs[b]["lr"] == r["lr"] for b in bad)]
-    a = m["adding"]["models"]
-    solved = lambda name: (f"{n('adding', 'models', name, 'solved_seeds', fmt='{}')}/"
-                           f"{n('adding', 'models', name, 'num_seeds', fmt='{}')} seeds"
-                           + (f", median {n('adding', 'models', name, 'median_steps_to_mse_0.01', fmt='{:,.0f}')} "
-                              "steps" if a[name]["solved_seeds"] else ""))
-    page.add("- **Remedies.** Clipping keeps training finite at learning rates where unclipped SGD diverges "
-             f"(rho {n('clipping', 'rho', fmt='{}')}: lr "
-             + " and ".join(n("clipping", "runs", i, "lr", fmt="{:g}") for i in bad)
-             + " go non-finite at steps " + " and ".join(n("clipping", "runs", i, "first_nonfinite_step", fmt="{}")
-                                                         for i in bad)
-             + f" without it and stay finite with tau = {n('clipping', 'tau', fmt='{:g}')}, reaching losses "
-             + " and ".join(n("clipping", "runs", i, "final_loss", fmt="{:.3g}") for i in fixed)
-             + "), but it bounds the step, not the cause. On the adding problem (T = "
-             f"{n('adding', 'T', fmt='{}')}, a budget of {n('adding', 'budget', fmt='{:,}')} Adam updates, "
-             f"{n('adding', 'budget_over_slowest_solve', fmt='{:.1f}', missing='—')} times the slowest solve) "
-             "steps to MSE < 0.01: "
-             + "; ".join(f"{name} {solved(name)}" for name in ("lstm", "gru", "irnn", "rnn_tanh") if name in a) + ".")
+    page.render("readme.remedies.md.j2", n=page.reader(RM), adding=page.json(RM)["adding"]["models"], bad=bad,
+                fixed=fixed)
 
 
 # --------------------------------------------------------------------------------- stock_forecast
@@ -183,107 +81,33 @@ def readme_remedies(page):
 
 @block("stock_forecast.trap")
 def stock_trap(page):
-    n = page.reader(S1)
-    page.add(f"The trap the report fell into is in this data too: the test prices ({n('data', 'test_close_min')}–"
-             f"{n('data', 'test_close_max')}) go far above the train maximum ({n('data', 'train_close_max')}), the "
-             "upper end of the scaler. A model fitted on scaled prices in [0, 1] has to extrapolate to "
-             f"{n('data', 'test_close_max_scaled', fmt='{:.2f}')} to follow the test range.")
+    page.render("stock_forecast.trap.md.j2", n=page.reader(S1))
 
 
 @block("stock_forecast.results")
 def stock_results(page):
-    n1 = page.reader(S1)
-    page.add(f"Test days {n1('data', 'test_range', 0, fmt='{}')} .. {n1('data', 'test_range', 1, fmt='{}')} "
-             f"({n1('data', 'n_test_rows', fmt='{:,}')} days). RMSE/MAE in USD, mean over the seeds with (min–max). "
-             "The verdict against persistence is by the HAC Diebold–Mariano test at 5% where the loss differential "
-             "allows one (lag-1 autocorrelation below the flag's threshold), else by the RMSE ratio (a factor 2 "
-             "either way decides); the cell says which.", "",
-             "| variant | flags | test RMSE | test MAE | seeds with RMSE < persistence | verdict against persistence | "
-             "train RMSE |", "|---|---|---|---|---|---|---|")
-    for n, m, label, flags in _variants(page):
-        page.add(_rows(page, n, m, label, flags))
-    page.add(f"| **persistence** (close of the day before) | | **{n1('persistence_rmse', fmt='{:.4g}')}** | "
-             f"**{n1('persistence_mae', fmt='{:.4g}')}** | | | {n1('train_persistence_rmse', fmt='{:.3g}')} |")
+    page.render("stock_forecast.results.md.j2", **_forecasts(page))
 
 
 @block("stock_forecast.findings")
 def stock_findings(page):
-    s1, n1 = page.json(S1), page.reader(S1)
-    v = page.json(SV)["variants"]
-    rv = lambda name: page.reader(SV, "variants", name)
-    better = [k for k, x in v.items() if x["verdict_vs_persistence"] == "better"]
-    ties = [k for k, x in v.items() if x["verdict_vs_persistence"] == "indistinguishable"]
-    worse = [k for k, x in v.items() if x["verdict_vs_persistence"] == "worse"]
-    seeds = s1["seeds"]["count"]
-    basis = s1["dm_vs_persistence"]["basis"]
-    lines = [f"- **Against persistence, the report's setup:** {dm_verdict(n1, seeds, basis)}"]
-    lines.append("- **The variants:** better than persistence: " + (", ".join(rv(k)("label", fmt="{}") for k in better)
-                                                                   or "none")
-                 + "; indistinguishable from it: " + (", ".join(rv(k)("label", fmt="{}") for k in ties) or "none")
-                 + "; worse: " + (", ".join(rv(k)("label", fmt="{}") for k in worse) or "none") + ".")
-    for k in ties:
-        n = rv(k)
+    s1, v = page.json(S1), page.json(SV)["variants"]
+    by = lambda verdict: [k for k, x in v.items() if x["verdict_vs_persistence"] == verdict]
+    ties = by("indistinguishable")
+    flat = {}
+    for k in ties:  # the implied returns move under a quarter of the data's: it learned to be persistence
         ir = page.json(_variant_file(k))["implied_returns"]
-        flat = ir["std"][1] is not None and ir["std"][1] < ir["actual_std"] / 4  # moves under a quarter of the data's
-        why = " because it learned to be persistence" if flat else ""
-        lines.append(f"- **{n('label', fmt='{}')} ties with persistence** (RMSE {n('rmse', fmt='{:.4f}')} against "
-                     f"{n('persistence_rmse', fmt='{:.4f}')}){why}"
-                     + f": the daily log-returns its forecasts imply have a standard deviation of "
-                     f"{_pct(page, SV, k, 'std')} (the actual returns': "
-                     f"{page.num(_variant_file(k), 'implied_returns', 'actual_std', fmt='{:.2%}')}), a "
-                     f"correlation with the actual return of {_span(page, SV, k, 'corr', '{:.3f}')} and the right sign "
-                     f"on {_span(page, SV, k, 'sign_agreement', '{:.1%}')} of days.")
-    lines.append(f"- **Why the report's setup fails.** The forecast follows the price while it stays inside the "
-                 f"train range and flattens below the train maximum ({n1('data', 'train_close_max')}) while the test "
-                 f"price climbs to {n1('data', 'test_close_max')}. A tanh RNN fitted on min–max-scaled prices cannot "
-                 "go far beyond the scale it was fitted on, so the error grows with the distance above the train "
-                 "range — the same failure as the report's RMSE ≈ 136 on prices of 220–540, where MAE ≈ RMSE points "
-                 "to an almost constant offset.")
-    lines.append(f"- **One seed says little.** With the report's settings the test RMSE spans {n1('rmse_min')}–"
-                 f"{n1('rmse_max')} over {seeds} seeds; the final training loss spans "
-                 f"{_loss_span(page, n1, s1)}.")
-    cm = v.get("many_to_many", {})
-    active = ("is never active in the report's run" if not s1["clipping"]["epochs_clipped"][1] else
-              f"is active in {n1('clipping', 'epochs_clipped', 0, fmt='{}')}–"
-              f"{n1('clipping', 'epochs_clipped', 1, fmt='{}')} epochs of the report's run")
-    lines.append(f"- **Clipping at tau = {n1('clipping', 'tau', fmt='{:g}')}** {active}: the global gradient norm "
-                 "starts at "
-                 f"{n1('clipping', 'grad_norm_first', 0, fmt='{:.2g}')}–"
-                 f"{n1('clipping', 'grad_norm_first', 1, fmt='{:.2g}')}"
-                 f" and ends at {n1('clipping', 'grad_norm_last', 0, fmt='{:.2g}')}–"
-                 f"{n1('clipping', 'grad_norm_last', 1, fmt='{:.2g}')} (Figure 1)"
-                 + (_m2m_clipping(page) if cm else "") + ". Exploding gradients are not what goes wrong here.")
-    page.add(*lines)
+        flat[k] = ir["std"][1] is not None and ir["std"][1] < ir["actual_std"] / 4
+    losses = s1["final_loss_per_seed"]
+    finite = [x for x in losses if x is not None]
+    page.render("stock_forecast.findings.md.j2", **_forecasts(page), vr=lambda k: page.reader(_variant_file(k)),
+                seeds=s1["seeds"]["count"], better=by("better"), ties=ties, worse=by("worse"), flat=flat,
+                loss_lo=losses.index(min(finite)), loss_hi=losses.index(max(finite)),
+                has_m2m=bool(v.get("many_to_many")))
 
 
 def _variant_file(name: str) -> str:
     return f"stock_variants/{name}/metrics.json"
-
-
-def _pct(page, sv, k, key) -> str:
-    f = _variant_file(k)
-    return (f"{page.num(f, 'implied_returns', key, 0, fmt='{:.2%}')}–"
-            f"{page.num(f, 'implied_returns', key, 1, fmt='{:.2%}')}")
-
-
-def _span(page, sv, k, key, fmt) -> str:
-    f = _variant_file(k)
-    return f"{page.num(f, 'implied_returns', key, 0, fmt=fmt)} to {page.num(f, 'implied_returns', key, 1, fmt=fmt)}"
-
-
-def _loss_span(page, n1, s1) -> str:
-    losses = [x for x in s1["final_loss_per_seed"] if x is not None]
-    lo, hi = s1["final_loss_per_seed"].index(min(losses)), s1["final_loss_per_seed"].index(max(losses))
-    return f"{n1('final_loss_per_seed', lo, fmt='{:.1e}')}–{n1('final_loss_per_seed', hi, fmt='{:.1e}')}"
-
-
-def _m2m_clipping(page) -> str:
-    f = _variant_file("many_to_many")
-    return (f"; with a loss at every step it starts at {page.num(f, 'clipping', 'grad_norm_first', 0, fmt='{:.2g}')}–"
-            f"{page.num(f, 'clipping', 'grad_norm_first', 1, fmt='{:.2g}')} and is clipped in "
-            f"{page.num(f, 'clipping', 'epochs_clipped', 0, fmt='{}')}–"
-            f"{page.num(f, 'clipping', 'epochs_clipped', 1, fmt='{}')}"
-            " epochs")
 
 
 # ------------------------------------------------------------------------------ gradient_analysis
@@ -291,88 +115,24 @@ def _m2m_clipping(page) -> str:
 
 @block("gradient_analysis.claims")
 def gradient_claims(page):
-    m, n = page.json(S2), page.reader(S2)
-    page.add(f"{len(m['config']['seeds'])} seeds per rho; spectral norm ‖·‖₂, as the report writes it (`history.csv` "
-             "also holds the Frobenius norm, and `--norm fro` judges that one). The measured column is the median "
-             "curve over seeds with every seed's first value and the seeds' range at the end; the test column is the "
-             "claim made checkable, applied to the median curve:", "",
-             "| rho | the report's claim | measured | test | verdict |", "|---|---|---|---|---|")
-    for i, c in enumerate(m["claims"]):
-        j = next(k for k, e in enumerate(m["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
-        page.add(f"| {n('claims', i, 'rho', fmt='{:.2f}')} | {n('claims', i, 'claim', fmt='{}')} | "
-                 f"{claim_measured(n, j)} | {n('claims', i, 'test', fmt='{}')} | "
-                 f"**{n('claims', i, 'verdict', fmt='{}')}** |")
-    page.add("", "Loss over the run (median): "
-             + "; ".join(f"rho {n('per_rho', i, 'rho', fmt='{:g}')} "
-                         f"{n('per_rho', i, 'loss_start_median', fmt='{:.0f}')} → "
-                         f"{n('per_rho', i, 'loss_last_finite_median', fmt='{:.0f}')}"
-                         for i in range(len(m["per_rho"])))
-             + " nats per segment: with lr 1e-4 and 200 steps the weights barely move." + start_spread(n, m))
+    m = page.json(S2)
+    page.render("gradient_analysis.claims.md.j2", m=m, n=page.reader(S2), claims=claim_rows(m), wide=wide_starts(m))
 
 
 @block("gradient_analysis.lag")
 def gradient_lag(page):
-    s2, n2 = page.json(S2), page.reader(S2)
-    sp, n = page.json(SP), page.reader(SP)
-    L = sp["config"]["segment_length"] - 1
-    page.add("| rho | ‖W_hh‖₂ = gamma‖W_hh‖₂ | spectral radius | "
-             f"lambda_1 (QR, {n('config', 'lyap_length', fmt='{:,}')} "
-             f"steps): median (seed range) | lambda_1 over {n2('config', 'stability_chars', fmt='{:,}')} steps "
-             "(Experiment 2's seeds) | "
-             f"‖dL_T/dh_(T-{L})‖ / ‖dL_T/dh_T‖ | report bound (gamma‖W‖₂)^{L} | mean field log(rho/√2) |",
-             "|---|---|---|---|---|---|---|---|")
-    for i, r in enumerate(sp["per_rho"]):
-        j = next(k for k, e in enumerate(s2["per_rho"]) if abs(e["rho"] - r["rho"]) < 1e-9)
-        page.add(f"| {n('per_rho', i, 'rho', fmt='{:.2f}')} | {n2('per_rho', j, 'init_W_hh_norm2_median')} | "
-                 f"{n2('per_rho', j, 'init_spectral_radius_median')} | "
-                 f"{n('per_rho', i, 'lyapunov_top_median', fmt='{:.3f}')} "
-                 f"({n('per_rho', i, 'lyapunov_top_seed_min', fmt='{:.3f}')} to "
-                 f"{n('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.3f}')}) | "
-                 f"{n2('per_rho', j, 'init_top_lyapunov_median', fmt='{:.3f}')} | "
-                 f"10^{n('per_rho', i, 'log10_grad_ratio_at_max_lag', fmt='{:.1f}')} | "
-                 f"10^{n('per_rho', i, 'log10_bound_at_max_lag', fmt='{:+.1f}')} | "
-                 f"{n('per_rho', i, 'mean_field_relu_lyapunov', fmt='{:.3f}')} |")
-    per_seed = lambda i, r: ", ".join(n("per_rho", i, "lyapunov_top_per_seed", s, fmt="{:+.3f}")
-                                      for s, v in enumerate(r["lyapunov_top_per_seed"]) if v is not None)
-    seeds = "; ".join(f"rho {n('per_rho', i, 'rho', fmt='{:g}')}: {per_seed(i, r)}"
-                      for i, r in enumerate(sp["per_rho"]))
-    verdicts = sorted({r["verdict"] for r in sp["per_rho"]})
-    page.add("", f"**{'All three ' + VERB[verdicts[0]] if len(verdicts) == 1 else 'Mixed verdicts'}** along the lag "
-             f"(geometric mean over {n('config', 'segments', fmt='{}')} segments x {len(sp['config']['seeds'])} "
-             "seeds). "
-             f"lambda_1 per seed: {seeds} nats/step. The lag profiles are straight lines on a log scale whose slopes ("
-             + ", ".join(n("per_rho", i, "lag_profile_slope", fmt="{:.3f}") for i in range(len(sp["per_rho"])))
-             + " nats/step) follow lambda_1: the top Lyapunov exponent *is* the vanishing rate. The report's bound "
-             f"holds at every lag (tested), but at lag {L} it is loose by "
-             f"{n('bound_over_measured_decades_min', fmt='{:.1f}')} "
-             f"to {n('bound_over_measured_decades_max', fmt='{:.1f}')} decades: it says nothing about these networks.",
-             "", variance_reading(n, sp))
+    s2, sp = page.json(S2), page.json(SP)
+    rows = [(i, next(k for k, e in enumerate(s2["per_rho"]) if abs(e["rho"] - r["rho"]) < 1e-9))
+            for i, r in enumerate(sp["per_rho"])]
+    finite = [[s for s, v in enumerate(r["lyapunov_top_per_seed"]) if v is not None] for r in sp["per_rho"]]
+    page.render("gradient_analysis.lag.md.j2", sp=sp, n=page.reader(SP), n2=page.reader(S2), rows=rows,
+                finite=finite, L=sp["config"]["segment_length"] - 1)
 
 
 @block("gradient_analysis.phase")
 def gradient_phase(page):
-    sp, n = page.json(SP), page.reader(SP)
-    pc = sp["phase_crossings"]
-    lengths = [k for k in pc["relu"] if k.isdigit()]
-    page.add(f"{n('config', 'grid', fmt='{}')} values of rho in [{n('config', 'rho_range', 0, fmt='{}')}, "
-             f"{n('config', 'rho_range', 1, fmt='{}')}], {len(sp['config']['seeds'])} seeds, lengths "
-             + " / ".join(lengths) + "; lambda_1 = 0 where the median over seeds crosses zero, with the seeds' own "
-             "crossings:", "",
-             "| activation | lambda_1 = 0 at rho (per length; seed range) | lag-profile slope = 0 at rho | "
-             "gamma‖W_hh‖₂ = 1 at rho | spectral radius = 1 at rho |", "|---|---|---|---|---|")
-    for act in ("relu", "tanh"):
-        page.add(f"| {act} | " + "; ".join(crossing(n, act, L) for L in lengths) + " | "
-                 + " / ".join(n("phase_crossings", act, L, "rho_lag_slope_zero", missing="—") for L in lengths)
-                 + f" | {n('phase_crossings', act, 'rho_bound_rate_one')} | "
-                 f"{n('phase_crossings', act, 'rho_spectral_radius_one')} |")
-    samples = lambda act: "; ".join(
-        f"rho {n('phase_samples', act, i, 'rho', fmt='{:.2f}')}: lambda_1 "
-        f"{n('phase_samples', act, i, 'lyapunov_top_median', fmt='{:+.2f}', missing='—')}, log radius "
-        f"{n('phase_samples', act, i, 'log_radius_median', fmt='{:+.2f}')}, log gamma‖W‖₂ "
-        f"{n('phase_samples', act, i, 'log_gamma_norm_median', fmt='{:+.2f}')}"
-        for i in range(len(sp["phase_samples"][act])))
-    page.add("", f"Sampled along the grid at T = {n('phase_samples', 'tanh', 0, 'length', fmt='{}')} (medians over "
-             f"seeds), tanh: {samples('tanh')}. ReLU: {samples('relu')}.")
+    sp = page.json(SP)
+    page.render("gradient_analysis.phase.md.j2", sp=sp, n=page.reader(SP), lengths=crossing_lengths(sp)["relu"])
 
 
 # -------------------------------------------------------------------------------------- remedies
@@ -380,82 +140,30 @@ def gradient_phase(page):
 
 @block("remedies.clipping")
 def remedies_clipping(page):
-    m, n = page.json(RM), page.reader(RM)
-    page.add(*clipping_table(n, m))
-    runs = m["clipping"]["runs"]
-    page.add(f"Initial loss {n('clipping', 'runs', 0, 'initial_loss', fmt='{:.1f}')} nats per segment (about 50 ln 27, "
-             "a uniform guess over 27 characters at each of 50 steps, plus the untrained read-out's noise). Largest "
-             "gradient norm seen before the end or the first non-finite "
-             "step, per run in the table's order: "
-             + ", ".join(n("clipping", "runs", i, "max_grad_norm", fmt="{:.3g}") for i in range(len(runs)))
-             + ". The clipped runs still see these spikes: clipping bounds the step, not the gradient.")
+    page.render("remedies.clipping.md.j2", n=page.reader(RM), runs=page.json(RM)["clipping"]["runs"])
 
 
 @block("remedies.adding")
 def remedies_adding(page):
-    m, n = page.json(RM), page.reader(RM)
-    page.add(adding_setup(n), "", *adding_table(n, m), "")
-    steps = lambda name: ", ".join("—" if s["steps_to_mse_0.01"] is None else
-                                   n("adding", "models", name, "seeds", k, "steps_to_mse_0.01", fmt="{:,}")
-                                   for k, s in enumerate(m["adding"]["models"][name]["seeds"]))
-    last = lambda name: ", ".join(n("adding", "models", name, "seeds", k, "last_mse_smooth", fmt="{:.3g}", missing="—")
-                                  for k, s in enumerate(m["adding"]["models"][name]["seeds"]))
-    page.add("Per seed, steps to MSE < 0.01 (— for none within the budget) and the smoothed MSE at the last step "
-             "trained:", "")
-    for name in m["adding"]["models"]:
-        page.add(f"- {name}: {steps(name)}; last {last(name)}")
-    page.add("")
+    page.render("remedies.adding.md.j2", n=page.reader(RM), models=page.json(RM)["adding"]["models"])
 
 
 @block("remedies.lag")
 def remedies_lag(page):
-    m, n = page.json(RM), page.reader(RM)
-    models = m["lag_profiles"]["models"]
-    seqs = m["lag_profiles"]["sequences"]
-    g = lambda name, stage, key, fmt: n("lag_profiles", "models", name, stage, key, fmt=fmt, missing="—")
-    z = lambda name, stage, part: n("lag_profiles", "models", name, stage, "sequences_exactly_zero", part, fmt="{}")
-    page.add(f"| model | gain at init | gain after training | sequences (of {seqs}) whose gradient reached exactly 0, "
-             "init / trained |", "|---|---|---|---|")
-    for name, gains in models.items():
-        page.add(f"| {name}, state | {g(name, 'init', 'log10_gain_state', '{:.1f}')} | "
-                 f"{g(name, 'trained', 'log10_gain_state', '{:.2f}')} | {z(name, 'init', 'state')} / "
-                 f"{z(name, 'trained', 'state')} |")
-        if "log10_gain_c_vs_state_lag0" in gains["init"]:
-            page.add(f"| {name}, h-part only | {g(name, 'init', 'log10_gain_h', '{:.1f}')} | "
-                     f"{g(name, 'trained', 'log10_gain_h', '{:.2f}')} | {z(name, 'init', 'h')} / "
-                     f"{z(name, 'trained', 'h')} |",
-                     f"| {name}, cell state c (vs the state at lag 0) | "
-                     f"{g(name, 'init', 'log10_gain_c_vs_state_lag0', '{:.1f}')} | "
-                     f"{g(name, 'trained', 'log10_gain_c_vs_state_lag0', '{:.2f}')} | {z(name, 'init', 'c')} / "
-                     f"{z(name, 'trained', 'c')} |")
-    page.add("", "A gradient that reaches exactly 0 (every ReLU unit off, or every tanh unit saturated to ±1 in "
-             "float32, at some step) has log norm −∞ from that lag on: such sequences are counted, not averaged in "
-             "(— when no sequence is left).", "")
+    m = page.json(RM)
+    models, a = m["lag_profiles"]["models"], m["adding"]["models"]
     gain = lambda name, stage: models[name][stage]["log10_gain_state"]
     lost = [name for name in models if gain(name, "init") is not None and gain(name, "init") < -3]
-    kept = [name for name in models if name not in lost]
-    page.add(f"Losing more than 3 orders of magnitude of gradient over the sequence at initialisation: "
-             f"{', '.join(lost) or 'none'}; not: {', '.join(kept) or 'none'}.")
-    a = m["adding"]["models"]
     solved = [k for k in models if k in a and a[k]["solved_seeds"] == a[k]["num_seeds"]]
-    both = [k for k in solved if gain(k, "trained") is not None and gain(k, "trained") > -1]
-    steep = [k for k in solved if gain(k, "trained") is not None and gain(k, "trained") <= -1]
-    if both:
-        page.add(f"After training, among the models whose every seed solves the task: losing less than one order of "
-                 f"magnitude over the sequence, {', '.join(both)}"
-                 + (f"; still losing more, {', '.join(steep)}" if steep else "") + ".")
-    zero = [k for k in models if models[k]["trained"]["sequences_exactly_zero"]["state"]]
-    if zero:
-        page.add("After training the gradient reaches exactly 0 on some profiled sequences for "
-                 + ", ".join(f"{k} ({z(k, 'trained', 'state')} of {seqs})" for k in zero)
-                 + ". The profile is seed 0's; " + "; ".join(
-                     f"{k}'s seed 0 {'solved' if a[k]['seeds'][0]['steps_to_mse_0.01'] else 'did not solve'} the task"
-                     for k in zero if k in a) + ".")
+    page.render("remedies.lag.md.j2", n=page.reader(RM), models=models, adding=a, seqs=m["lag_profiles"]["sequences"],
+                lost=lost, kept=[name for name in models if name not in lost],
+                both=[k for k in solved if gain(k, "trained") is not None and gain(k, "trained") > -1],
+                steep=[k for k in solved if gain(k, "trained") is not None and gain(k, "trained") <= -1],
+                zero=[k for k in models if models[k]["trained"]["sequences_exactly_zero"]["state"]])
 
 
 # -------------------------------------------------------------------------------------- flossing
 
-CONDS = (("a", "plain"), ("b", "floss_before"), ("c", "floss_before_and_during"))
 
 
 def _argext(values, pick):
@@ -467,97 +175,24 @@ def _argext(values, pick):
 @block("flossing.choice")
 def flossing_choice(page):
     m = page.json(FL)["gradient_choice"]
-    g = page.reader(FL, "gradient_choice")
-    before = m["sum_sq_before"]
-    page.add(f"Edge-of-chaos tanh networks: hidden {g('hidden', fmt='{}')}, W_hh = {g('rho', fmt='{}')} x N(0, 1/H), "
-             f"input weights x {g('input_scale', fmt='{}')}, T = {g('T', fmt='{}')}, the top {g('num', fmt='{}')} "
-             f"exponents flossed from a zero state for {g('steps', fmt='{:,}')} Adam steps (lr {g('lr', fmt='{:g}')}) "
-             f"on one input sequence, {g('seeds', fmt='{}')} seeds; sum lambda_i^2 re-measured on the final "
-             f"parameters (at the start: {g('sum_sq_before', _argext(before, min), fmt='{:.2g}')}–"
-             f"{g('sum_sq_before', _argext(before, max), fmt='{:.2g}')}).", "",
-             "| gradient | smallest reduction | median reduction | seeds >= 5x | seeds made worse |",
-             "|---|---|---|---|---|")
-    for mode in m["gradients"]:
-        bold = "**" if mode == m["best"] else ""
-        page.add(f"| {bold}{mode}{bold} | {bold}{g('gradients', mode, 'min_reduction', fmt='{:.3g}')}x{bold} "
-                 f"| {bold}{g('gradients', mode, 'median_reduction', fmt='{:.3g}')}x{bold} "
-                 f"| {bold}{g('gradients', mode, 'seeds_at_least_5x', fmt='{}')}/{g('seeds', fmt='{}')}{bold} "
-                 f"| {g('gradients', mode, 'seeds_worse', fmt='{}')} |")
-    ex = m["gradients"].get("exact")
-    if ex is not None:
-        red = ex["reduction"]
-        page.add("", f"The exact gradient raised the loss on {g('gradients', 'exact', 'seeds_worse', fmt='{}')} of "
-                 f"{g('seeds', fmt='{}')} seeds (its reductions run from "
-                 f"{g('gradients', 'exact', 'reduction', _argext(red, min), fmt='{:.2g}')}x to "
-                 f"{g('gradients', 'exact', 'reduction', _argext(red, max), fmt='{:.2g}')}x); the best gradient here, "
-                 f"**{g('best', fmt='{}')}**, reduced it at least "
-                 f"{g('gradients', m['best'], 'min_reduction', fmt='{:.3g}')}"
-                 f"x on every seed. `floss` defaults to {g('floss_default', fmt='{}')}.")
+    before, exact = m["sum_sq_before"], m["gradients"].get("exact")
+    page.render("flossing.choice.md.j2", m=m, g=page.reader(FL, "gradient_choice"),
+                before_min=_argext(before, min), before_max=_argext(before, max),
+                exact_min=None if exact is None else _argext(exact["reduction"], min),
+                exact_max=None if exact is None else _argext(exact["reduction"], max))
 
 
 @block("flossing.recall")
 def flossing_recall(page):
     m, n = page.json(FL), page.reader(FL)
-    c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
-    page.add("| delay d | (a) plain: solved | (b) flossing before | (c) before and during "
-             "| mean test MSE (a / b / c) |",
-             "|---|---|---|---|---|")
-    for i, _ in enumerate(m["delays"]):
-        cells = [f"{n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}" for _, k in CONDS]
-        mses = " / ".join(n("conditions", k, "per_delay", i, "test_mse_mean", fmt="{:.3f}", missing="—")
-                          for _, k in CONDS)
-        page.add(f"| {n('delays', i, fmt='{}')} | {' | '.join(cells)} | {mses} |")
-    bridge = "; ".join(f"({x}) {n('conditions', k, 'bridgeable_delay', fmt='{}', missing='none')}" for x, k in CONDS)
-    last = len(m["delays"]) - 1
-    at = lambda i: ", ".join(f"({x}) {n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}"
-                             for x, k in CONDS)
-    page.add("", f"**Verdict: {n('verdict', 'text', fmt='{}')}** (the bridgeable delay, the largest solved by at least "
-             f"half the seeds: {bridge}). At the longest delay, d = {n('delays', last, fmt='{}')}, seeds solved: "
-             f"{at(last)}.")
     a0, c0 = (m["conditions"][k]["per_delay"][0]["test_mse_mean"] for k in ("plain", "floss_before_and_during"))
-    if a0 is not None and c0 is not None and c0 > 2 * a0:
-        page.add(f"The price of (c) at the shortest delay is a worse fit: test MSE "
-                 f"{n('conditions', 'floss_before_and_during', 'per_delay', 0, 'test_mse_mean', fmt='{:.3f}')} "
-                 f"against {n('conditions', 'plain', 'per_delay', 0, 'test_mse_mean', fmt='{:.3f}')} at d = "
-                 f"{n('delays', 0, fmt='{}')} -- the regulariser keeps pulling the exponents to zero, against what "
-                 "the task alone would settle to.")
-    sp = page.reader(FL, "spectra")
-    mon = "; ".join(f"({x}) {n('conditions', k, 'monitor_lambda1_first_mean', fmt='{:.3f}')} → "
-                    f"{n('conditions', k, 'monitor_lambda1_last_mean', fmt='{:.3f}')}" for x, k in CONDS)
-    lam1 = ", ".join(f"({x}) {n('conditions', k, 'per_delay', last, 'lambda1_mean', fmt='{:.3f}')}" for x, k in CONDS)
-    page.add("", f"**What flossing did to the spectrum** (Figure 11, fixed noise probe, means over seeds): lambda_1 "
-             f"from {sp('init', 'lambda1_mean', fmt='{:.3f}')} to {sp('flossed', 'lambda1_mean', fmt='{:.3f}')} and "
-             f"lambda_{c('num')} from {sp('init', 'lambda_num_mean', fmt='{:.3f}')} to "
-             f"{sp('flossed', 'lambda_num_mean', fmt='{:.3f}')} nats/step (the flossing loss "
-             f"{sp('flossed', 'floss_loss_first_mean', fmt='{:.3g}')} → "
-             f"{sp('flossed', 'floss_loss_last_mean', fmt='{:.3g}')}"
-             f"); log10 of the condition number sigma_1/sigma_{c('num')} of the {c('length')}-step Jacobian, "
-             f"T (lambda_1 - lambda_{c('num')}) / ln 10, from {sp('init', 'log10_cond_mean', fmt='{:.1f}')} to "
-             f"{sp('flossed', 'log10_cond_mean', fmt='{:.1f}')}. The monitor (Figure 12, every {c('monitor_every')} "
-             f"steps inside the jitted run) at d = {n('delays', last, fmt='{}')}, mean lambda_1 first → last record: "
-             f"{mon}. After training at that delay the mean lambda_1 is {lam1}.")
+    page.render("flossing.recall.md.j2", m=m, n=n, c=page.reader(FL, "config", fmt="{}"),
+                sp=page.reader(FL, "spectra"), conditions=CONDITIONS, last=len(m["delays"]) - 1,
+                worse_fit=a0 is not None and c0 is not None and c0 > 2 * a0)
 
 
 @block("readme.flossing")
 def readme_flossing(page):
     m, n = page.json(FL), page.reader(FL)
-    c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
-    last = len(m["delays"]) - 1
-    at = lambda k: f"{n('conditions', k, 'per_delay', last, 'solved_seeds', fmt='{}')}/{c('seeds')}"
-    g = page.reader(FL, "gradient_choice")
-    best = m["gradient_choice"]["best"]
-    page.add("- **Gradient flossing** (Engelken, NeurIPS 2023; [docs/flossing.md](docs/flossing.md)): push the top "
-             "Lyapunov exponents of the forward dynamics to zero by gradient descent through the QR method "
-             "(`rnnjax.floss`, and `fit(regularizer=..., monitor=...)` during training). On the delayed recall of one "
-             f"bit through noise (vanilla tanh RNN, hidden {c('hidden')}, {c('seeds')} seeds per delay, {c('steps')} "
-             f"Adam steps): {n('verdict', 'text', fmt='{}')}; the bridgeable delay is "
-             f"{n('conditions', 'plain', 'bridgeable_delay', fmt='{}', missing='none')} for plain training, "
-             f"{n('conditions', 'floss_before', 'bridgeable_delay', fmt='{}', missing='none')} with flossing before "
-             f"training and {n('conditions', 'floss_before_and_during', 'bridgeable_delay', fmt='{}', missing='none')} "
-             f"before and during (seeds solved at d = {n('delays', last, fmt='{}')}: {at('plain')}, "
-             f"{at('floss_before')} and {at('floss_before_and_during')}). Flossing moved "
-             f"lambda_1 from {n('spectra', 'init', 'lambda1_mean', fmt='{:.3f}')} to "
-             f"{n('spectra', 'flossed', 'lambda1_mean', fmt='{:.3f}')} nats/step. Which gradient flosses: the "
-             f"\"{best}\" one reduced sum lambda_i^2 at least "
-             f"{g('gradients', best, 'min_reduction', fmt='{:.3g}')}x on "
-             f"every edge-of-chaos network; `floss` defaults to it.")
+    page.render("readme.flossing.md.j2", n=n, c=page.reader(FL, "config", fmt="{}"),
+                g=page.reader(FL, "gradient_choice"), best=m["gradient_choice"]["best"], last=len(m["delays"]) - 1)

@@ -1,12 +1,15 @@
-"""The sections of the results page, one function each; every number goes through ``Page.num``.
+"""The sections of the results page, one function each: what a section reads, rendered by its template.
 
 Each section reads one experiment's ``metrics.json`` (written last by the experiment, so its
-presence means that experiment completed) and skips itself with a note when it is missing. The
-sentence builders (``dm_verdict``, ``claim_measured``, ...) are shared with the generated blocks
-of the documentation (:mod:`experiments.report_docs`), so page and docs say the same thing.
+presence means that experiment completed) and skips itself with a note when it is missing. Its text
+is ``templates/<section>.md.j2``; every number in it goes through ``Page.num`` (a reader ``n``). The
+sentences page and docs share (``dm_verdict``, ``claim_measured``, the remedies' tables, ...) are
+macros in ``templates/_*.md.j2``, so page and docs say the same thing.
 """
 
 from __future__ import annotations
+
+from experiments.schemas import CONDITIONS
 
 S1, SV, S2, SP, RM, FL = (f"{name}/metrics.json" for name in ("stock_forecast", "stock_variants", "gradient_stability",
                                                               "gradient_spectra", "remedies", "flossing"))
@@ -21,166 +24,20 @@ def _missing(page, file: str, title: str) -> bool:
     return True
 
 
-# ------------------------------------------------------------------------------- shared sentences
-
-def s_(count) -> str:
-    """The plural ending for ``count`` things: ``f"{k} seed{s_(k)}"`` -- "1 seed", "4 seeds"."""
-    return "" if count == 1 else "s"
-
-
-def span(lo: str, hi: str, sep: str = "–") -> str:
-    """``"lo–hi"``, or one value when both ends read the same ("31", not "31–31")."""
-    return lo if lo == hi else f"{lo}{sep}{hi}"
-
-
-def spread(n, key: str, fmt: str = "{:.2f}", *, lo: str | None = None, hi: str | None = None) -> str:
-    """``"mean (min–max)"`` of ``key`` and ``key_min`` / ``key_max``; the mean alone when the ends read the same."""
-    mean, a, b = (n(k, fmt=fmt) for k in (key, lo or f"{key}_min", hi or f"{key}_max"))
-    return mean if a == b else f"{mean} ({a}–{b})"
-
-
-def dm_span(n, key: str, fmt: str, **kw) -> str:
-    """``min–max`` over the seeds of Experiment 1's ``dm_vs_persistence.<key>_min`` / ``<key>_max``, formatted."""
-    return span(*(n("dm_vs_persistence", f"{key}_{end}", fmt=fmt, **kw) for end in ("min", "max")))
-
-
-def dm_verdict(n, seeds: int, basis: str) -> str:
-    """The verdict against persistence and what it rests on; ``n`` reads one Experiment 1 metrics dict."""
-    verdict = f"**{n('verdict_vs_persistence', fmt='{}')}**"
-    if basis == "none":
-        return f"{verdict}: no seed finished with finite forecasts, so there is nothing to compare."
-    test = (f"HAC Diebold–Mariano (Newey–West long-run variance, {dm_span(n, 'lags', '{}')} lags by the Newey–West "
-            "1994 rule, HLN factor, t(M−1))")
-    ratio, r1 = dm_span(n, "rmse_ratio", "{:.3g}"), dm_span(n, "lag1_autocorr", "{:.3f}")
-    p = dm_span(n, "p_value", "{:.2g}", missing="—")
-    if basis == "rmse ratio":
-        over = "its one seed" if seeds == 1 else f"the {seeds} seeds"
-        return (f"{verdict}, judged by the error ratio alone: the test RMSE is {ratio} times persistence's over "
-                f"{over}. No Diebold–Mariano test is reliable here: the loss differential's lag-1 "
-                f"autocorrelation is {r1} (the errors trend with the price), so one test period cannot give its "
-                f"long-run variance; the {test} says p = {p}, and that is not evidence.")
-    if basis == "diebold-mariano":
-        return (f"{verdict} by a {test} at 5%: {n('dm_vs_persistence', 'seeds_significantly_worse', fmt='{}')} of "
-                f"{seeds} seeds significantly worse, {n('dm_vs_persistence', 'seeds_significantly_better', fmt='{}')} "
-                f"significantly better (p = {p}; lag-1 autocorrelation of the loss differential {r1}; RMSE "
-                f"{ratio} times persistence's).")
-    reliable = n.get("dm_vs_persistence", "seeds_reliable")
-    return (f"{verdict}: {n('dm_vs_persistence', 'seeds_reliable', fmt='{}')} seed{s_(reliable)} judged by a {test} "
-            "at 5% "
-            f"(p = {p}), {n('dm_vs_persistence', 'seeds_unreliable', fmt='{}')} by the error ratio, their loss "
-            f"differential being too persistent for any DM test (lag-1 autocorrelation up to "
-            f"{n('dm_vs_persistence', 'lag1_autocorr_max', fmt='{:.3f}')}); RMSE {ratio} times persistence's.")
-
-
-def dm_cell(n, basis: str) -> str:
-    """A short table cell: the verdict and its basis."""
-    d = lambda *path, fmt: n("dm_vs_persistence", *path, fmt=fmt)
-    if basis == "rmse ratio":
-        return (f"{n('verdict_vs_persistence', fmt='{}')} (RMSE ratio {dm_span(n, 'rmse_ratio', '{:.3g}')}; "
-                f"DM unreliable, r₁ up to {d('lag1_autocorr_max', fmt='{:.3f}')})")
-    return (f"{n('verdict_vs_persistence', fmt='{}')} (DM: {d('seeds_significantly_worse', fmt='{}')} worse, "
-            f"{d('seeds_significantly_better', fmt='{}')} better; p {dm_span(n, 'p_value', '{:.2g}', missing='—')})")
-
-
-def claim_measured(n, i: int) -> str:
-    """Experiment 2's measured curve for per_rho[i]: median start and end with every seed's, and the trend."""
-    starts = ", ".join(n("per_rho", i, "start_per_seed", j, fmt="{:.3g}")
-                       for j in range(len(n.get("per_rho", i, "start_per_seed"))))
-    end = span(*(n("per_rho", i, f"end_seed_{k}", fmt="{:.3g}") for k in ("min", "max")))
-    return (f"median {n('per_rho', i, 'start', fmt='{:.3g}')} → {n('per_rho', i, 'end', fmt='{:.3g}')} "
-            f"(seeds start at {starts}; end {end}); {n('per_rho', i, 'trend', fmt='{}')}: "
-            f"{n('per_rho', i, 'change_decades', fmt='{:+.2f}')} decades first to last, "
-            f"{n('per_rho', i, 'decades', fmt='{:+.2f}')} fitted")
-
-
-def crossing(n, act: str, length: str) -> str:
-    """The rho where lambda_1 = 0 (median over seeds) with the seeds' own crossings."""
-    base = ("phase_crossings", act, length)
-    if n.get(*base, "rho_lyapunov_zero") is None:
-        return f"{act} T={length}: none in the grid"
-    text = f"{act} T={length}: rho = {n(*base, 'rho_lyapunov_zero')}"
-    lo = n(*base, "rho_lyapunov_zero_seed_min", missing="")
-    if lo:
-        text += f" (seeds {span(lo, n(*base, 'rho_lyapunov_zero_seed_max'))}"
-        text += (f"; {n(*base, 'seeds_without_crossing', fmt='{}')} without one in the grid)"
-                 if n.get(*base, "seeds_without_crossing") else ")")
-    return text
-
-
 # ------------------------------------------------------------------------------------------ sections
 
 def experiment1(page) -> None:
+    """Experiment 1, and its variants where the run has them."""
     title = "Experiment 1 — next-day stock price (report §3, Table 1, Figures 1–2)"
     if _missing(page, S1, title):
         return
     m = page.json(S1)
-    n = page.reader(S1)
-    r = page.reader("reference.json", "experiment1")
-    seeds = m["seeds"]["count"]
-    diverged = [st for st in m["seeds"]["status"] if st["status"] != "ok"]
-    page.add(
-        f"## {title}", "",
-        f"Embedded data `msft.us`: train {n('data', 'train_range', 0, fmt='{}')} .. "
-        f"{n('data', 'train_range', 1, fmt='{}')} ({n('data', 'n_train_rows', fmt='{:,}')} closes), "
-        f"test {n('data', 'test_range', 0, fmt='{}')} .. {n('data', 'test_range', 1, fmt='{}')} "
-        f"({n('data', 'n_test_rows', fmt='{:,}')} closes, every one predicted). Report's settings: "
-        f"lookback {n('config', 'lookback', fmt='{}')}, hidden {n('config', 'hidden', fmt='{}')}, tanh, "
-        f"last-step loss, full-batch GD lr {n('config', 'lr', fmt='{}')}, {n('config', 'epochs', fmt='{}')} "
-        f"epochs, clipping tau = {n('config', 'clip', fmt='{}')}, hand BPTT; {n('seeds', 'count', fmt='{}')} "
-        f"seed{s_(seeds)}" + (" in one vmapped program." if seeds > 1 else "."), "",
-        "| Table 1 (test set) | RMSE | MAE |",
-        "|---|---|---|",
-        f"| report (its own ticker, prices {r('price_range_low', fmt='{}')}–{r('price_range_high', fmt='{}')}) "
-        f"| {r('rmse')} | {r('mae')} |",
-        f"| rnnjax, vanilla RNN ({'one seed' if seeds == 1 else f'mean over {seeds} seeds; min–max'}) | "
-        f"{spread(n, 'rmse')} | {spread(n, 'mae')} |",
-        f"| persistence baseline (tomorrow = today) | {n('persistence_rmse')} | {n('persistence_mae')} |", "",
-        f"Against persistence: {dm_verdict(n, seeds, m['dm_vs_persistence']['basis'])} The test closes "
-        f"({n('data', 'test_close_min')}–{n('data', 'test_close_max')}) rise above the train maximum "
-        f"({n('data', 'train_close_max')}), the top of the min–max scaler: the report's extrapolation trap.", "",
-    )
-    if diverged:
-        page.add(f"**{len(diverged)} of {seeds} seeds went non-finite** "
-                 + ("(every one: the RNN has no RMSE or MAE here, shown as n/a)" if m["rmse"] is None else
-                    "(left out of the means above)")
-                 + "; `stock_forecast/metrics.json` (`seeds.status`) says at which epoch and in what.", "")
-    page.figure("stock_forecast", "fig1_training.png",
-                f"*Figure 1.* Training loss and gradient norm per epoch, clipping threshold tau = "
-                f"{n('config', 'clip', fmt='{}')} marked. The final mean loss per seed is "
-                + ", ".join(n("final_loss_per_seed", i, fmt="{:.2e}")
-                            + (" (last finite, then diverged)" if m["seeds"]["status"][i]["status"] != "ok" else "")
-                            for i in range(seeds)) + ".")
-    if m["rmse"] is None:
-        reading = ": no seed gave a finite forecast."
-    elif m["rmse"] > m["persistence_rmse"]:
-        reading = (": above the train range the forecast cannot follow the price, as the report's 'hugs the mean "
-                   "and lags'.")
-    else:
-        reading = ": below persistence's on average."
-    page.figure("stock_forecast", "fig2_forecast.png",
-                f"*Figure 2.* Forecast vs actual vs persistence on the test range. The RNN's test RMSE "
-                f"{'is' if seeds == 1 else 'averaged over the seeds is'} {n('rmse')} against persistence's "
-                f"{n('persistence_rmse')}" + reading)
-    variants(page)
-
-
-def variants(page) -> None:
-    if not page.shows("stock_variants"):
-        page.add("*Experiment 1's variants (log-returns, a loss at every step, Adam, LSTM, GRU) run with `--all`.*", "")
-        return
-    if not page.has(SV):
-        page.add("*Variants not run (`stock_variants/metrics.json` is missing).*", "")
-        return
-    v = page.json(SV)["variants"]
-    page.add("**Variants** (the report's own list of fixes, and gated cells; same data and split, "
-             f"{page.num(SV, 'config', 'seeds', fmt='{}')} seeds each; `docs/stock_forecast.md`):", "",
-             "| variant | flags | test RMSE mean (min–max) | persistence | verdict against persistence |",
-             "|---|---|---|---|---|")
-    for name in v:
-        n = page.reader(SV, "variants", name)
-        page.add(f"| {n('label', fmt='{}')} | `{n('flags', fmt='{}')}` | {spread(n, 'rmse', '{:.4g}')} | "
-                 f"{n('persistence_rmse', fmt='{:.4g}')} | {dm_cell(n, v[name]['dm_vs_persistence']['basis'])} |")
-    page.add("")
+    shows = page.shows("stock_variants")
+    page.render("experiment1.md.j2", title=title, m=m, n=page.reader(S1),
+                r=page.reader("reference.json", "experiment1"), seeds=m["seeds"]["count"],
+                diverged=sum(st["status"] != "ok" for st in m["seeds"]["status"]),
+                shows_variants=shows, variants=page.json(SV)["variants"] if shows and page.has(SV) else None,
+                sv=lambda name: page.reader(SV, "variants", name), SV=SV)
 
 
 def experiment2(page) -> None:
@@ -188,41 +45,24 @@ def experiment2(page) -> None:
     if _missing(page, S2, title):
         return
     m = page.json(S2)
-    n = page.reader(S2)
-    page.add(
-        f"## {title}", "",
-        f"ReLU RNN, hidden {n('config', 'hidden_size', fmt='{}')}, W_hh = rho W with W_ij ~ N(0, σ²), σ = 1/√H "
-        "(the report's N(0, 1/√h) read as a standard deviation, so rho is about the spectral radius), SGD lr "
-        f"{n('config', 'learning_rate', fmt='{}')}, {n('config', 'num_steps', fmt='{}')} steps on segments of "
-        f"{n('config', 'segment_length', fmt='{}')} characters, {len(m['config']['seeds'])} seeds per rho, all in "
-        f"one vmapped program. Norm: ||dL/dW_hh||_{n('config', 'norm', fmt='{}')}, the median curve over seeds; "
-        "each claim is turned into a test (last column but one) and the test is applied to the median.", "",
-        "| rho | the report's claim | measured | test | verdict |",
-        "|---|---|---|---|---|",
-    )
-    for i, c in enumerate(m["claims"]):
-        j = next(k for k, e in enumerate(m["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9)
-        page.add(f"| {n('claims', i, 'rho', fmt='{}')} | {n('claims', i, 'claim', fmt='{}')} | {claim_measured(n, j)} "
-                 f"| {n('claims', i, 'test', fmt='{}')} | **{n('claims', i, 'verdict', fmt='{}')}** |")
-    page.add("", f"{n('claims_agree', fmt='{}')} of {n('claims_total', fmt='{}')} claims agree with the measurement.",
-             "")
-    levels = ", ".join(f"rho {n('per_rho', i, 'rho', fmt='{}')}: {n('per_rho', i, 'start')} → "
-                       f"{n('per_rho', i, 'end')} ({n('per_rho', i, 'trend', fmt='{}')})"
-                       for i in range(len(m["per_rho"])))
-    page.figure("gradient_stability", "fig3_grad_norm.png",
-                f"*Figure 3.* ||dL/dW_hh|| per training step, log scale, median and min–max band over seeds; first → "
-                f"last step of the median: {levels}.{start_spread(n, m)} The axis is the training step, while "
-                "vanishing and exploding are about the lag k inside a sequence (next section).")
+    page.render("experiment2.md.j2", title=title, m=m, n=page.reader(S2), claims=claim_rows(m), wide=wide_starts(m))
 
 
-def start_spread(n, m) -> str:
-    """A warning where the seeds' first values are so far apart (a factor 10 or more) that the median misleads."""
-    wide = [i for i, e in enumerate(m["per_rho"])
+def claim_rows(m) -> list[tuple[int, int]]:
+    """``(i, j)``: Experiment 2's claims[i] and the per_rho[j] of its rho."""
+    return [(i, next(k for k, e in enumerate(m["per_rho"]) if abs(e["rho"] - c["rho"]) < 1e-9))
+            for i, c in enumerate(m["claims"])]
+
+
+def wide_starts(m) -> list[int]:
+    """The rhos whose seeds' first values are so far apart (a factor 10 or more) that the median misleads."""
+    return [i for i, e in enumerate(m["per_rho"])
             if e["start_seed_min"] and e["start_seed_max"] / e["start_seed_min"] >= 10]
-    return "".join(f" At rho {n('per_rho', i, 'rho', fmt='{}')} the seeds start between "
-                   f"{n('per_rho', i, 'start_seed_min', fmt='{:.3g}')} and "
-                   f"{n('per_rho', i, 'start_seed_max', fmt='{:.3g}')}: the median's first value describes no seed, "
-                   "the band does." for i in wide)
+
+
+def crossing_lengths(m) -> dict[str, list[str]]:
+    """The sequence lengths of the phase diagram's crossings, per activation."""
+    return {act: [t for t in m["phase_crossings"][act] if t.isdigit()] for act in ("relu", "tanh")}
 
 
 def gradient_spectra(page) -> None:
@@ -230,49 +70,11 @@ def gradient_spectra(page) -> None:
     if _missing(page, SP, title):
         return
     m = page.json(SP)
-    n = page.reader(SP)
-    page.add(
-        f"## {title}", "",
-        "The report's §4.1 bound, ||dL_T/dh_{T-k}|| <= (gamma ||W_hh||_2)^k ||dL_T/dh_T||, against what the "
-        "Jacobian products (`jax.jacfwd`) actually do, for the ReLU network of Experiment 2 at initialisation "
-        "(W's entries with σ = 1/√H):", "",
-        "| rho | top Lyapunov exponent, median (seed range), nats/step | lag-profile slope | log10 gradient ratio at "
-        "the longest lag | log10 of the bound there | verdict |",
-        "|---|---|---|---|---|---|",
-    )
-    for i, _ in enumerate(m["per_rho"]):
-        page.add(f"| {n('per_rho', i, 'rho', fmt='{}')} | {n('per_rho', i, 'lyapunov_top_median', fmt='{:.3f}')} "
-                 f"({n('per_rho', i, 'lyapunov_top_seed_min', fmt='{:.3f}')} to "
-                 f"{n('per_rho', i, 'lyapunov_top_seed_max', fmt='{:.3f}')}) "
-                 f"| {n('per_rho', i, 'lag_profile_slope', fmt='{:.3f}')} "
-                 f"| {n('per_rho', i, 'log10_grad_ratio_at_max_lag', fmt='{:.1f}')} "
-                 f"| {n('per_rho', i, 'log10_bound_at_max_lag', fmt='{:.1f}')} "
-                 f"| {n('per_rho', i, 'verdict', fmt='{}')} |")
-    page.add("", variance_reading(n, m), "")
-    page.figure("gradient_spectra", "fig4_lag_profile.png",
-                "*Figure 4.* ||dL_T/dh_{T-k}|| against the lag k per rho, with the report's bound. The bound holds "
-                f"but is loose by {n('bound_over_measured_decades_min', fmt='{:.1f}')} to "
-                f"{n('bound_over_measured_decades_max', fmt='{:.1f}')} decades at the longest lag over the three "
-                "rho; the measured slope tracks the top Lyapunov exponent.")
-    page.figure("gradient_spectra", "fig5_jacobian_spectra.png",
-                "*Figure 5.* Singular values of the products of k step Jacobians, per rho. Verdict along the lag: "
-                + ", ".join(f"rho {n('per_rho', i, 'rho', fmt='{}')} {n('per_rho', i, 'verdict', fmt='{}')}"
-                            for i in range(len(m["per_rho"]))) + ".")
-    pc = m["phase_crossings"]
-    cross = [crossing(n, act, length) for act in ("relu", "tanh") for length in pc[act] if length.isdigit()]
-    page.figure("gradient_spectra", "fig6_phase_diagram.png",
-                f"*Figure 6.* Top Lyapunov exponent over rho (median over seeds): vanishing turns into exploding "
-                f"where it crosses zero ({'; '.join(cross)}). For ReLU the mean-field, large-H edge is rho = √2 ≈ "
-                f"{n('relu_mean_field_edge')} "
-                f"(half the units off on average); at H = {n('config', 'hidden', fmt='{}')} the median crossing lies "
-                f"{_side(m)} it, and each seed crosses elsewhere (in brackets). The tanh crossing moves with T: at "
-                "short T it is a transient of "
-                "the start state (h_0 = 0 here), not the long-run edge. The report's criterion gamma ||W_hh||_2 = 1 "
-                f"sits at rho = {n('phase_crossings', 'relu', 'rho_bound_rate_one')}, the spectral radius reaches 1 "
-                f"at rho = {n('phase_crossings', 'relu', 'rho_spectral_radius_one')}.")
+    page.render("gradient_spectra.md.j2", title=title, m=m, n=page.reader(SP), lengths=crossing_lengths(m),
+                side=side(m))
 
 
-def _side(m) -> str:
+def side(m) -> str:
     """Where ReLU's median crossings lie against the mean-field edge sqrt 2: 'below', 'above' or 'around'."""
     pc = m["phase_crossings"]["relu"]
     c = [pc[t]["rho_lyapunov_zero"] for t in pc if t.isdigit() and pc[t]["rho_lyapunov_zero"] is not None]
@@ -280,202 +82,39 @@ def _side(m) -> str:
     return "below" if c and max(c) < edge else "above" if c and min(c) > edge else "around"
 
 
-def variance_reading(n, m) -> str:
-    """What the verdicts become under the other reading of the report's W_hh (variance 1/sqrt(H))."""
-    v = m["variance_reading"]
-    values = ", ".join(f"{n('variance_reading', 'lyapunov_top_median', i, fmt='{:+.2f}')} "
-                       f"({n('variance_reading', 'lyapunov_top_seed_min', i, fmt='{:+.2f}')} to "
-                       f"{n('variance_reading', 'lyapunov_top_seed_max', i, fmt='{:+.2f}')})"
-                       for i in range(len(v["rhos"])))
-    verdicts = sorted(set(v["verdict"]) - {None})
-    verb = {"exploding": "explode", "vanishing": "vanish"}
-    words = (f"all {len(v['rhos'])} {verb[verdicts[0]]}" if len(verdicts) == 1 else "mixed verdicts")
-    return ("These verdicts rest on reading the report's N(0, 1/√h) as a standard deviation. Read as a variance, "
-            f"every weight is {n('variance_reading', 'scale', fmt='{:.2f}')} times larger (σ = H^(−1/4)), the same "
-            "as rho = " + ", ".join(n("variance_reading", "effective_rhos", i, fmt="{:.2f}")
-                                   for i in range(len(v["rhos"])))
-            + f" here, and the top Lyapunov exponents over one {n('variance_reading', 'length', fmt='{}')}-step "
-            f"segment are {values} nats/step (median, seed range): {words}.")
-
-
 def remedies(page) -> None:
     title = "Remedies — clipping, gated cells, initialisations, the adding problem"
     if _missing(page, RM, title):
         return
     m = page.json(RM)
-    n = page.reader(RM)
-    page.add(
-        f"## {title}", "",
-        f"**Clipping** (Experiment 2's ReLU net, rho = {n('clipping', 'rho', fmt='{}')}, "
-        f"{n('clipping', 'steps', fmt='{}')} SGD steps):", "",
-        *clipping_table(n, m),
-    )
-    page.figure("remedies", "fig7_clipping.png",
-                "*Figure 7.* Loss and gradient norm with and without global-norm clipping: clipping keeps the "
-                "large-lr runs finite; it bounds the step, it does not change where the gradient comes from.")
-    page.add(adding_setup(n), "", *adding_table(n, m), "")
-    lp = m["lag_profiles"]["models"]
-    g = lambda name, stage: n("lag_profiles", "models", name, stage, "log10_gain_state", fmt="{:.1f}", missing="—")
-    gains = "; ".join(f"{name} {g(name, 'init')} → {g(name, 'trained')}" for name in lp)
-    page.figure("remedies", "fig8_lag_profiles_by_cell.png",
-                f"*Figure 8.* ||dL_T/ds_{{T-k}}|| by cell, at initialisation and after training. log10 of the gain "
-                f"over the whole sequence, init → trained: {gains} (geometric mean over the sequences whose gradient "
-                "stays non-zero at every lag; — where it reaches exactly 0 on every sequence).")
-    a = m["adding"]
-    solved = [k for k, r in a["models"].items() if r["solved_seeds"] == r["num_seeds"]]
-    partly = [k for k, r in a["models"].items() if 0 < r["solved_seeds"] < r["num_seeds"]]
-    never = [k for k, r in a["models"].items() if r["solved_seeds"] == 0]
-    page.figure("remedies", "fig9_adding_problem.png",
-                "*Figure 9.* MSE per step on the adding problem (log axes) with the 1/6 baseline. Every seed solved: "
-                f"{', '.join(solved) or 'none'}; some seeds: {', '.join(partly) or 'none'}; none within the budget: "
-                f"{', '.join(never) or 'none'}.")
-
-
-def clipping_table(n, m) -> list[str]:
-    rows = ["| lr | clipping tau | finite | first non-finite step | fraction of steps clipped | last finite loss | "
-            "median ‖g‖ |", "|---|---|---|---|---|---|---|"]
-    for i, run in enumerate(m["clipping"]["runs"]):
-        step = n("clipping", "runs", i, "first_nonfinite_step", fmt="{}") if run["first_nonfinite_step"] is not None \
-            else "—"
-        tau = n("clipping", "runs", i, "clip_norm", fmt="{}") if run["clip_norm"] is not None else "none"
-        rows.append(f"| {n('clipping', 'runs', i, 'lr', fmt='{}')} | {tau} "
-                    f"| {'yes' if run['finite'] else 'no'} "
-                    f"| {step} | {n('clipping', 'runs', i, 'fraction_clipped', fmt='{:.1%}')} "
-                    f"| {n('clipping', 'runs', i, 'last_finite_loss', fmt='{:.3g}', missing='—')}"
-                    f"{'' if run['finite'] else ' (diverged)'} "
-                    f"| {n('clipping', 'runs', i, 'median_grad_norm', fmt='{:.3g}')} |")
-    return rows + [""]
-
-
-def adding_setup(n) -> str:
-    return (f"**The adding problem** (T = {n('adding', 'T', fmt='{}')}, hidden {n('adding', 'hidden', fmt='{}')}, "
-            f"batch {n('adding', 'batch', fmt='{}')}, Adam lr {n('adding', 'lr', fmt='{}')}, clipping "
-            f"{n('adding', 'clip_norm', fmt='{}')}, a fresh batch every step, the same for every model). The budget is "
-            f"**{n('adding', 'budget', fmt='{:,}')} updates** per run (the slowest solve of any run took "
-            f"{n('adding', 'slowest_solve', fmt='{:,}', missing='—')} steps); a cell stops early once every seed is "
-            "solved, since steps-to-solve cannot change after that. Solved: the "
-            f"running mean over {n('adding', 'smoothing_window', fmt='{}')} steps of the fresh-batch MSE below "
-            f"{n('adding', 'threshold', fmt='{}')}; the constant predictor scores "
-            f"{n('adding', 'baseline_mse_on_test_set', fmt='{:.4f}')} on the test set (1/6 in expectation).")
-
-
-def adding_table(n, m) -> list[str]:
-    rows = ["| model | seeds solved | steps to MSE < 0.01: median (min–max over solved seeds) | steps trained | "
-            "test MSE after training: mean (min–max) |", "|---|---|---|---|---|"]
-    for name, r in m["adding"]["models"].items():
-        base = ("adding", "models", name)
-        one = r["num_seeds"] == 1
-        if r["solved_seeds"]:
-            steps = n(*base, 'median_steps_to_mse_0.01', fmt='{:,.0f}')
-            if not one:
-                lo, hi = (n(*base, f"{k}_steps_to_mse_0.01", fmt="{:,.0f}") for k in ("min", "max"))
-                steps += "" if lo == hi == steps else f" ({span(lo, hi)})"
-        else:
-            steps = f"not within {n('adding', 'budget', fmt='{:,}')}"
-        t = lambda key, base=base: n(*base, key, fmt="{:.3g}", missing="—")
-        lo, hi = ("", "") if one else (t("test_mse_min"), t("test_mse_max"))
-        test = t("test_mse_mean") + ("" if lo == hi == t("test_mse_mean") or one else f" ({span(lo, hi)})")
-        rows.append(f"| {name} | {n(*base, 'solved_seeds', fmt='{}')}/{n(*base, 'num_seeds', fmt='{}')} | {steps} | "
-                    f"{n(*base, 'trained_steps', fmt='{:,}')} | {test} |")
-    return rows
+    models = m["adding"]["models"].items()
+    page.render("remedies.md.j2", title=title, m=m, n=page.reader(RM),
+                solved=[k for k, r in models if r["solved_seeds"] == r["num_seeds"]],
+                partly=[k for k, r in models if 0 < r["solved_seeds"] < r["num_seeds"]],
+                never=[k for k, r in models if r["solved_seeds"] == 0])
 
 
 def flossing(page) -> None:
     title = "Gradient flossing — Lyapunov exponents pushed to zero (Engelken 2023), on the delayed recall of one bit"
     if _missing(page, FL, title):
         return
-    m = page.json(FL)
-    n = page.reader(FL)
-    c = lambda *path, fmt="{}": n("config", *path, fmt=fmt)
-    page.add(
-        f"## {title}", "",
-        f"A vanilla tanh RNN (hidden {c('hidden')}, W_hh = rho x N(0, 1/H), rho {c('rho')}) must output at the last "
-        f"of T = {c('length')} steps a bit +-1 it saw d steps earlier, while a second input channel carries Gaussian "
-        f"noise (std {c('noise')}). One bit, so the task measures how far back the gradient reaches, not memory "
-        f"capacity. {c('seeds')} seeds per delay, all seeds and delays in one vmapped program, the same batches for "
-        f"every condition: {c('steps')} Adam steps (lr {c('lr')}, clipping 1, batch {c('batch')}). (b) first flosses "
-        f"the top {c('num')} exponents for {c('floss_steps')} Adam steps (lr {c('floss_lr')}, `rnnjax.floss`); "
-        f"(c) also adds {c('floss_weight')} x the flossing loss every {c('floss_every')} training steps "
-        f"(`fit(regularizer=...)`). Success: held-out accuracy >= {c('threshold')}.", "",
-        "| delay d | (a) plain: solved | (b) flossing before | (c) before and during | mean test MSE (a / b / c) |",
-        "|---|---|---|---|---|",
-    )
-    conds = ("plain", "floss_before", "floss_before_and_during")
-    for i, _ in enumerate(m["delays"]):
-        cells = [f"{n('conditions', k, 'per_delay', i, 'solved_seeds', fmt='{}')}/{c('seeds')}" for k in conds]
-        mses = " / ".join(n("conditions", k, "per_delay", i, "test_mse_mean", fmt="{:.3f}")
-                          if m["conditions"][k]["per_delay"][i]["test_mse_mean"] is not None else "—" for k in conds)
-        page.add(f"| {n('delays', i, fmt='{}')} | {' | '.join(cells)} | {mses} |")
-    bridge = " / ".join(n("conditions", k, "bridgeable_delay", fmt="{}") if m["conditions"][k]["bridgeable_delay"]
-                        is not None else "none" for k in conds)
-    cost = page.reader(FL, "cost")
-    page.add(
-        "", f"**Verdict: {n('verdict', 'text', fmt='{}')}** (largest delay solved by at least half the seeds, "
-        f"(a) / (b) / (c): {bridge}; the longest tried was {n('verdict', 'largest_delay_tried', fmt='{}')}). "
-        f"Cost in time on this machine (compilation excluded): plain training {cost('plain_s', fmt='{:.1f}')} s; "
-        f"flossing plus training {cost('floss_before_s', fmt='{:.1f}')} s for (b) "
-        f"({cost('floss_before_ratio', fmt='{:.2f}')}x) and {cost('floss_before_and_during_s', fmt='{:.1f}')} s for "
-        f"(c) ({cost('floss_before_and_during_ratio', fmt='{:.2f}')}x).", "",
-    )
-    sp = page.reader(FL, "spectra")
-    d_max = n("verdict", "largest_delay_tried", fmt="{}")
-    last = len(m["delays"]) - 1
-    lam1 = ", ".join(f"({x}) {n('conditions', k, 'per_delay', last, 'lambda1_mean', fmt='{:.3f}')}"
-                     for x, k in zip("abc", conds, strict=True))
-    page.figure("flossing", "fig10_flossing_delay.png",
-                "*Figure 10.* Fraction of seeds solving the recall, and held-out MSE (dots: seeds), against the delay.")
-    page.figure("flossing", "fig11_flossing_spectra.png",
-                f"*Figure 11.* Lyapunov spectra on a fixed noise probe (mean over seeds, band min–max). Flossing moves "
-                f"lambda_1 from {sp('init', 'lambda1_mean', fmt='{:.3f}')} to "
-                f"{sp('flossed', 'lambda1_mean', fmt='{:.3f}')} and lambda_{c('num')} from "
-                f"{sp('init', 'lambda_num_mean', fmt='{:.3f}')} to {sp('flossed', 'lambda_num_mean', fmt='{:.3f}')} "
-                f"nats/step (the flossing loss {sp('flossed', 'floss_loss_first_mean', fmt='{:.3f}')} → "
-                f"{sp('flossed', 'floss_loss_last_mean', fmt='{:.3f}')}); log10 of the condition number "
-                f"sigma_1/sigma_{c('num')} of the {c('length')}-step Jacobian (T (lambda_1 - lambda_num) / ln 10) "
-                f"from {sp('init', 'log10_cond_mean', fmt='{:.1f}')} to "
-                f"{sp('flossed', 'log10_cond_mean', fmt='{:.1f}')}. After training at d = {d_max}, mean lambda_1: "
-                f"{lam1}.")
-    mon = "; ".join(f"({x}) {n('conditions', k, 'monitor_lambda1_first_mean', fmt='{:.3f}')} → "
-                    f"{n('conditions', k, 'monitor_lambda1_last_mean', fmt='{:.3f}')}"
-                    for x, k in zip("abc", conds, strict=True))
-    page.figure("flossing", "fig12_flossing_monitor.png",
-                "*Figure 12.* The top four exponents recorded by `fit`'s monitor every "
-                f"{c('monitor_every')} steps inside the jitted run, at d = {d_max}. Mean lambda_1, first → last "
-                f"record: {mon}.")
-    g = page.reader(FL, "gradient_choice")
-    page.add(
-        f"**Which gradient flosses** (`rnnjax.floss`'s default): {g('seeds', fmt='{}')} edge-of-chaos tanh networks "
-        f"(rho {g('rho', fmt='{}')}, input weights x {g('input_scale', fmt='{}')}, hidden {g('hidden', fmt='{}')}, "
-        f"T = {g('T', fmt='{}')}), the top {g('num', fmt='{}')} exponents flossed for {g('steps', fmt='{}')} Adam "
-        f"steps (lr {g('lr', fmt='{}')}); sum lambda_i^2 re-measured on the final parameters:", "",
-        "| gradient | smallest reduction | median reduction | seeds >= 5x | seeds made worse |",
-        "|---|---|---|---|---|",
-    )
-    for mode in m["gradient_choice"]["gradients"]:
-        page.add(f"| {mode} | {g('gradients', mode, 'min_reduction', fmt='{:.3g}')}x "
-                 f"| {g('gradients', mode, 'median_reduction', fmt='{:.3g}')}x "
-                 f"| {g('gradients', mode, 'seeds_at_least_5x', fmt='{}')}/{g('seeds', fmt='{}')} "
-                 f"| {g('gradients', mode, 'seeds_worse', fmt='{}')} |")
-    page.add("", f"Best here: **{g('best', fmt='{}')}**; `floss` defaults to {g('floss_default', fmt='{}')}.", "")
-    page.figure("flossing", "fig13_flossing_gradients.png",
-                "*Figure 13.* sum lambda_i^2 during flossing, per gradient (median over seeds, quartile band). In a "
-                "chaotic network the exact gradient of a finite-time exponent grows like exp(lambda_1 T) "
-                "(`docs/flossing.md`).")
+    m, n = page.json(FL), page.reader(FL)
+    page.render("flossing.md.j2", title=title, m=m, n=n, c=page.reader(FL, "config", fmt="{}"),
+                g=page.reader(FL, "gradient_choice"), sp=page.reader(FL, "spectra"), conditions=CONDITIONS,
+                last=len(m["delays"]) - 1)
 
 
 def timings(page) -> None:
     rows = []
     for file, label in ((S1, "stock_forecast"), (SV, "stock_variants"), (S2, "gradient_stability"),
                         (SP, "gradient_spectra"), (RM, "remedies"), (FL, "flossing")):
-        if not page.has(file):
-            continue
-        m = page.json(file)
-        if "timings_s" in m and "total" in m["timings_s"]:
-            rows.append(f"| {label} | {page.num(file, 'timings_s', 'total', fmt='{:.1f}')} |")
-        elif "wall_s" in m:
-            rows.append(f"| {label} | {page.num(file, 'wall_s', fmt='{:.1f}')} |")
-    if rows:
-        page.add("## Run times (seconds, this run)", "", "| experiment | wall time |", "|---|---|", *rows, "")
+        if page.has(file):
+            m = page.json(file)
+            if "timings_s" in m and "total" in m["timings_s"]:
+                rows.append((label, file, ("timings_s", "total")))
+            elif "wall_s" in m:
+                rows.append((label, file, ("wall_s",)))
+    page.render("timings.md.j2", rows=rows)
 
 
 SECTIONS = (experiment1, experiment2, gradient_spectra, remedies, flossing, timings)

@@ -117,7 +117,7 @@ def _elsewhere_docs(tmp_path, monkeypatch, stage: str):
     """A run of ``stage`` with a verdict and three numbers, docs written from it on CPU A, and the run then
     redone on CPU B (another numerical environment): returns ``(out, root, rewrite)``, ``rewrite(**values)``
     changing the run's JSON."""
-    from experiments import report_docs
+    from experiments import report_docs, schemas
     from experiments.check_report import check_docs
 
     out, root = tmp_path / "run", tmp_path / "repo"
@@ -133,6 +133,7 @@ def _elsewhere_docs(tmp_path, monkeypatch, stage: str):
         n = page.reader(file)
         page.add(f"RMSE {n('rmse')}, {n('steps', fmt='{:,}')} steps, ratio {n('ratio')}: {n('verdict', fmt='{}')}.")
     monkeypatch.setattr(report_docs, "BLOCKS", {"fake.block": fake})
+    monkeypatch.setattr(schemas, "SCHEMAS", {})  # the fake results are no experiment's metrics.json
     (root / "README.md").write_text("# x\n\n<!-- generated: fake.block -->\n<!-- /generated -->\n")
     env = {"jax": "0.10.2", "jaxlib": "0.10.2", "backend": "cpu", "cpu_model": "CPU A", "cpu_features": ["avx512f"],
            "xla_flags": ""}
@@ -235,9 +236,9 @@ def test_a_results_file_missing_a_key_is_one_clear_error(tmp_path):
     from experiments.report import write_report
 
     (tmp_path / "stock_forecast").mkdir()
-    (tmp_path / "stock_forecast" / "metrics.json").write_text(json.dumps({"rmse": 1.0}))  # no "seeds", no "data"
-    with pytest.raises(ValueError, match=r"stock_forecast/metrics.json has no key '(seeds|data)', which the page "
-                                         r"reads; rerun that experiment \(the page was not written\)"):
+    (tmp_path / "stock_forecast" / "metrics.json").write_text(json.dumps({"rmse": 1.0}))  # no "rmse_min"
+    with pytest.raises(ValueError, match=r"^\S+/stock_forecast/metrics.json: missing 'rmse_min'; rerun that "
+                                         r"experiment$"):
         write_report(tmp_path)
     assert not (tmp_path / "report.md").exists()
 
