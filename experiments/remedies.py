@@ -343,7 +343,8 @@ def train_until_solved(cfg, cell, activation, members, k_init, k_train, progress
 
 def _seed_record(s, bad, test_mse, solved, last_smooth):
     return {"seed": s, "finite": bool(bad < 0), "first_nonfinite_step": None if bad < 0 else int(bad),
-            "test_mse": float(test_mse) if np.isfinite(test_mse) else None,
+            # a run that went non-finite kept its last finite parameters: their test error measures no trained model
+            "test_mse": float(test_mse) if np.isfinite(test_mse) and bad < 0 else None,
             "steps_to_mse_0.01": None if solved < 0 else int(solved) + 1,
             "last_mse_smooth": None if last_smooth is None or not np.isfinite(last_smooth) else float(last_smooth)}
 
