@@ -50,6 +50,8 @@ def _entry_points():
         carry = lstm.initial_carry(m.cell)
         return {
             "unroll": lambda: rnnjax.unroll(lstm, m.cell, xs, length=seed % T + 1),
+            "predict": lambda: rnnjax.predict(lstm, m, xs),
+            "sequence_loss": lambda: rnnjax.sequence_loss(lstm, m, xs, ys, loss="mse"),
             "rnn_forward": lambda: rnnjax.rnn_forward(p, xs),
             "loss_and_grad": lambda: rnnjax.loss_and_grad(p, xs, ys, loss="mse"),
             "bptt": lambda: rnnjax.bptt(p, xs, ys),
@@ -70,8 +72,9 @@ def _entry_points():
 
 
 OPTIMIZER = optax.sgd(0.1)  # one optax object: a fresh one is a new static argument and compiles again
-NAMES = ["unroll", "rnn_forward", "loss_and_grad", "bptt", "cell_loss_and_grad", "lyapunov_of", "lag_profile_of",
-         "jacobians_of", "states_of", "step_jacobians", "lyapunov_spectrum", "lag_profile", "train", "fit"]
+NAMES = ["unroll", "predict", "sequence_loss", "rnn_forward", "loss_and_grad", "bptt", "cell_loss_and_grad",
+         "lyapunov_of", "lag_profile_of", "jacobians_of", "states_of", "step_jacobians", "lyapunov_spectrum",
+         "lag_profile", "train", "fit"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -99,8 +99,11 @@ def test_stack_is_layers_run_by_hand(xs):
     h1, c1_ref = rnnjax.unroll(first, p.layers[0], xs)
     h2, c2_ref = rnnjax.unroll(second, p.layers[1], h1)
     close((hs, c1, c2), (h2, c1_ref, c2_ref))
-    stepwise = both._replace(unroll=None)  # the step-by-step recursion equals the layer-by-layer path
-    close(rnnjax.unroll(stepwise, p, xs), rnnjax.unroll(both, p, xs))
+    two = cells.stack([first, cells.vanilla("relu", dtype=jnp.float64)])  # every layer has a whole-sequence path
+    assert two.unroll is not None and both.unroll is None
+    p2 = two.init(jax.random.PRNGKey(6), D, H)
+    stepwise = two._replace(unroll=None)  # the step-by-step recursion equals the layer-by-layer path
+    close(rnnjax.unroll(stepwise, p2, xs), rnnjax.unroll(two, p2, xs))
     assert cells.stack([first, second]) == both  # equal cells: one compiled program
     with pytest.raises(ValueError, match="stack needs a non-empty sequence"):
         cells.stack([])

@@ -174,17 +174,19 @@ def _sequence_value(loss: str, ys: jax.Array, targets: jax.Array, length) -> jax
     return jnp.sum(jnp.where(jnp.arange(ys.shape[0]) < length, per_step, 0.0))  # sum over t < L
 
 
+@partial(jax.jit, static_argnums=0, static_argnames="loss")
 def sequence_loss(cell: Cell, model: ModelParams, xs: jax.Array, targets: jax.Array, *, loss: str = "mse_last",
                   carry0=None, length=None) -> jax.Array:
     """The per-sequence loss of :mod:`rnnjax.losses` on ``readout(hs)`` for one sequence ``xs (T, D)``.
 
     ``targets``: (O,) for ``mse_last``, (T, O) for ``mse``, (T,) int for ``xent``. With ``length`` L the
     loss is that of the first L steps alone (``mse_last`` reads y_L; the padding adds nothing).
-    Traceable; no checks.
+    Jitted (``cell`` and ``loss`` static), traceable; no checks.
     """
     return batch_loss(cell, model, xs, targets, loss=loss, carry0=carry0, lengths=length)[0]
 
 
+@partial(jax.jit, static_argnums=0, static_argnames="loss")
 def batch_loss(cell: Cell, model: ModelParams, xs: jax.Array, targets: jax.Array, *, loss: str = "mse_last",
                carry0=None, lengths=None):
     """``(loss, carry_T)``: one sequence's loss ``xs (T, D)``, or the batch mean over ``xs (B, T, D)``.
@@ -192,7 +194,8 @@ def batch_loss(cell: Cell, model: ModelParams, xs: jax.Array, targets: jax.Array
     ``carry0``: the initial carry (batched, leading B, for a batch); the cell's initial carry when None.
     ``lengths``: valid steps, a scalar or (B,). A batch without lengths goes through the cell's
     whole-sequence path when it has one (the vanilla cell's hand BPTT contracts the batch in its
-    backward pass), else ``jax.vmap`` over the sequences. Traceable; no checks.
+    backward pass), else ``jax.vmap`` over the sequences. Jitted (``cell`` and ``loss`` static), traceable;
+    no checks.
     """
     if xs.ndim == 2:
         c0 = cell.initial_carry(model.cell) if carry0 is None else carry0
@@ -211,8 +214,10 @@ def batch_loss(cell: Cell, model: ModelParams, xs: jax.Array, targets: jax.Array
     return jnp.mean(values), c_T  # batch mean
 
 
+@partial(jax.jit, static_argnums=0)
 def predict(cell: Cell, model: ModelParams, xs: jax.Array, carry0=None, *, length=None) -> jax.Array:
-    """Read-outs y_t = h_t W_ho + b_o (T, O) of one sequence ``xs (T, D)``; traceable, ``jax.vmap`` for a batch."""
+    """Read-outs y_t = h_t W_ho + b_o (T, O) of one sequence ``xs (T, D)``; jitted (``cell`` static), traceable,
+    ``jax.vmap`` for a batch."""
     carry0 = cell.initial_carry(model.cell) if carry0 is None else carry0
     hs, _ = _unroll(cell, model.cell, xs, carry0, length=length)
     return readout(model.readout, hs)  # y_t = h_t W_ho + b_o

@@ -48,7 +48,3 @@ def identity(carry: jax.Array) -> jax.Array:
     """``hidden`` for cells whose carry is the hidden state itself (vanilla RNN, GRU)."""
     return carry
 
-
-def project(hs: jax.Array, readout=None) -> jax.Array:
-    """``hs`` itself, or the read-outs ``hs W_ho + b_o`` given a :class:`rnnjax.Readout` (report §1.2)."""
-    return hs if readout is None else hs @ readout.W_ho + readout.b_o  # y_t = h_t W_ho + b_o
