@@ -62,3 +62,22 @@ class Progress:
         """The final line, if any line was printed before (short work stays quiet)."""
         if self.printed:
             self._print()
+
+
+class StageLog:
+    """The experiments' stage lines, ``[name   12.3s] message``: the seconds since ``start`` (default: now).
+
+        say = StageLog("remedies")
+        say("1/3 clipping")           # [remedies    0.8s] 1/3 clipping
+        say.elapsed()                 # seconds since start, for the experiment's own timings
+    """
+
+    def __init__(self, name: str, start: float | None = None, *, stream=None):
+        self.name, self.stream = name, stream
+        self.start = time.perf_counter() if start is None else start
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def __call__(self, message: str) -> None:
+        print(f"[{self.name} {self.elapsed():6.1f}s] {message}", file=self.stream or sys.stdout, flush=True)

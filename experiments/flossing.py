@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 
 import rnnjax  # noqa: E402
 from experiments import _cli  # noqa: E402
-from experiments._progress import Progress  # noqa: E402
+from experiments._progress import Progress, StageLog  # noqa: E402
 from experiments.job import start  # noqa: E402
 from rnnjax.analysis import GRADIENTS  # noqa: E402
 from rnnjax.data import tasks  # noqa: E402
@@ -119,8 +119,7 @@ def validate(cfg) -> None:
                       "use fewer --steps or --seeds, a smaller --batch, --hidden or --length")
 
 
-def _stage(msg: str) -> None:
-    print(f"[flossing {time.perf_counter() - _T_START:6.1f}s] {msg}", flush=True)
+_stage = StageLog("flossing", _T_START)
 
 
 def _timed(fn, *args):

@@ -23,13 +23,13 @@ or ``--recurrent-init spectral``), LeCun-normal input/output weights. ``metrics.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from experiments import _cli
+from experiments._progress import StageLog
 from experiments.job import start
 from rnnjax.data.text import SENTENCE
 
@@ -126,8 +126,7 @@ def _run(args, out: Path) -> dict:
     from rnnjax.plots.gradients import plot_jacobian_spectra, plot_lag_profiles, plot_phase_diagram
     from rnnjax.sweeps import lag_spectra_sweep, lyapunov_sweep, stability_sweep, zero_crossing
 
-    t0 = time.perf_counter()
-    say = lambda msg: print(f"[gradient_spectra {time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
+    say = StageLog("gradient_spectra")
     rhos = np.asarray(args.rhos, float)
     seeds = np.arange(args.seed, args.seed + args.seeds)
 
@@ -284,7 +283,7 @@ def _run(args, out: Path) -> dict:
         "relu_mean_field_edge": float(np.sqrt(2.0)),  # lambda_1 = log(rho / sqrt 2) = 0 for a large ReLU network
         "bound_over_measured_decades_min": min(r["bound_over_measured_decades_at_max_lag"] for r in per_rho),
         "bound_over_measured_decades_max": max(r["bound_over_measured_decades_at_max_lag"] for r in per_rho),
-        "wall_s": time.perf_counter() - t0,
+        "wall_s": say.elapsed(),
         "figures": figs,
     }
     write_json(out / "metrics.json", metrics)

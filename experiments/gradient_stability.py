@@ -19,13 +19,13 @@ measurement, per rho), ``fig3_grad_norm.png`` and, last, ``metrics.json``.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from experiments import _cli
+from experiments._progress import StageLog
 from experiments.job import start
 from rnnjax.data.text import SENTENCE
 
@@ -105,8 +105,7 @@ def _run(args, rhos, seeds, out: Path):
     from rnnjax.sweeps import curve_summary, stability_sweep, train_sweep
     from rnnjax.train import first_nonfinite_step
 
-    t0 = time.perf_counter()
-    say = lambda msg: print(f"[gradient_stability {time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
+    say = StageLog("gradient_stability")
     data = fox_segments(args.repeats, args.segment_length)
     say(f"data: {data.inputs.shape[0]} segments of {args.segment_length}, vocabulary {len(data.vocab)}; "
         f"{len(jax.devices())} device{'s' if len(jax.devices()) != 1 else ''}")
@@ -205,7 +204,7 @@ def _run(args, rhos, seeds, out: Path):
         "claims": claims,
         "claims_agree": sum(c["verdict"] == "agrees" for c in claims),
         "claims_total": len(claims),
-        "wall_s": time.perf_counter() - t0,
+        "wall_s": say.elapsed(),
         "figures": [fig.name],
     }
     write_json(out / "metrics.json", metrics)

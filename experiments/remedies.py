@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from experiments import _cli  # noqa: E402
-from experiments._progress import Progress  # noqa: E402
+from experiments._progress import Progress, StageLog  # noqa: E402
 from experiments.job import start  # noqa: E402
 from rnnjax.analysis import log_lag_profile_of, state_grads_of, states_of  # noqa: E402
 from rnnjax.bptt import resolve_method  # noqa: E402
@@ -116,8 +116,7 @@ QUICK = dict(clip_lrs=[1e-4, 1e-2], clip_steps=40, adding_T=20, adding_steps=60,
              test_size=64, profile_seqs=4, variants=False)  # --quick's sizes: defaults, an explicit flag wins
 
 
-def _stage(msg: str) -> None:
-    print(f"[remedies {time.perf_counter() - _T_START:6.1f}s] {msg}", flush=True)
+_stage = StageLog("remedies", _T_START)
 
 
 @partial(jax.jit, static_argnames=("program",))

@@ -12,10 +12,10 @@ own setup is Experiment 1 itself (``python -m experiments.stock_forecast``), not
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from experiments import _cli
+from experiments._progress import StageLog
 from experiments.job import start
 
 VARIANTS = (  # (name, what it changes, flags)
@@ -61,18 +61,18 @@ def _run(args, out: Path) -> dict:
     from experiments import stock_forecast
     from rnnjax.io import write_json
 
-    t0 = time.perf_counter()
+    say = StageLog("stock_variants")
     variants = {}
     for name, label, flags in VARIANTS:
         if args.quick and name not in QUICK_VARIANTS:
             continue
-        print(f"[stock_variants {time.perf_counter() - t0:6.1f}s] {name}: {' '.join(flags)}", flush=True)
+        say(f"{name}: {' '.join(flags)}")
         m = stock_forecast.main([*flags, "--seeds", str(args.seeds), *(["--quick"] if args.quick else []),
                                  "--out", str(out / name)])
         variants[name] = {"label": label, "flags": " ".join(flags), **{k: m[k] for k in KEYS},
                           "seeds": m["seeds"]["count"], "epochs": m["config"]["epochs"]}
     metrics = {"experiment": "stock_variants", "config": {"seeds": args.seeds, "quick": args.quick},
-               "variants": variants, "wall_s": time.perf_counter() - t0}
+               "variants": variants, "wall_s": say.elapsed()}
     write_json(out / "metrics.json", metrics)
     return metrics
 

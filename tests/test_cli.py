@@ -286,7 +286,7 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple]]:
     re_ = [
         ([r("nowhere")], ["nowhere", "is not a folder"]),
         ([r("bad_json")], [str(root / "bad_json" / "stock_forecast" / "metrics.json"), "not valid JSON"]),
-        ([r("half_report")], ["half_report", "has no key 'seeds'", "rerun"]),
+        ([r("half_report")], ["half_report", "metrics.json: missing '", "rerun"]),
     ]
     return {"experiments.stock_forecast": sf, "experiments.gradient_stability": gs,
             "experiments.gradient_spectra": sp, "experiments.remedies": rm, "experiments.flossing": fl,
