@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from rnnjax._checks import check_array
 from rnnjax.activations import get_activation
 from rnnjax.cells import RNNParams, rnn_cell, vanilla
-from rnnjax.scan import _unroll, readout  # noqa: F401
+from rnnjax.scan import _unroll, readout
 
 
 def check_params(params: RNNParams) -> None:

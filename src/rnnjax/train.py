@@ -28,7 +28,8 @@ from rnnjax._checks import (
     check_step_size,
 )
 from rnnjax.activations import get_activation
-from rnnjax.cells import RNNParams, vanilla
+from rnnjax.bptt import _loss_and_grad
+from rnnjax.cells import RNNParams
 from rnnjax.cells.vanilla import resolve_method
 from rnnjax.forward import check_inputs, initial_state
 from rnnjax.linalg import (  # noqa: F401  (re-exported: the Lanczos norm lived here before rnnjax.linalg)
@@ -40,7 +41,6 @@ from rnnjax.linalg import (  # noqa: F401  (re-exported: the Lanczos norm lived 
     top_eigenvalue_tridiagonal,
 )
 from rnnjax.losses import check_targets
-from rnnjax.scan import batch_loss
 
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 SPEC_NORMS = ("lanczos", "svd")  # how train() records ||dL/dW_hh||_2
@@ -471,11 +471,9 @@ def _train(params, xs, targets, learning_rate, clip_norm, h0, *, loss, num_steps
            activation, method, carry_state, spec_norm):
     batch_shape = xs.shape[1:-2]  # (B,) for (N, B, T, D) items, () for (N, T, D)
     h_start = initial_state(params, batch_shape, h0)  # (*batch, H)
-    loss_fn = partial(batch_loss, vanilla(activation, method=method), loss=loss)  # the generic loss, vanilla cell
-
-    def value_and_grad(params, batch, h):  # on CPU its backward pass is the hand BPTT of §2.2 (the cell's vjp)
-        (value, h_T), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *batch, carry0=h)
-        return value, grads, h_T
+    # loss_and_grad's program: the generic loss on the vanilla cell, whose backward pass on CPU is the hand BPTT
+    value_and_grad = lambda params, batch, h: _loss_and_grad(params, *batch, h, loss=loss, activation=activation,
+                                                             method=method)
 
     def record(params, grads, v):
         G = grads.W_hh
