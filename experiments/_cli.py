@@ -164,6 +164,16 @@ positive_float = number(float, min=0, min_open=True)
 seed = number(int, min=0, max=SEED_MAX, what="a seed (an integer)")
 
 
+def add_seed_base(parser: argparse.ArgumentParser, *, max: int = SEED_MAX, group=None) -> None:  # noqa: A002
+    """``--seed-base B`` (alias ``--seed``; ``dest="seed"``, default 0): the base every PRNG seed of the
+    experiment derives from -- its initialisations and any data it generates. Two bases share no seed,
+    so a verdict can be checked on a second draw (issue 19, item 4)."""
+    (group or parser).add_argument("--seed-base", "--seed", dest="seed", type=number(int, min=0, max=max,
+                                   what="a seed base (an integer)"), default=0, metavar="B",
+                                   help="base of every PRNG seed (initialisations and generated data); two bases "
+                                        "share no seed (default: 0)")
+
+
 def learning_rate(text: str) -> float:
     """An argparse type: a finite lr > 0 that stays > 0 and finite in float32 (the parameters' dtype)."""
     value = positive_float(text)
