@@ -20,6 +20,23 @@ Count = int | None
 CONDITIONS = (("a", "plain"), ("b", "floss_before"), ("c", "floss_before_and_during"))
 
 
+# ---------------------------------------------------------------------- verdicts (every experiment)
+
+class Verdict(TypedDict):
+    """One tested claim of an experiment (issue 19): ``metrics.json["verdicts"]`` is a list of these.
+
+    ``id`` is the same under every ``--seed-base``, so the page can set two draws side by side;
+    ``verdict`` is :func:`rnnjax.stats.verdict`'s word (a verdict word only where the test rejects at 5%,
+    else "not distinguishable with n seeds"); ``evidence`` the numbers the test used, in words
+    ("12/16 vs 0/16"); ``p`` the test's p-value (null where no test applies)."""
+    id: str
+    claim: str
+    test: str
+    evidence: str
+    p: Num
+    verdict: str
+
+
 # ------------------------------------------------------------------------------- stock_forecast
 
 class Data(TypedDict):
