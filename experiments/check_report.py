@@ -185,7 +185,16 @@ def _stage_of(file: str) -> str:
 def _verdicts(sources: list[dict]) -> dict[str, str]:
     """The verdicts among a block's recorded numbers and words: ``{"file:key/path": text}``."""
     return {f"{src['file']}:{'/'.join(map(str, src['path']))}": src["text"] for src in sources
-            if any(str(k) in VERDICT_KEYS or "verdict" in str(k) for k in src["path"])}
+            if _is_verdict(src["path"])}
+
+
+def _is_verdict(path) -> bool:
+    """Whether a recorded key path holds a verdict: in a ``verdicts`` list only the entry's ``verdict`` word (its
+    evidence and p are numbers that may move), elsewhere any key named as one (:data:`VERDICT_KEYS`)."""
+    keys = [str(k) for k in path]
+    if "verdicts" in keys:
+        return keys[-1] == "verdict"
+    return any(k in VERDICT_KEYS or "verdict" in k for k in keys)
 
 
 def _moved(old: str, new: str) -> list[tuple[str, str]]:

@@ -21,7 +21,9 @@ from experiments.report_sections import (
     SV,
     claim_rows,
     crossing_lengths,
+    draw_files,
     side,
+    verdict_pairs,
     wide_starts,
 )
 from experiments.schemas import CONDITIONS
@@ -196,3 +198,28 @@ def readme_flossing(page):
     m, n = page.json(FL), page.reader(FL)
     page.render("readme.flossing.md.j2", n=n, c=page.reader(FL, "config", fmt="{}"),
                 g=page.reader(FL, "gradient_choice"), best=m["gradient_choice"]["best"], last=len(m["delays"]) - 1)
+
+
+# ------------------------------------------------------------------------------ the second draw
+
+SECOND_DRAWS = {"stock_forecast": ("stock_forecast", "stock_variants"),  # a page's block -> its experiments
+                "gradient_analysis": ("gradient_stability", "gradient_spectra"),
+                "remedies": ("remedies",), "flossing": ("flossing",)}
+
+
+def _second_draw_block(names):
+    def write(page):
+        from experiments.reproduce import SECOND_BASE
+
+        found = []
+        for name in names:  # both draws must be in the run (the report tier's run skips the block: NotInRun)
+            f0, f1 = draw_files(name)
+            rows = verdict_pairs(page.json(f0), page.json(f1))
+            found.append((name, rows, page.reader(f0, "verdicts"), page.reader(f1, "verdicts"),
+                          sum(same for *_, same in rows)))
+        page.render("second_draw_block.md.j2", experiments=found, base=SECOND_BASE)
+    return write
+
+
+for _page, _names in SECOND_DRAWS.items():
+    BLOCKS[f"{_page}.second_draw"] = _second_draw_block(_names)

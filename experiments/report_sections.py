@@ -117,7 +117,50 @@ def timings(page) -> None:
     page.render("timings.md.j2", rows=rows)
 
 
-SECTIONS = (experiment1, experiment2, gradient_spectra, remedies, flossing, timings)
+# ------------------------------------------------------------------------------ the second draw
+
+def draw_files(name: str) -> tuple[str, str]:
+    """The first and second draw's ``metrics.json`` of experiment ``name`` (``OUT/<name>.base1``: reproduce's
+    second draw)."""
+    from experiments.reproduce import SECOND_BASE
+
+    return f"{name}/metrics.json", f"{name}.base{SECOND_BASE}/metrics.json"
+
+
+def verdict_pairs(first: dict, second: dict) -> list[tuple[int, int | None, bool]]:
+    """``(i, j, same)``: verdict ``i`` of the first draw, the second draw's verdict ``j`` with the same ``id``
+    (None where it has none) and whether both say the same word."""
+    where = {v["id"]: j for j, v in enumerate(second["verdicts"])}
+    rows = []
+    for i, v in enumerate(first["verdicts"]):
+        j = where.get(v["id"])
+        rows.append((i, j, j is not None and second["verdicts"][j]["verdict"] == v["verdict"]))
+    return rows
+
+
+def draws(page, names) -> list[tuple]:
+    """``(name, rows, n0, n1, agree)`` for each experiment of ``names`` whose two draws are both in OUT."""
+    found = []
+    for name in names:
+        f0, f1 = draw_files(name)
+        if not (page.has(f0) and page.has(f1)):
+            continue
+        first, second = page.json(f0), page.json(f1)
+        if "verdicts" not in first or "verdicts" not in second:
+            continue
+        rows = verdict_pairs(first, second)
+        found.append((name, rows, page.reader(f0, "verdicts"), page.reader(f1, "verdicts"),
+                      sum(same for *_, same in rows)))
+    return found
+
+
+def second_draw(page) -> None:
+    from experiments.reproduce import SECOND_BASE, STAGES
+
+    page.render("second_draw.md.j2", experiments=draws(page, [s.name for s in STAGES]), base=SECOND_BASE)
+
+
+SECTIONS = (experiment1, experiment2, gradient_spectra, remedies, flossing, second_draw, timings)
 
 
 if __name__ == "__main__":

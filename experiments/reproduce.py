@@ -53,6 +53,12 @@ class Stage(NamedTuple):
     cost: float = 0.0  # seconds of the full run, two at a time on 2 cores, cache warm: the longest start first
     quick_cost: float = 0.0  # the same for --quick
     extended: bool = False  # an extended study: runs with --all only
+    base: int = 0  # its --seed-base: 0, or SECOND_BASE for the second draw (folder NAME.baseB)
+
+    @property
+    def module(self) -> str:
+        """The experiment's module under ``experiments/`` (its folder is ``name``)."""
+        return self.name.partition(".")[0]
 
 
 # Costs: the full run of 2026-12-02 (README, "Performance"; load ~1, nothing cached); the quick runs of
@@ -73,6 +79,18 @@ STAGES = (
 )
 REPORT_TIER = tuple(s.name for s in STAGES if not s.extended)
 EXTENDED = tuple(s.name for s in STAGES if s.extended)
+SECOND_BASE = 1  # the second draw's --seed-base: every verdict is checked on a second, disjoint set of seeds
+
+
+def second_draw(stage: Stage) -> Stage:
+    """``stage`` again with ``--seed-base`` :data:`SECOND_BASE` (its own seeds and generated data), into
+    ``OUT/<name>.base1``: the page sets its verdicts beside the first draw's (issue 19, item 4)."""
+    extra = ("--seed-base", str(SECOND_BASE))
+    return stage._replace(name=f"{stage.name}.base{SECOND_BASE}", args=(*stage.args, *extra),
+                          quick_args=(*stage.quick_args, *extra), base=SECOND_BASE)
+
+
+ALL_FOLDERS = tuple(name for s in STAGES for name in (s.name, second_draw(s).name))  # every OUT/<folder> of a stage
 
 
 MARK = _cli.MAIN_JOB_MARK  # in every OUT/<name> this job wrote (and in OUT): the only folders it will ever replace
@@ -88,7 +106,7 @@ def foreign_folders(out: Path, stages) -> list[Path]:
 def _ours(out: Path) -> bool:
     """Whether OUT's own files (:data:`PAGE_FILES`) are this job's: OUT holds the job's mark, or (written before
     OUT had one) one of the job's own ``OUT/<name>`` folders does."""
-    return (out / MARK).is_file() or any((out / s.name / MARK).is_file() for s in STAGES)
+    return (out / MARK).is_file() or any((out / name / MARK).is_file() for name in ALL_FOLDERS)
 
 
 def check_out_folder(out: Path, stages, *, force: bool = False) -> None:
@@ -114,7 +132,7 @@ def check_out_folder(out: Path, stages, *, force: bool = False) -> None:
         raise _cli.UsageError(f"--out {out} holds {', '.join(map(str, users))}, which the main job did not write "
                               f"and would overwrite (not even --force does); move {'it' if len(users) == 1 else 'them'}"
                               f" away or choose another --out")
-    names = {s.name for s in STAGES} | set(PAGE_FILES) | {MARK}
+    names = set(ALL_FOLDERS) | set(PAGE_FILES) | {MARK}
     ours = lambda p: (p.name in names or _cli.read_marker(p) is not None  # a finished standalone run
                       or (p.name.startswith(".") and any(t in p.name for t in (".lock", ".partial", ".tmp-", ".old-"))))
     stray = [str(p) for p in sorted(out.iterdir()) if not ours(p)]
@@ -182,7 +200,7 @@ def run_stage(stage: Stage, out: Path, quick: bool, heard=None) -> dict:
     experiment prints names the final folder, never the partial one; ``heard()`` is called at each line.
     """
     final, partial = _begin(stage, out)
-    module = importlib.import_module(f"experiments.{stage.name}")
+    module = importlib.import_module(f"experiments.{stage.module}")
     stream = _LineFilter(sys.stdout, final_paths(partial, final), heard)
     with contextlib.redirect_stdout(stream):
         try:
@@ -200,7 +218,7 @@ def _argv(stage: Stage, out: Path, quick: bool) -> list[str]:
 
 def command(stage: Stage, out: Path, quick: bool) -> list[str]:
     """The command line that runs ``stage`` as its own process into ``out``."""
-    return [sys.executable, "-m", f"experiments.{stage.name}", *_argv(stage, out, quick)]
+    return [sys.executable, "-m", f"experiments.{stage.module}", *_argv(stage, out, quick)]
 
 
 def expected(stage: Stage, quick: bool) -> float:
@@ -217,7 +235,8 @@ def expected_total(stages, quick: bool, jobs: int) -> float:
 
 
 def _started(i: int, n: int, stage: Stage, quick: bool) -> str:
-    return (f"[{i}/{n}] {stage.name} started: {stage.title} ({'quick' if quick else 'full'}; about "
+    title = f"{stage.title}, second draw (--seed-base {stage.base})" if stage.base else stage.title
+    return (f"[{i}/{n}] {stage.name} started: {title} ({'quick' if quick else 'full'}; about "
             f"{clock(expected(stage, quick))} on the 2-core development machine)")
 
 
@@ -353,6 +372,9 @@ def build_parser():
                         help="output folder (default: runs/); each experiment replaces only OUT/<name>")
     parser.add_argument("--only", nargs="+", choices=[s.name for s in STAGES], default=None,
                         help="run only these experiments (the page uses what is in OUT)")
+    parser.add_argument("--second-draw", action="store_true",
+                        help=f"run every experiment again with --seed-base {SECOND_BASE} into OUT/<name>.base"
+                             f"{SECOND_BASE}, and set its verdicts beside the first draw's (--all implies it)")
     parser.add_argument("--force", action="store_true", help="run although --out holds files the job did not "
                         "write; they are kept, never deleted (a page file of the user's is still refused)")
     parser.add_argument("--jobs", type=_cli.number(int, min=1, max=64), default=None,
@@ -367,6 +389,10 @@ def main(argv: list[str] | None = None) -> Path | int:
         raise _cli.UsageError("--only names the experiments to run; --all cannot be added to it")
     tier = tier_of(args.only, args.everything)
     stages = [s for s in STAGES if (s.name in args.only if tier == "only" else tier == "all" or not s.extended)]
+    if args.second_draw and args.everything:
+        raise _cli.UsageError("--all already runs the second draw; drop --second-draw")
+    if args.second_draw or args.everything:
+        stages += [second_draw(s) for s in stages]
     check_out_folder(args.out, stages, force=args.force)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as locks:  # one job per OUT, and no standalone run into OUT/<name> meanwhile

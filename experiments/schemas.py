@@ -381,7 +381,7 @@ class Spectra(TypedDict):
     flossed: Spectrum
 
 
-class Verdict(TypedDict):
+class FlossingVerdict(TypedDict):
     text: str
     largest_delay_tried: int
 
@@ -421,7 +421,7 @@ class Flossing(Run):
     config: ConfigF
     delays: list[int]
     conditions: Conditions
-    verdict: Verdict
+    verdict: FlossingVerdict
     cost: Cost
     spectra: Spectra
     gradient_choice: GradientChoice
@@ -436,8 +436,8 @@ SCHEMAS = {"stock_forecast/metrics.json": StockForecast, "stock_variants/metrics
 
 def schema_of(path: Path) -> type | None:
     """The schema of a results file, from its last two (or three) path parts; None for a file without one."""
-    parts = Path(path).parts
-    if len(parts) >= 3 and parts[-3] == "stock_variants" and parts[-1] == "metrics.json":
+    parts = [p.partition(".base")[0] if not p.endswith(".json") else p for p in Path(path).parts]  # a second draw's
+    if len(parts) >= 3 and parts[-3] == "stock_variants" and parts[-1] == "metrics.json":  # folder: NAME.baseB
         return VariantRun
     return SCHEMAS.get("/".join(parts[-2:]))
 
