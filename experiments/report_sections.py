@@ -157,7 +157,9 @@ def draws(page, names) -> list[tuple]:
 def second_draw(page) -> None:
     from experiments.reproduce import SECOND_BASE, STAGES
 
-    page.render("second_draw.md.j2", experiments=draws(page, [s.name for s in STAGES]), base=SECOND_BASE)
+    found = draws(page, [s.name for s in STAGES])
+    if found:  # a run without a second draw (the report tier, --only) has no section
+        page.render("second_draw.md.j2", experiments=found, base=SECOND_BASE)
 
 
 SECTIONS = (experiment1, experiment2, gradient_spectra, remedies, flossing, second_draw, timings)

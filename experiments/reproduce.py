@@ -362,6 +362,13 @@ def tier_of(only, everything: bool) -> str:
     return "only" if only is not None else "all" if everything else "report"
 
 
+def plan(tier: str, only=None, *, second: bool = False) -> list[Stage]:
+    """The stages a job runs: the report tier's, all (``"all"``: with every second draw) or ``only`` these;
+    ``second`` adds the second draw of each."""
+    stages = [s for s in STAGES if (s.name in only if tier == "only" else tier == "all" or not s.extended)]
+    return stages + [second_draw(s) for s in stages] if second or tier == "all" else stages
+
+
 def build_parser():
     parser = _cli.Parser("reproduce", __doc__)
     parser.add_argument("--all", action="store_true", dest="everything",
@@ -388,11 +395,9 @@ def main(argv: list[str] | None = None) -> Path | int:
     if args.only is not None and args.everything:
         raise _cli.UsageError("--only names the experiments to run; --all cannot be added to it")
     tier = tier_of(args.only, args.everything)
-    stages = [s for s in STAGES if (s.name in args.only if tier == "only" else tier == "all" or not s.extended)]
     if args.second_draw and args.everything:
         raise _cli.UsageError("--all already runs the second draw; drop --second-draw")
-    if args.second_draw or args.everything:
-        stages += [second_draw(s) for s in stages]
+    stages = plan(tier, args.only, second=args.second_draw)
     check_out_folder(args.out, stages, force=args.force)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as locks:  # one job per OUT, and no standalone run into OUT/<name> meanwhile
