@@ -6,7 +6,9 @@ Two tiers. The default, the **report tier**, runs what the report claims: Experi
 persistence baseline (``stock_forecast``), Experiment 2 with its claims (``gradient_stability``)
 and the gradient analysis (``gradient_spectra``). ``--all`` adds the **extended studies**
 (``stock_variants``, ``remedies``, ``flossing``), whose sizes are set by their statistics, not by
-a time budget. ``--quick`` shrinks either tier to a smoke test.
+a time budget, and runs every experiment a second time with ``--seed-base 1`` into ``OUT/<name>.base1``
+(:func:`second_draw`; ``--second-draw`` adds it to the report tier or ``--only``): the page sets the
+verdicts of the two draws side by side. ``--quick`` shrinks either tier to a smoke test.
 
 Each experiment runs into a hidden temporary folder that replaces ``OUT/<name>/`` only once the
 experiment has finished, so an interrupted run never leaves a half-written result that the page
