@@ -221,6 +221,13 @@ def apply_quick(parser: argparse.ArgumentParser, argv: list[str] | None, args, s
     return args
 
 
+def check_seed_base(base: int, count: int) -> None:
+    """Seeds base*count..(base+1)*count-1 (``--seed-base`` with ``count`` seeds) must fit the PRNG's 32-bit key."""
+    if (base + 1) * count - 1 > SEED_MAX:
+        raise UsageError(f"--seed-base {base} with {count} seeds reaches seed {(base + 1) * count - 1}, past the "
+                         f"PRNG's largest seed {SEED_MAX}; use a smaller --seed-base")
+
+
 def check_seed_range(first: int, count: int, flag: str = "--seed") -> None:
     """Seeds first..first+count-1 must all fit the PRNG's 32-bit key."""
     if first + count - 1 > SEED_MAX:

@@ -57,8 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes: "
                    + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + "; defaults: a flag given explicitly wins)")
     _cli.add_force(p)
-    p.add_argument("--seed", type=_cli.number(int, min=0, max=_cli.SEED_MAX // 1000 - 1), default=0,
-                   help="base PRNG seed (default: 0)")
+    _cli.add_seed_base(p, max=_cli.SEED_MAX // 1000 - 1)  # network s of base B: seed 1000 B + s
     count = lambda hi: _cli.number(int, min=1, max=hi)
     g = p.add_argument_group("1. which gradient flosses")
     g.add_argument("--choice-seeds", type=count(100), default=8, help="edge-of-chaos networks (default: 8)")

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cell of the lag profiles and spectra (default: relu, as Experiment 2)")
     p.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=4,
                    help="initialisations per rho (default: 4)")
-    p.add_argument("--seed", type=_cli.seed, default=0, help="first seed (default: 0)")
+    _cli.add_seed_base(p)  # base B, N seeds: seeds B N .. B N + N - 1 (two bases share none)
     p.add_argument("--segments", type=_cli.positive_int, default=16,
                    help="text segments averaged per seed (default: 16)")
     p.add_argument("--segment-length", type=_cli.number(int, min=2, max=100_000), default=50, help="default: 50")
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check(args) -> Path:
     """Every check before any work (sizes against the text, memory, the output folder); returns ``out``."""
-    _cli.check_seed_range(args.seed, args.seeds)
+    _cli.check_seed_base(args.seed, args.seeds)
     if not args.rho_min < args.rho_max:
         raise _cli.UsageError(f"--rho-min {args.rho_min:g} must be below --rho-max {args.rho_max:g}")
     chars = 200 * (len(SENTENCE) + 1) - 1  # the text: 200 copies of the sentence joined by spaces
@@ -128,7 +128,7 @@ def _run(args, out: Path) -> dict:
 
     say = StageLog("gradient_spectra")
     rhos = np.asarray(args.rhos, float)
-    seeds = np.arange(args.seed, args.seed + args.seeds)
+    seeds = np.arange(args.seed * args.seeds, (args.seed + 1) * args.seeds)
 
     data = fox_segments(200, args.segment_length)
     V = len(data.vocab)

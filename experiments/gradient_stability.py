@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default=[0.90, 0.99, 1.20], help="default: 0.9 0.99 1.2")
     p.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=4,
                    help="initialisations per rho (default: 4, as in the main job)")
-    p.add_argument("--seed", type=_cli.seed, default=0, help="first seed; seeds are seed..seed+N-1 (default: 0)")
+    _cli.add_seed_base(p)  # base B, N seeds: seeds B N .. B N + N - 1 (two bases share none)
     p.add_argument("--steps", type=_cli.number(int, min=1, max=10**7), default=200, help="SGD updates (default: 200)")
     p.add_argument("--lr", type=_cli.learning_rate, default=1e-4, help="learning rate (default: 1e-4)")
     p.add_argument("--hidden", type=_cli.positive_int, default=50, help="hidden units (default: 50)")
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check(args) -> tuple[np.ndarray, np.ndarray, Path]:
     """Every check before any work; returns ``(rhos, seeds, out)`` or raises a UsageError."""
     rhos = np.asarray(args.rhos, float)
-    _cli.check_seed_range(args.seed, args.seeds)
+    _cli.check_seed_base(args.seed, args.seeds)
     if args.repeats * (len(SENTENCE) + 1) - 1 < args.segment_length + 1:
         raise _cli.UsageError(f"--repeats {args.repeats} copies of the sentence make no full segment of "
                               f"--segment-length {args.segment_length}; raise --repeats")
@@ -78,7 +78,7 @@ def _check(args) -> tuple[np.ndarray, np.ndarray, Path]:
                       "use a smaller --hidden or fewer --seeds/--rhos")
     out = _cli.check_out(args.out or _cli.default_out("gradient_stability"), experiment="gradient_stability",
                          force=args.force)
-    return rhos, np.arange(args.seed, args.seed + args.seeds), out
+    return rhos, np.arange(args.seed * args.seeds, (args.seed + 1) * args.seeds), out
 
 
 def main(argv: list[str] | None = None) -> dict:

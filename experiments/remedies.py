@@ -76,8 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (same code, tiny sizes: "
                    + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + "; defaults: a flag given explicitly wins)")
     _cli.add_force(p)
-    p.add_argument("--seed", type=_cli.number(int, min=0, max=_cli.SEED_MAX - 1), default=0,
-                   help="base PRNG seed (default: 0)")
+    _cli.add_seed_base(p, max=_cli.SEED_MAX - 1)  # every key of base B splits from PRNGKey(B) (and B + 1)
     c = p.add_argument_group("1. clipping (Experiment 2's setup)")
     c.add_argument("--clip-rho", type=_cli.number(float, min=0, min_open=True, max=1e3), default=1.2,
                    help="rho of W_hh = rho W (default: 1.2)")

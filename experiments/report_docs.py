@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from experiments.report import NotInRun
 from experiments.report_sections import (
     FL,
     RM,
@@ -212,8 +213,10 @@ def _second_draw_block(names):
         from experiments.reproduce import SECOND_BASE
 
         found = []
-        for name in names:  # both draws must be in the run (the report tier's run skips the block: NotInRun)
+        for name in names:  # both draws must be in the run (a run without the second draw skips the block)
             f0, f1 = draw_files(name)
+            if not page.has(f1):
+                raise NotInRun(f"{f1}: the second draw (reproduce --all) is not part of this run")
             rows = verdict_pairs(page.json(f0), page.json(f1))
             found.append((name, rows, page.reader(f0, "verdicts"), page.reader(f1, "verdicts"),
                           sum(same for *_, same in rows)))

@@ -136,6 +136,7 @@ class Variant(Forecast):
 
 class ConfigV(TypedDict):
     seeds: int
+    seed_base: int
 
 
 class StockVariants(Run):

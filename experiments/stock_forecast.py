@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "accelerator; autograd for lstm/gru)")
     m.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=4,
                    help="initialisations trained together (default: 4, as in the main job)")
-    m.add_argument("--seed", type=_cli.seed, default=0, help="base PRNG seed; seed s uses fold_in(PRNGKey(seed), s)")
+    _cli.add_seed_base(m)  # seed s of base B: fold_in(PRNGKey(B), s)
     p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
                    "(default: runs/stock_forecast-<date>-<time>/)")
     _cli.add_force(p)
@@ -278,7 +278,7 @@ def prepare(cfg: argparse.Namespace):
             verb = "applies" if len(given) == 1 else "apply"
             raise _cli.UsageError(f"{', '.join(given)} only {verb} to --ticker (Stooq); the data come from "
                                   f"{source}; leave {'it' if len(given) == 1 else 'them'} out")
-    _cli.check_seed_range(cfg.seed, cfg.seeds)
+    _cli.check_seed_range(cfg.seed, cfg.seeds, "--seed-base")
     cache = (cfg.cache_dir or importlib.import_module("rnnjax.data.stooq").default_cache_dir()) if cfg.ticker else None
     out = _cli.check_out(cfg.out or _cli.default_out("stock_forecast"), experiment="stock_forecast",
                          inputs=[cfg.csv, cfg.cache_dir, cache], force=cfg.force)

@@ -39,6 +39,7 @@ def build_parser():
     p = _cli.Parser("stock_variants", __doc__)
     p.add_argument("--seeds", type=_cli.number(int, min=1, max=10_000), default=4,
                    help="initialisations per variant (default: 4)")
+    _cli.add_seed_base(p)  # passed on to every variant's stock_forecast run
     p.add_argument("--out", type=Path, help="output folder, replaced as a whole when the run completes "
                    "(default: runs/stock_variants-<date>-<time>/)")
     p.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_VARIANTS)}, 20 epochs each")
@@ -67,11 +68,13 @@ def _run(args, out: Path) -> dict:
         if args.quick and name not in QUICK_VARIANTS:
             continue
         say(f"{name}: {' '.join(flags)}")
-        m = stock_forecast.main([*flags, "--seeds", str(args.seeds), *(["--quick"] if args.quick else []),
+        m = stock_forecast.main([*flags, "--seeds", str(args.seeds), "--seed-base", str(args.seed),
+                                 *(["--quick"] if args.quick else []),
                                  "--out", str(out / name)])
         variants[name] = {"label": label, "flags": " ".join(flags), **{k: m[k] for k in KEYS},
                           "seeds": m["seeds"]["count"], "epochs": m["config"]["epochs"]}
-    metrics = {"experiment": "stock_variants", "config": {"seeds": args.seeds, "quick": args.quick},
+    metrics = {"experiment": "stock_variants",
+               "config": {"seeds": args.seeds, "seed_base": args.seed, "quick": args.quick},
                "variants": variants, "wall_s": say.elapsed()}
     write_json(out / "metrics.json", metrics)
     return metrics
