@@ -23,8 +23,8 @@ from experiments.report_sections import (
     claim_rows,
     crossing_lengths,
     draw_files,
+    draws,
     side,
-    verdict_pairs,
     wide_starts,
 )
 from experiments.schemas import CONDITIONS
@@ -212,15 +212,10 @@ def _second_draw_block(names):
     def write(page):
         from experiments.reproduce import SECOND_BASE
 
-        found = []
         for name in names:  # both draws must be in the run (a run without the second draw skips the block)
-            f0, f1 = draw_files(name)
-            if not page.has(f1):
-                raise NotInRun(f"{f1}: the second draw (reproduce --all) is not part of this run")
-            rows = verdict_pairs(page.json(f0), page.json(f1))
-            found.append((name, rows, page.reader(f0, "verdicts"), page.reader(f1, "verdicts"),
-                          sum(same for *_, same in rows)))
-        page.render("second_draw_block.md.j2", experiments=found, base=SECOND_BASE)
+            if not page.has(draw_files(name)[1]):
+                raise NotInRun(f"{draw_files(name)[1]}: the second draw (reproduce --all) is not part of this run")
+        page.render("second_draw_block.md.j2", experiments=draws(page, names), base=SECOND_BASE)
     return write
 
 
