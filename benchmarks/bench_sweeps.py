@@ -31,8 +31,9 @@ Then the phase-diagram sweep: 64 rho x 4 seeds x lengths (20, 50, 200), tanh, on
 device; and ``lyapunov_spectrum`` for H = 50, T = 10,000, all 50 exponents.
 
 ``--scale`` (the scale table alone): Experiment 2's training over rho x 4 seeds at each number of runs,
-each size in a fresh process (peak resident memory is per process): the time per run of a call after a
-warm-up call that compiled the same block program, and the process's peak resident memory, with the
+each size in a fresh process (peak resident memory is per process), keeping the histories alone
+(``summary=rnnjax.sweeps.history_only``): the time per run of a call after a warm-up call that compiled the
+same block program, and the process's peak resident memory, with the
 default block (``rnnjax.sweeps.default_block``) and, up to ``--scale-before`` runs, as one block (every
 run in one program: the sweep before blocks).
 """
@@ -99,6 +100,7 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--devices", type=int, default=None, help="host devices (default: one per core)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--note", default=None, help="a note stored in the JSON (e.g. the machine's load)")
     p.add_argument("--scale", nargs="?", const="64,1024,4096,16384", default=None,
                    help="only the scale table: runs per sweep, comma-separated (default 64,1024,4096,16384)")
     p.add_argument("--scale-before", type=int, default=4096,
@@ -109,7 +111,9 @@ def main(argv=None) -> dict:
     if args.scale_child is not None:
         return scale_child(*args.scale_child, steps=args.steps)
     if args.scale:  # the scale table alone
-        out = {"scale": scale_rows([int(n) for n in args.scale.split(",")], args), "load_average": os.getloadavg()}
+        load0 = os.getloadavg()
+        out = {"scale": scale_rows([int(n) for n in args.scale.split(",")], args), "note": args.note,
+               "load_average": [load0, os.getloadavg()]}
         if args.json is not None:
             args.json.write_text(json.dumps(out, indent=1))
         return out
@@ -276,7 +280,7 @@ def scale_child(runs: int, block: int, *, steps: int) -> dict:
     from jax.tree_util import Partial
 
     from rnnjax.data.text import fox_segments
-    from rnnjax.sweeps import _Init, _TrainRun, sweep
+    from rnnjax.sweeps import _Init, _TrainRun, history_only, print_progress, sweep
 
     data = fox_segments()  # train_sweep's run (Experiment 2's training), swept with the block given
     run = Partial(_TrainRun(_Init((27, 50, 27), "gaussian", None, None), "xent", steps, 1e-4, "sgd", None, "relu",
@@ -284,11 +288,13 @@ def scale_child(runs: int, block: int, *, steps: int) -> dict:
     seeds, R = np.arange(4), max(runs // 4, 1)
     rhos = np.linspace(0.8, 1.3, R)
     warm = rhos[: min(max((block or 128) // 4, 1), R)]  # as many runs as one block: compiles its program
-    sweep(run, block=block or None, rho=warm, seed=seeds)
+    kw = dict(block=block or None, summary=history_only)  # the histories alone (what Experiment 2 keeps)
+    sweep(run, rho=warm, seed=seeds, **kw)
     t = time.perf_counter()
-    _, h = sweep(run, block=block or None, rho=rhos, seed=seeds)
+    _, h = sweep(run, rho=rhos, seed=seeds, progress=print_progress, **kw)
     wall = time.perf_counter() - t
-    out = {"runs": R * 4, "block": block or "default", "per_run_ms": 1000 * wall / (R * 4), "wall_s": wall,
+    out = {"runs": R * 4, "block": block or "default", "summary": "history_only",
+           "per_run_ms": 1000 * wall / (R * 4), "wall_s": wall,
            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
            "devices": len(jax.devices()), "finite": bool(np.asarray(h.finite).any())}
     print(json.dumps(out), flush=True)

@@ -51,7 +51,7 @@ WORKER = SWEEP + textwrap.dedent("""
     import jax
     assert len(jax.devices()) == 4 and len(jax.local_devices()) == 2, jax.devices()
     if kill:  # the job is killed: process 1 dies after its first block (process 0 is killed by the test)
-        store(folder, progress=lambda done, total, s: os._exit(3) if pid == 1 and done == 1 else None)
+        store(folder, progress=lambda done, total, s, left: os._exit(3) if pid == 1 and done == 1 else None)
     np.savez(out, **sweeps(), **store(folder))  # every process holds every result
     print("WORKER_OK", pid, flush=True)
 """)

@@ -167,6 +167,7 @@ def test_blocks_summary_and_a_store_that_resumes(tmp_path):
     close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # XLA vectorises 4 runs unlike 10
     jax.tree.map(close, blocked, whole)
     assert [s[:2] for s in seen] == [(1, 3), (2, 3), (3, 3)] and all(s[2] >= 0 for s in seen)
+    assert seen[0][3] > 0 and seen[-1][3] == 0.0  # the estimated time left: none at the end
     kept = sweep(_small, summary=last_loss, **SMALL)  # only the loss leaves the program
     np.testing.assert_allclose(kept, whole["loss"], rtol=1e-5, atol=1e-6)
 
@@ -175,19 +176,25 @@ def test_blocks_summary_and_a_store_that_resumes(tmp_path):
     class Killed(Exception):
         pass
 
-    def kill_after_two(done, total, elapsed):
+    def kill_after_two(done, total, elapsed, left):
+        seen.append((done, total, elapsed, left))
         if done == 2:
             raise Killed
 
+    seen.clear()
     with pytest.raises(Killed):
         sweep(_small, block=4, out=out, progress=kill_after_two, **SMALL)
+    assert [s[:2] for s in seen] == [(1, 3), (2, 3)] and seen[0][3] > 0  # ~ block 1's time x the 2 blocks left
+    np.testing.assert_allclose(seen[1][3], seen[1][2] / 2, rtol=0.5)  # 2 blocks in elapsed, 1 left: half of it
     assert sorted(p.name for p in out.glob("block_*.npz")) == ["block_000000.npz", "block_000001.npz"]
     with pytest.raises(ValueError, match=r"is incomplete: 1 of 3 blocks missing"):
         load_sweep(out)
     first = out / "block_000000.npz"
     mtime = first.stat().st_mtime_ns
-    resumed = sweep(_small, block=4, out=out, **SMALL)
+    seen.clear()
+    resumed = sweep(_small, block=4, out=out, progress=lambda *a: seen.append(a), **SMALL)
     assert first.stat().st_mtime_ns == mtime  # finished blocks are skipped, not recomputed
+    assert [(s[0], s[1], s[3]) for s in seen] == [(1, 3, None), (2, 3, None), (3, 3, 0.0)]  # read back: no estimate
     uninterrupted = sweep(_small, block=4, **SMALL)
     jax.tree.map(np.testing.assert_array_equal, resumed, uninterrupted)  # bit for bit
     store = load_sweep(out)
@@ -206,6 +213,13 @@ def test_blocks_summary_and_a_store_that_resumes(tmp_path):
         sweep(_small, block=5, out=out, **SMALL)
     with pytest.raises(ValueError, match=r"holds another sweep: its summary"):
         sweep(_small, block=4, out=out, summary=last_loss, **SMALL)
+
+
+def test_print_progress(capsys):
+    rnnjax.sweeps.print_progress(3, 16, 12.4, 51.6)
+    rnnjax.sweeps.print_progress(1, 16, 0.2, None)
+    assert capsys.readouterr().err == ("sweep: block 3/16, 12 s elapsed, ~52 s left\n"
+                                       "sweep: block 1/16, 0 s elapsed\n")
 
 
 def test_the_default_block_follows_the_working_set():

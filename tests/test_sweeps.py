@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,8 @@ from rnnjax.sharding import sharded_vmap, uses_lapack
 from rnnjax.sweeps import (
     curve_summary,
     grid,
+    history_only,
+    load_sweep,
     stability_sweep,
     train_sweep,
     zero_crossing,
@@ -36,6 +39,31 @@ def test_grid_is_rho_major():
     r, s = grid([0.5, 1.0], [3, 7, 9])
     np.testing.assert_array_equal(r, [0.5, 0.5, 0.5, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(s, [3, 7, 9, 3, 7, 9])
+
+
+def test_train_sweep_keeps_histories_alone_in_blocks_streamed_to_a_store(tmp_path):
+    xs, ys = _data()
+    rhos, seeds = [0.9, 1.3, 60.0], [0, 5]
+    kw = dict(hidden_size=H, loss="xent", num_steps=6, learning_rate=1e-2, activation="relu")
+    params, full = train_sweep(rhos, seeds, xs, ys, **kw)  # one block, params and history
+    seen = []
+    none, hist = train_sweep(rhos, seeds, xs, ys, **kw, summary=history_only)
+    assert none is None and params.W_hh.shape == (3, 2, H, H)  # the params never leave the program
+    for field, v in full._asdict().items():  # the same program's history, the params dropped: bit for bit
+        np.testing.assert_array_equal(getattr(hist, field), v, err_msg=field)
+    out = tmp_path / "store"  # block=, out=, progress= reach the sweep: 3 blocks of 2 runs on disk
+    none, blocked = train_sweep(rhos, seeds, xs, ys, **kw, summary=history_only, block=2, out=out,
+                                progress=lambda *a: seen.append(a))
+    assert none is None and [a[:2] for a in seen] == [(1, 3), (2, 3), (3, 3)] and seen[-1][3] == 0.0
+    assert sorted(f.name for f in out.glob("block_*.npz")) == [f"block_00000{b}.npz" for b in range(3)]
+    store = load_sweep(out)
+    assert sorted(store.results) == sorted(f"1.{f}" for f in full._fields) and store.settings["block"] == 2
+    for field, v in full._asdict().items():  # 2 runs a program, not 6: XLA may vectorise them apart
+        np.testing.assert_array_equal(store.results[f"1.{field}"], getattr(blocked, field), err_msg=field)
+        close = np.testing.assert_array_equal if v.dtype == bool else partial(np.testing.assert_allclose, rtol=2e-5)
+        close(getattr(blocked, field), v, err_msg=field)
+    np.testing.assert_array_equal(store.nonfinite, ~np.asarray(full.finite).all(-1))  # rho = 60 diverges alone
+    assert store.nonfinite[2].all() and not store.nonfinite[:2].any()
 
 
 def test_vmapped_train_sweep_equals_a_loop_of_single_runs():

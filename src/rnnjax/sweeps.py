@@ -329,6 +329,24 @@ def load_sweep(out) -> SweepStore:
     return SweepStore(axes, results, settings, results.pop(NONFINITE))
 
 
+def print_progress(done: int, total: int, elapsed_s: float, left_s: float | None) -> None:
+    """A ready-made ``progress`` hook for :func:`sweep`: one line to stderr per block,
+    ``sweep: block 3/16, 12 s elapsed, ~52 s left``."""
+    import sys
+
+    left = "" if left_s is None else f", ~{left_s:.0f} s left"
+    print(f"sweep: block {done}/{total}, {elapsed_s:.0f} s elapsed{left}", file=sys.stderr, flush=True)
+
+
+def history_only(result):
+    """A ready-made ``summary`` for runs returning ``(params, history)`` (:func:`rnnjax.train`,
+    :func:`rnnjax.fit`, :func:`train_sweep`): ``(None, history)``, the final parameters dropped inside the
+    program. They are most of a training sweep's results (Experiment 2's 50-unit RNN: five times the bytes
+    of its 200-step history), so a sweep that keeps only histories holds memory near what they need;
+    ``params, history = train_sweep(..., summary=history_only)`` gives ``params`` None."""
+    return None, result[1]
+
+
 def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None = None,
           summary: Callable | None = None, out=None, progress: Callable | None = None,
           fast_compile: bool = False, **axes):
@@ -361,8 +379,11 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
         reads the store back. In a multi-process job the blocks are dealt to the processes (block b
         to process b mod P, on its own devices), each writes its own, and every process returns the
         whole result (read back from ``out`` after all are done).
-      progress: ``progress(blocks_done, blocks_total, elapsed_s)`` after every block (this process's
-        blocks; blocks found finished in ``out`` count as done).
+      progress: ``progress(blocks_done, blocks_total, elapsed_s, left_s)`` after every block (this
+        process's blocks; blocks found finished in ``out`` count as done): ``left_s`` is the estimated
+        time left, the mean time of the blocks computed in this call times the blocks still to do (None
+        while only finished blocks were read back; the first block's compile counts in the mean, so the
+        first estimates run high). :func:`print_progress` prints it.
       fast_compile: compile with :data:`rnnjax.sharding.FAST_COMPILE` (for smoke-test sizes).
       **axes: the grid: 1-D arrays of values by name. Integer axes (seeds) stay integers; floats
         become JAX's default float (float32). The names ``devices``, ``block``, ``summary``, ``out``,
@@ -416,7 +437,7 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
                                 for k, s in zip(leaf_names, leaves_struct, strict=True)}}
         _open_store(out, settings)
     mapped = sharded_vmap(point, devices=devices, shared=len(arrays), fast_compile=fast_compile)
-    start, done = time.perf_counter(), 0
+    start, done, computed, computing_s = time.perf_counter(), 0, 0, 0.0
 
     def fill(b, block_leaves):
         for dest, leaf in zip(results, block_leaves, strict=True):
@@ -428,6 +449,7 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
             with np.load(path) as f:
                 fill(b, [f[k] for k in leaf_names])
         else:
+            t = time.perf_counter()
             idx = np.minimum(np.arange(b * B, (b + 1) * B), N - 1)  # the last block repeats its last run
             got = [np.asarray(leaf) for leaf in jax.tree.leaves(mapped(*(v[idx] for v in flat), *arrays))]
             fill(b, got)
@@ -435,9 +457,12 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
                 flags = {NONFINITE: _nonfinite(got)}  # reported beside the values, never silently NaN
                 _write_atomic(path, lambda f, got=got, flags=flags: np.savez(
                     f, **dict(zip(leaf_names, got, strict=True)), **flags))
+            computed, computing_s = computed + 1, computing_s + time.perf_counter() - t
         done += 1
         if progress is not None:
-            progress(done, len(mine), time.perf_counter() - start)
+            left = len(mine) - done
+            progress(done, len(mine), time.perf_counter() - start,
+                     0.0 if left == 0 else computing_s / computed * left if computed else None)
     if deal:  # every process waits for all blocks, then reads the others' from out
         from jax.experimental import multihost_utils
 
@@ -494,7 +519,9 @@ def _opt_float(x):
 def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_steps: int, learning_rate,
                 output_size: int | None = None, activation: str = "relu", recurrent_init: str = "gaussian",
                 optimizer: str = "sgd", clip_norm=None, carry_state: bool = False, input_std=None, output_std=None,
-                spec_norm: str = "lanczos", devices: Sequence | None = None, fast_compile: bool = False):
+                spec_norm: str = "lanczos", devices: Sequence | None = None, fast_compile: bool = False,
+                summary: Callable | None = None, block: int | None = None, out=None,
+                progress: Callable | None = None):
     """Initialise and train one vanilla RNN per (rho, seed), all in one jitted, vmapped program.
 
     Run (rho, seed) starts from :func:`rnnjax.init_rnn` with ``PRNGKey(seed)`` and ``rho`` (so the
@@ -502,11 +529,16 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
     ``targets`` (see there: (N, T, D), item s mod N at step s). ``fast_compile`` trades run time
     for compile time (see :func:`sweep`; for smoke tests). ``output_size`` defaults to the
     input width D for ``loss="xent"`` (next-symbol prediction) and to ``targets.shape[-1]`` otherwise.
+    ``summary``, ``block``, ``out`` and ``progress`` are :func:`sweep`'s (its default block, no store):
+    ``summary=history_only`` keeps the histories alone (most of the memory of a large sweep is the final
+    parameters); ``out=PATH`` streams the blocks to disk and resumes a killed sweep.
 
     Returns:
       ``(params, history)`` with leading axes (R, S): final :class:`RNNParams` and
-      :class:`rnnjax.TrainHistory` of (R, S, num_steps) NumPy arrays (one :func:`sweep` over rho x seed).
-      A run that goes non-finite halts alone (its ``history.finite`` turns False); the others are unaffected.
+      :class:`rnnjax.TrainHistory` of (R, S, num_steps) NumPy arrays (one :func:`sweep` over rho x seed);
+      with ``summary``, what it returns per run, leading axes (R, S) (``(None, history)`` for
+      :func:`history_only`). A run that goes non-finite halts alone (its ``history.finite`` turns
+      False); the others are unaffected.
     """
     rhos, seeds = _rho_seed(rhos, seeds, recurrent_init)
     check_positive_int("hidden_size", hidden_size)
@@ -523,7 +555,7 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
     one = _TrainRun(init, loss, num_steps, float(learning_rate), optimizer, _opt_float(clip_norm), activation,
                     bool(carry_state), spec_norm)
     return sweep(Partial(one, xs=xs, targets=targets), rho=rhos, seed=seeds, devices=devices,
-                 fast_compile=fast_compile)
+                 fast_compile=fast_compile, summary=summary, block=block, out=out, progress=progress)
 
 
 # ----------------------------------------------------------------------------------------------
