@@ -237,6 +237,7 @@ class GradientStability(Run):
     claims_agree: int
     claims_total: int
     per_rho: list[Curve]
+    verdicts: list[Verdict]
 
 
 # ------------------------------------------------------------------------------- gradient_spectra
@@ -273,6 +274,16 @@ class VarianceReading(TypedDict):
     verdict: list[str | None]
 
 
+class RadiusDraws(TypedDict):
+    """Spectral radius over rho of the seeds' W_hh beside a population of draws (issue 19)."""
+    per_seed: list[float]
+    median: float
+    population_median: float
+    population_draws: int
+    p_reach: float
+    p: float
+
+
 class ConfigS(TypedDict):
     hidden: int
     seeds: list[int]
@@ -293,6 +304,8 @@ class GradientSpectra(Run):
     phase_crossings: dict[str, dict[str, object]]
     phase_samples: dict[str, list[PhaseSample]]
     variance_reading: VarianceReading
+    radius_draws: RadiusDraws
+    verdicts: list[Verdict]
 
 
 # ------------------------------------------------------------------------------- remedies
