@@ -1,13 +1,15 @@
 """Size of the Diebold-Mariano tests under the null (issue 19): the Newey-West HAC test against fixed-b.
 
     python benchmarks/size_simulation.py [--phis 0,0.5,0.9,0.95,0.99] [--n 1597] [--reps 2000] [--seed 0]
-                                         [--b 1] [--json FILE]
+                                         [--b 1] [--json FILE] [--package-data]
     python benchmarks/size_simulation.py --write-table [--draws 100000] [--grid 1000] [--seed 0]
 
 For each phi, ``--reps`` AR(1) loss differentials d_t = phi d_{t-1} + e_t of length ``--n`` (mean 0: the null of
 equal accuracy holds), each tested at 5% by :func:`rnnjax.stats.dm_test` (Newey-West lag, HLN factor, t(n - 1))
 and :func:`rnnjax.stats.dm_fixed_b` (Bartlett, bandwidth b n, Kiefer-Vogelsang critical value); the table gives
 each test's rejection rate with its Clopper-Pearson 95% interval, and writes it as JSON (atomically).
+``--package-data`` also writes it to ``src/rnnjax/data/dm_size.json`` (:data:`PACKAGE_DATA`): the table
+Experiment 1 labels its Newey-West p-values with and the docs render (``stock_forecast.size`` block).
 
 ``--write-table`` instead simulates the fixed-b limit (``--draws`` discretised Wiener paths of ``--grid`` steps)
 and writes the |t| quantile table that :func:`rnnjax.stats.fixed_b_p_value` reads
@@ -30,6 +32,7 @@ import numpy as np
 from rnnjax import stats
 
 TABLE_PATH = Path(__file__).resolve().parents[1] / "src" / "rnnjax" / "data" / stats.FIXED_B_TABLE
+PACKAGE_DATA = TABLE_PATH.with_name("dm_size.json")  # read by experiments.stock_forecast.size_table
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -81,6 +84,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--b", type=float, default=1.0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--package-data", action="store_true", help=f"also write the table to {PACKAGE_DATA}")
     p.add_argument("--write-table", action="store_true")
     p.add_argument("--draws", type=int, default=100_000)
     p.add_argument("--grid", type=int, default=1000)
@@ -106,8 +110,9 @@ def main(argv=None) -> dict:
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": _cpu(),
            "load_average": list(os.getloadavg()), "wall_s": round(wall, 1), "n": a.n, "reps": a.reps,
            "seed": a.seed, "b": a.b, "rows": [r._asdict() for r in rows]}
-    if a.json is not None:
-        _atomic_write(a.json, lambda f: f.write(json.dumps(out, indent=1).encode()))
+    for path in [a.json] + ([PACKAGE_DATA] if a.package_data else []):
+        if path is not None:
+            _atomic_write(path, lambda f: f.write(json.dumps(out, indent=1).encode()))
     return out
 
 

@@ -38,6 +38,35 @@ SAMPLE_RHOS = (0.5, 1.0, 1.5, 2.0)  # phase-diagram points quoted in docs/gradie
 QUICK = dict(seeds=2, segments=2, grid=8, lengths=[20, 50], lyap_length=200, hidden=16)
 
 
+POPULATION_DRAWS = 1000  # W_hh draws for the population median of the spectral radius over rho (issue 19)
+
+
+def radius_draws(seeds, hidden: int, recurrent_init: str, *, draws: int = POPULATION_DRAWS,
+                 resamples: int = 10_000) -> dict:
+    """The spectral radii over rho of the seeds' own W_hh beside the population of ``draws`` other W_hh.
+
+    The seeds' matrices are ``init_rnn``'s (rho = 1: W_hh = rho W); the population uses the same
+    :func:`rnnjax.init_recurrent` with keys fold_in(PRNGKey(2**31 - 1), i), disjoint from every seed.
+    ``p_reach`` is the Monte-Carlo probability (``resamples`` medians of len(seeds) population draws)
+    that a median of that many draws reaches the seeds' median; ``p`` the two-sided p-value.
+    """
+    import jax
+
+    from rnnjax.cells import init_recurrent, init_rnn
+
+    own = np.stack([np.asarray(init_rnn(jax.random.PRNGKey(int(s)), 1, hidden, 1, rho=1.0,
+                                        recurrent_init=recurrent_init).W_hh) for s in seeds])
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(2**31 - 1), i))(np.arange(draws))
+    pop = np.asarray(jax.vmap(lambda k: init_recurrent(k, hidden, rho=1.0, kind=recurrent_init))(keys))
+    radius = lambda W: np.abs(np.linalg.eigvals(W.astype(np.float64))).max(-1)  # max |lambda(W)|
+    r_own, r_pop = radius(own), radius(pop)
+    med = float(np.median(r_own))
+    meds = np.median(np.random.default_rng(0).choice(r_pop, (resamples, len(r_own))), -1)  # medians of n draws
+    up, down = float(np.mean(meds >= med)), float(np.mean(meds <= med))
+    return {"per_seed": r_own.tolist(), "median": med, "population_median": float(np.median(r_pop)),
+            "population_draws": draws, "p_reach": up, "p": min(1.0, 2 * min(up, down)), "seeds": len(r_own)}
+
+
 def _about(rho) -> str:
     """``~ 1.23`` for a crossing found inside the grid, else says there was none."""
     return "(no crossing inside the grid)" if rho is None else f"~ {rho:.3f}"
@@ -258,6 +287,12 @@ def _run(args, out: Path) -> dict:
     say(f"variance reading (W std H^-1/4 = rho x {scale:.2f} in our scale): lambda_1 medians {medians_text} "
         f"nats/step over {L_var} steps")
 
+    # 3b. the seeds' W_hh against the population: a draw, or finite size? (issue 19)
+    radii = radius_draws(seeds, args.hidden, args.recurrent_init)
+    say(f"spectral radius / rho of the seeds' W_hh: {', '.join(f'{r:.2f}' for r in radii['per_seed'])} (median "
+        f"{radii['median']:.3f}); population median over {radii['population_draws']} draws "
+        f"{radii['population_median']:.3f}; P(median of {radii['seeds']} draws >= observed) = {radii['p_reach']:.3f}")
+
     # 4. figures, then metrics.json last
     figs = ["fig4_lag_profile.png", "fig5_jacobian_spectra.png", "fig6_phase_diagram.png"]
     plot_lag_profiles([
@@ -283,11 +318,44 @@ def _run(args, out: Path) -> dict:
         "relu_mean_field_edge": float(np.sqrt(2.0)),  # lambda_1 = log(rho / sqrt 2) = 0 for a large ReLU network
         "bound_over_measured_decades_min": min(r["bound_over_measured_decades_at_max_lag"] for r in per_rho),
         "bound_over_measured_decades_max": max(r["bound_over_measured_decades_at_max_lag"] for r in per_rho),
+        "radius_draws": radii,
+        "verdicts": _verdicts(radii, per_rho, len(seeds)),
         "wall_s": say.elapsed(),
         "figures": figs,
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _verdicts(radii: dict, per_rho: list[dict], n: int) -> list[dict]:
+    """The experiment's tested claims (schemas.Verdict, ids stable across --seed-base)."""
+    from types import SimpleNamespace
+
+    import scipy.stats
+
+    from rnnjax import stats
+
+    unit = "seeds" if n != 1 else "seed"
+    word = "above the population" if radii["median"] > radii["population_median"] else "below the population"
+    out = [{"id": "radius_draw_vs_population",
+            "claim": "the seeds' W_hh have a median spectral radius over rho unlike the population's at this H",
+            "test": f"Monte Carlo: medians of {radii['seeds']} of {radii['population_draws']} population draws, "
+                    "two-sided", "p": radii["p"],
+            "evidence": f"seeds {', '.join(f'{r:.2f}' for r in radii['per_seed'])} (median {radii['median']:.3f}); "
+                        f"population median {radii['population_median']:.3f}; P(median of {radii['seeds']} draws "
+                        f">= {radii['median']:.3f}) = {radii['p_reach']:.3f}",
+            "verdict": stats.verdict(SimpleNamespace(p_value=radii["p"]), word, n=n, unit=unit)}]
+    for r in per_rho:  # lambda_1's sign over the seeds: one-sample t-test of mean 0
+        x = [v for v in r["lyapunov_top_per_seed"] if v is not None]
+        p = float(scipy.stats.ttest_1samp(x, 0.0).pvalue) if len(x) > 1 and np.ptp(x) > 0 else None
+        word = "vanishing" if r["lyapunov_top_median"] < 0 else "exploding"
+        out.append({"id": f"lyapunov_sign:{r['rho']:g}", "claim": f"rho {r['rho']:g}: gradients along the lag "
+                    f"{word} (top Lyapunov exponent {'<' if word == 'vanishing' else '>'} 0)",
+                    "test": "one-sample t-test of the seeds' lambda_1, mean 0, two-sided", "p": p,
+                    "evidence": "lambda_1 per seed " + ", ".join(f"{v:+.3f}" for v in x),
+                    "verdict": stats.verdict(SimpleNamespace(p_value=1.0 if p is None else p), word, n=len(x),
+                                             unit="seeds" if len(x) != 1 else "seed")})
+    return out
 
 
 if __name__ == "__main__":

@@ -204,6 +204,10 @@ def _run(args, rhos, seeds, out: Path):
         "claims": claims,
         "claims_agree": sum(c["verdict"] == "agrees" for c in claims),
         "claims_total": len(claims),
+        # issue 19: each claim as a Verdict (id stable across --seed-base); a check of the median curve, no p-value
+        "verdicts": [{"id": f"claim:{c['rho']:g}", "claim": f"rho {c['rho']:g}: {c['claim']}",
+                      "test": c["test"] or "none (no finite step)", "evidence": c["measured"], "p": None,
+                      "verdict": c["verdict"]} for c in claims],
         "wall_s": say.elapsed(),
         "figures": [fig.name],
     }

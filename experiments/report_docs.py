@@ -87,6 +87,11 @@ def stock_trap(page):
     page.render("stock_forecast.trap.md.j2", n=page.reader(S1))
 
 
+@block("stock_forecast.size")
+def stock_size(page):
+    page.render("stock_forecast.size.md.j2", n=page.reader(S1))
+
+
 @block("stock_forecast.results")
 def stock_results(page):
     page.render("stock_forecast.results.md.j2", **_forecasts(page))
@@ -96,7 +101,7 @@ def stock_results(page):
 def stock_findings(page):
     s1, v = page.json(S1), page.json(SV)["variants"]
     by = lambda verdict: [k for k, x in v.items() if x["verdict_vs_persistence"] == verdict]
-    ties = by("indistinguishable")
+    ties = [k for k, x in v.items() if x["verdict_vs_persistence"].startswith("not distinguishable")]
     flat = {}
     for k in ties:  # the implied returns move under a quarter of the data's: it learned to be persistence
         ir = page.json(_variant_file(k))["implied_returns"]
@@ -104,7 +109,7 @@ def stock_findings(page):
     losses = s1["final_loss_per_seed"]
     finite = [x for x in losses if x is not None]
     page.render("stock_forecast.findings.md.j2", **_forecasts(page), vr=lambda k: page.reader(_variant_file(k)),
-                seeds=s1["seeds"]["count"], better=by("better"), ties=ties, worse=by("worse"), flat=flat,
+                seeds=s1["seeds"]["count"], better=by("beats"), ties=ties, worse=by("worse"), flat=flat,
                 loss_lo=losses.index(min(finite)), loss_hi=losses.index(max(finite)),
                 has_m2m=bool(v.get("many_to_many")))
 

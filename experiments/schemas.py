@@ -50,21 +50,54 @@ class Data(TypedDict):
     test_close_max_scaled: float
 
 
+class NWSize(TypedDict):
+    """The Newey-West DM test's simulated size at the tabulated phi nearest an observed r_1."""
+    phi: float
+    rate: float
+    ci: list[float]
+
+
 class DM(TypedDict):
-    """The verdict against persistence (:mod:`rnnjax.stats`); the keys read depend on ``basis``."""
-    basis: str
-    rmse_ratio_min: NotRequired[Num]
-    rmse_ratio_max: NotRequired[Num]
-    lag1_autocorr_min: NotRequired[Num]
-    lag1_autocorr_max: NotRequired[Num]
-    lags_min: NotRequired[Count]
-    lags_max: NotRequired[Count]
-    p_value_min: NotRequired[Num]
-    p_value_max: NotRequired[Num]
-    seeds_significantly_worse: NotRequired[int]
-    seeds_significantly_better: NotRequired[int]
-    seeds_reliable: NotRequired[int]
-    seeds_unreliable: NotRequired[int]
+    """Both DM tests against persistence (:mod:`rnnjax.stats`): fixed-b (the verdict's), Newey-West beside it."""
+    b: float
+    critical_value: float
+    seeds_tested: int
+    seeds_significantly_worse: int
+    seeds_significantly_better: int
+    fixed_b_statistic_min: Num
+    fixed_b_statistic_max: Num
+    fixed_b_p_value_min: Num
+    fixed_b_p_value_max: Num
+    statistic_min: Num
+    statistic_max: Num
+    p_value_min: Num
+    p_value_max: Num
+    lags_min: Count
+    lags_max: Count
+    lag1_autocorr_min: Num
+    lag1_autocorr_max: Num
+    nw_size: NWSize | None
+    rmse_ratio_min: Num
+    rmse_ratio_max: Num
+
+
+class SizeRow(TypedDict):
+    phi: float
+    reps: int
+    nw_rate: float
+    nw_ci: list[float]
+    fixed_b_rate: float
+    fixed_b_ci: list[float]
+    nw_median_lag: float
+
+
+class SizeTable(TypedDict):
+    """Both DM tests' rejection rates under the null (``rnnjax.data/dm_size.json``, copied into the run)."""
+    n: int
+    reps: int
+    b: float
+    command: str
+    rows: list[SizeRow]
 
 
 class SeedStatus(TypedDict):
@@ -118,6 +151,8 @@ class Forecast(TypedDict):
 
 class StockForecast(Forecast, Run):
     config: Config1
+    verdicts: list[Verdict]
+    nw_size_table: SizeTable
     data: Data
     seeds: Seeds
     persistence_mae: float
@@ -142,6 +177,7 @@ class ConfigV(TypedDict):
 class StockVariants(Run):
     config: ConfigV
     variants: dict[str, Variant]
+    verdicts: list[Verdict]
 
 
 class ImpliedReturns(TypedDict):
@@ -201,6 +237,7 @@ class GradientStability(Run):
     claims_agree: int
     claims_total: int
     per_rho: list[Curve]
+    verdicts: list[Verdict]
 
 
 # ------------------------------------------------------------------------------- gradient_spectra
@@ -237,6 +274,16 @@ class VarianceReading(TypedDict):
     verdict: list[str | None]
 
 
+class RadiusDraws(TypedDict):
+    """Spectral radius over rho of the seeds' W_hh beside a population of draws (issue 19)."""
+    per_seed: list[float]
+    median: float
+    population_median: float
+    population_draws: int
+    p_reach: float
+    p: float
+
+
 class ConfigS(TypedDict):
     hidden: int
     seeds: list[int]
@@ -257,6 +304,8 @@ class GradientSpectra(Run):
     phase_crossings: dict[str, dict[str, object]]
     phase_samples: dict[str, list[PhaseSample]]
     variance_reading: VarianceReading
+    radius_draws: RadiusDraws
+    verdicts: list[Verdict]
 
 
 # ------------------------------------------------------------------------------- remedies

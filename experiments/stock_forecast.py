@@ -25,6 +25,7 @@ import threading  # noqa: E402
 import warnings  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -382,8 +383,11 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
                                                                                         actual_test)
     test_rmse, test_mae = forecast.seed_summary(test_rmse_s, ok), forecast.seed_summary(test_mae_s, ok)
     p_rmse, p_mae = float(forecast.rmse(persist_test, actual_test)), float(forecast.mae(persist_test, actual_test))
-    dm = stats.diebold_mariano(np.where(ok[:, None], pred_test, actual_test), persist_test, actual_test)
-    dm_seeds = _dm_by_seed(ok, dm, test_rmse_s / p_rmse)
+    tested = np.where(ok[:, None], pred_test, actual_test)  # a failed seed: a stand-in, its record is None
+    dm = stats.diebold_mariano(tested, persist_test, actual_test)  # Newey-West: shown with its simulated size
+    fb = stats.diebold_mariano_fixed_b(tested, persist_test, actual_test, b=FIXED_B)  # the verdict's test
+    table = size_table()
+    dm_seeds = _dm_by_seed(ok, dm, fb, test_rmse_s / p_rmse, table)
     for st, rec in zip(status, dm_seeds, strict=True):
         st.update(rec)
     timings["predict"] = time.perf_counter() - t0
@@ -413,7 +417,8 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
         "persistence_rmse": p_rmse, "persistence_mae": p_mae,
         "beats_persistence": None if test_rmse["mean"] is None else bool(test_rmse["mean"] < p_rmse),
         "seeds_beating_persistence": int(np.sum(test_rmse_s[ok] < p_rmse)),
-        "dm_vs_persistence": _dm_summary(dm_seeds),  # per seed: seeds.status[s]["dm"]
+        "dm_vs_persistence": _dm_summary(dm_seeds, table),  # per seed: seeds.status[s]["dm"], ["dm_fixed_b"]
+        "nw_size_table": table,  # both tests' simulated size (rnnjax.data/dm_size.json), rendered in the docs
         "verdict_vs_persistence": _verdict([r["verdict"] for r in dm_seeds]),
         **_stat_fields("train_rmse", forecast.seed_summary(per_seed(forecast.rmse, pred_train, actual_train), ok)),
         **_stat_fields("train_mae", forecast.seed_summary(per_seed(forecast.mae, pred_train, actual_train), ok)),
@@ -439,6 +444,10 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
         "implied_returns": _implied_returns(pred_test, ok, prices[data.test_days - 1], actual_test),
         "files": ["history.csv", "predictions.csv", "train_tail.csv"],
     }
+    what = "close" if cfg.target == "price" else "close rebuilt from the log-return"
+    metrics["verdicts"] = [verdict_record(metrics, f"next_{cfg.target}_vs_persistence",
+                                          f"the RNN's next-day {what} differs in squared-error accuracy from "
+                                          "persistence's (tomorrow = today)")]
     t0 = time.perf_counter()
     plots_import.join()
     metrics["figures"] = draw_figures(tmp, hist_df, pred_df, tail_df, metrics)
@@ -450,32 +459,62 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
 
 
 LEVEL = 0.05  # significance level of the Diebold-Mariano test
-DECISIVE_RATIO = 2.0  # an RMSE ratio beyond a factor 2 either way decides a seed whose DM test is unreliable
-DM_TEST = ("Diebold-Mariano on squared errors (d = e_rnn^2 - e_persistence^2), Newey-West (Bartlett) long-run "
-           "variance with the Newey-West (1994) automatic lag, Harvey-Leybourne-Newbold factor, two-sided t(M - 1)")
+FIXED_B = 1.0  # bandwidth fraction b: M = b n, Kiefer, Vogelsang & Bunzel (2000)
+DM_TEST = ("Diebold-Mariano on squared errors (d = e_rnn^2 - e_persistence^2) with fixed-b inference: Bartlett "
+           "long-run variance with bandwidth = n (Kiefer, Vogelsang & Bunzel 2000), two-sided 5% critical value "
+           "of Kiefer & Vogelsang (2005), p-value from the simulated fixed-b limit; a verdict word only where every "
+           "finite seed rejects in the same direction")
+NW_TEST = ("Diebold-Mariano with the Newey-West (Bartlett) long-run variance, the Newey-West (1994) automatic lag and "
+           "a t(M - 1) p-value (the Harvey-Leybourne-Newbold factor sqrt((M - 1)/M) is ~1 at h = 1); shown beside the "
+           "verdict with its simulated size, never a verdict")
+SIZE_TABLE = "dm_size.json"  # rnnjax.data: benchmarks/size_simulation.py --package-data
 
 
-def _seed_verdict(reliable: bool, stat: float, p: float, ratio: float) -> str:
-    """One seed against persistence: by DM at LEVEL when its test is reliable, else by the RMSE ratio alone."""
-    if reliable:
-        return "better" if p < LEVEL and stat < 0 else "worse" if p < LEVEL and stat > 0 else "tie"
-    return "worse" if ratio >= DECISIVE_RATIO else "better" if ratio <= 1 / DECISIVE_RATIO else "undecided"
+def size_table() -> dict:
+    """The simulated size of both DM tests (AR(1) loss differentials, ``rnnjax.data/dm_size.json``):
+    ``{n, reps, seed, b, command, date, rows: [{phi, nw_rate, nw_ci, fixed_b_rate, fixed_b_ci, nw_median_lag}]}``."""
+    import json
+    from importlib import resources
+
+    d = json.loads(resources.files("rnnjax.data").joinpath(SIZE_TABLE).read_text())
+    keys = ("phi", "reps", "nw_rejections", "nw_rate", "nw_ci", "fixed_b_rejections", "fixed_b_rate", "fixed_b_ci",
+            "nw_median_lag")
+    return {k: d[k] for k in ("n", "reps", "seed", "b", "command", "date")} | {
+        "rows": [{k: r[k] for k in keys} for r in d["rows"]]}
 
 
-def _dm_by_seed(ok, dm: stats.DMTest, ratio) -> list[dict]:
-    """Per seed (None fields for a failed seed): its ``dm`` record, RMSE ratio and verdict."""
+def nw_size_at(table: dict, r1: float) -> dict:
+    """The Newey-West test's simulated size at the tabulated phi nearest the lag-1 autocorrelation ``r1``:
+    ``{phi, rate, ci}`` (the rate at which it rejects a true null at 5%)."""
+    row = min(table["rows"], key=lambda r: abs(r["phi"] - r1))
+    return {"phi": row["phi"], "rate": row["nw_rate"], "ci": list(row["nw_ci"])}
+
+
+def _seed_verdict(t: float | None, reject: bool) -> str:
+    """One seed against persistence by the fixed-b test: 'better' / 'worse' where it rejects at 5% (sign of t,
+    t < 0: the RNN more accurate), else 'not significant'."""
+    if t is None or not reject:
+        return "not significant"
+    return "better" if t < 0 else "worse"
+
+
+def _dm_by_seed(ok, dm: stats.DMTest, fb: stats.DMFixedB, ratio, table: dict) -> list[dict]:
+    """Per seed (None fields for a failed seed): the Newey-West ``dm`` record (with its simulated size at the
+    seed's r_1), the ``dm_fixed_b`` record, the RMSE ratio and the seed's fixed-b verdict."""
     records = []
     for s, good in enumerate(ok):
         if not good:
-            records.append({"dm": None, "rmse_ratio": None, "verdict": None})
+            records.append({"dm": None, "dm_fixed_b": None, "rmse_ratio": None, "verdict": None})
             continue
-        rec = {"statistic": float(dm.statistic[s]), "p_value": float(dm.p_value[s]), "lags": int(dm.lags[s]),
-               "lag1_autocorr": float(dm.lag1_autocorr[s]), "reliable": bool(dm.reliable[s])}
-        if not np.isfinite(rec["statistic"]):  # identical to persistence: no test, a tie
-            rec.update(statistic=None, p_value=None, reliable=True)
-        records.append({"dm": rec, "rmse_ratio": float(ratio[s]),
-                        "verdict": "tie" if rec["statistic"] is None else
-                        _seed_verdict(rec["reliable"], rec["statistic"], rec["p_value"], float(ratio[s]))})
+        finite = lambda x: float(x) if np.isfinite(x) else None  # identical to persistence: no test (NaN)
+        r1 = finite(dm.lag1_autocorr[s])
+        nw = {"statistic": finite(dm.statistic[s]), "p_value": finite(dm.p_value[s]), "lags": int(dm.lags[s]),
+              "lag1_autocorr": r1, "size_at_r1": None if r1 is None else nw_size_at(table, r1)}
+        t = finite(fb.statistic[s])
+        fixed = {"statistic": t, "p_value": finite(fb.p_value[s]), "reject_5pct": bool(fb.reject_5pct[s]),
+                 "critical_value": fb.critical_value, "b": fb.b}
+        records.append({"dm": nw, "dm_fixed_b": fixed, "rmse_ratio": float(ratio[s]),
+                        "verdict": _seed_verdict(t, fixed["reject_5pct"])})
     return records
 
 
@@ -521,36 +560,62 @@ def _span(values) -> tuple:
     return (min(v), max(v)) if v else (None, None)
 
 
-def _dm_summary(records: list[dict]) -> dict:
-    """Counts and seed ranges (min, max) of the per-seed tests, and what the verdict rests on."""
+def _dm_summary(records: list[dict], table: dict) -> dict:
+    """Counts and seed ranges (min, max) of both tests, the Newey-West test's simulated size at the largest r_1,
+    and the RMSE ratio (an effect size, never a verdict)."""
     good = [r for r in records if r["dm"] is not None]
-    reliable = [r for r in good if r["dm"]["reliable"]]
-    unreliable = [r for r in good if not r["dm"]["reliable"]]
-    basis = ("none" if not good else "diebold-mariano" if not unreliable else
-             "rmse ratio" if not reliable else "diebold-mariano and rmse ratio")
-    out = {"test": DM_TEST, "level": LEVEL, "unreliable_from_lag1_autocorr": stats.PERSISTENT_AUTOCORR,
-           "decisive_rmse_ratio": DECISIVE_RATIO, "basis": basis,
-           "seeds_reliable": len(reliable), "seeds_unreliable": len(unreliable),
-           "seeds_significantly_better": sum(r["verdict"] == "better" for r in reliable),
-           "seeds_significantly_worse": sum(r["verdict"] == "worse" for r in reliable),
-           "seeds_tied": sum(r["verdict"] == "tie" for r in reliable),
-           "seeds_better_by_ratio": sum(r["verdict"] == "better" for r in unreliable),
-           "seeds_worse_by_ratio": sum(r["verdict"] == "worse" for r in unreliable)}
+    out = {"test": DM_TEST, "nw_test": NW_TEST, "level": LEVEL, "b": FIXED_B,
+           "critical_value": float(stats.fixed_b_critical_value(FIXED_B)), "seeds_tested": len(good),
+           "seeds_significantly_better": sum(r["verdict"] == "better" for r in good),
+           "seeds_significantly_worse": sum(r["verdict"] == "worse" for r in good)}
+    for key in ("statistic", "p_value"):
+        out[f"fixed_b_{key}_min"], out[f"fixed_b_{key}_max"] = _span(r["dm_fixed_b"][key] for r in good)
     for key in ("statistic", "p_value", "lags", "lag1_autocorr"):
         out[f"{key}_min"], out[f"{key}_max"] = _span(r["dm"][key] for r in good)
+    out["nw_size"] = None if out["lag1_autocorr_max"] is None else nw_size_at(table, out["lag1_autocorr_max"])
     out["rmse_ratio_min"], out["rmse_ratio_max"] = _span(r["rmse_ratio"] for r in good)
     return out
 
 
 def _verdict(seed_verdicts) -> str:
-    """All seeds' verdicts together: 'better' / 'worse' / 'indistinguishable' (all ties) / 'undecided' when every
-    finite seed says so, else 'mixed'; 'no finite seed' when none finished."""
+    """All seeds together (:func:`rnnjax.stats.verdict`): 'beats' / 'worse' only where every finite seed's fixed-b
+    test rejects at 5% in that direction, else 'not distinguishable with n seeds'; 'no finite seed' when none
+    finished."""
     v = [x for x in seed_verdicts if x is not None]
     if not v:
         return "no finite seed"
-    if len(set(v)) > 1:
-        return "mixed"
-    return {"tie": "indistinguishable"}.get(v[0], v[0])
+    same = len(set(v)) == 1 and v[0] in ("better", "worse")
+    word = "beats" if v[0] == "better" else "worse"
+    return stats.verdict(SimpleNamespace(reject_5pct=same), word, n=len(v), unit="seeds" if len(v) != 1 else "seed")
+
+
+def _range_text(lo, hi, fmt: str) -> str:
+    return "n/a" if lo is None else _range(lo, hi, fmt)
+
+
+def verdict_record(m: dict, id_: str, claim: str) -> dict:
+    """The run's one :class:`experiments.schemas.Verdict` against persistence, from its metrics ``m``.
+
+    ``p`` is the largest fixed-b p-value over the finite seeds (the intersection-union test: every seed must
+    reject); the evidence gives the RMSE ratio (an effect size), the fixed-b t and p, and the Newey-West p with
+    the rate at which that test rejects a true null at the observed r_1 (simulated, ``rnnjax.data/dm_size.json``).
+    """
+    dm = m["dm_vs_persistence"]
+    if not dm["seeds_tested"]:
+        evidence, p = "no seed finished with finite forecasts", None
+    else:
+        size = dm["nw_size"]
+        nw = (f"Newey-West p = {_range_text(dm['p_value_min'], dm['p_value_max'], '{:.2g}')}, a test that rejects a "
+              f"true null {size['rate']:.0%} of the time at r1 = {size['phi']:g}" if size else "Newey-West: no test")
+        evidence = (f"{_range_text(dm['rmse_ratio_min'], dm['rmse_ratio_max'], '{:.3g}')}x persistence's RMSE; "
+                    f"fixed-b t = {_range_text(dm['fixed_b_statistic_min'], dm['fixed_b_statistic_max'], '{:.2f}')} "
+                    f"(5% critical value {dm['critical_value']:.2f}), p = "
+                    f"{_range_text(dm['fixed_b_p_value_min'], dm['fixed_b_p_value_max'], '{:.2g}')}; "
+                    f"{dm['seeds_significantly_worse']} of {dm['seeds_tested']} seeds significantly worse, "
+                    f"{dm['seeds_significantly_better']} better; {nw}")
+        p = dm["fixed_b_p_value_max"]
+    return {"id": id_, "claim": claim, "test": DM_TEST, "evidence": evidence, "p": p,
+            "verdict": m["verdict_vs_persistence"]}
 
 
 def _fmt(x) -> str:
@@ -577,22 +642,11 @@ def _print_summary(m: dict, out: Path) -> None:
     verdict = {True: "beats", False: "does NOT beat", None: "cannot be compared with"}[m["beats_persistence"]]
     dm = m["dm_vs_persistence"]
     t = m["timings_s"]
-    if dm["seeds_unreliable"]:
-        k = dm["seeds_unreliable"]
-        have = "seeds have" if k != 1 else "seed has"
-        rests = (f"{k} {have} a loss differential too persistent for any DM test (lag-1 "
-                 f"autocorrelation up to {dm['lag1_autocorr_max']:.3f}): judged by the RMSE ratio "
-                 f"({_range(dm['rmse_ratio_min'], dm['rmse_ratio_max'], '{:.3g}')}x persistence's), "
-                 f"{dm['seeds_worse_by_ratio']} worse, {dm['seeds_better_by_ratio']} better")
-    else:
-        rests = "every seed's DM test is usable"
-    lags = _range(dm["lags_min"], dm["lags_max"], "{}")
     count = m["seeds"]["count"]
+    v = m["verdicts"][0]
     print(f"The RNN's mean RMSE {verdict} persistence ({m['seeds_beating_persistence']}/{count} seed"
-          f"{'s' if count != 1 else ''} lower). Diebold-Mariano (HAC, {lags} lag{'s' if dm['lags_max'] != 1 else ''}) "
-          "at 5%: "
-          f"{dm['seeds_significantly_better']} significantly better, {dm['seeds_significantly_worse']} significantly "
-          f"worse; {rests}. Verdict: {m['verdict_vs_persistence']}. "
+          f"{'s' if count != 1 else ''} lower). Diebold-Mariano, fixed-b (b = {dm['b']:g}) at 5%: "
+          f"{v['evidence']}. Verdict: {m['verdict_vs_persistence']}. "
           f"Timings: imports {t['imports']:.2f} s, compile {t['compile']:.2f} s, train {t['train']:.2f} s, "
           f"figures {t['figures']:.2f} s, total {t['total']:.2f} s. Results in {out}/", flush=True)
 

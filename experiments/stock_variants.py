@@ -5,7 +5,9 @@
 Runs ``python -m experiments.stock_forecast --seeds N <flags>`` for every variant below into
 ``OUT/<name>/`` (each with its tables, figures and ``metrics.json``), then writes ``OUT/metrics.json``:
 per variant its flags, test RMSE/MAE with their spread over seeds, persistence on the same days,
-the Diebold-Mariano summary and the verdict against persistence, and the train RMSE. The report's
+the Diebold-Mariano summary (fixed-b, the verdict's test; Newey-West beside it with its simulated size) and the
+verdict against persistence, and the train RMSE; ``verdicts`` holds one :class:`experiments.schemas.Verdict` per
+variant (id ``variant:<name>_vs_persistence``). The report's
 own setup is Experiment 1 itself (``python -m experiments.stock_forecast``), not repeated here.
 ``--quick`` runs one variant for 20 epochs (a smoke test of the whole path).
 """
@@ -63,7 +65,7 @@ def _run(args, out: Path) -> dict:
     from rnnjax.io import write_json
 
     say = StageLog("stock_variants")
-    variants = {}
+    variants, verdicts = {}, []
     for name, label, flags in VARIANTS:
         if args.quick and name not in QUICK_VARIANTS:
             continue
@@ -73,9 +75,12 @@ def _run(args, out: Path) -> dict:
                                  "--out", str(out / name)])
         variants[name] = {"label": label, "flags": " ".join(flags), **{k: m[k] for k in KEYS},
                           "seeds": m["seeds"]["count"], "epochs": m["config"]["epochs"]}
+        verdicts.append(stock_forecast.verdict_record(m, f"variant:{name}_vs_persistence",
+                                                      f"{label} ({' '.join(flags)}): the RNN's next-day close "
+                                                      "differs in squared-error accuracy from persistence's"))
     metrics = {"experiment": "stock_variants",
                "config": {"seeds": args.seeds, "seed_base": args.seed, "quick": args.quick},
-               "variants": variants, "wall_s": say.elapsed()}
+               "variants": variants, "verdicts": verdicts, "wall_s": say.elapsed()}
     write_json(out / "metrics.json", metrics)
     return metrics
 

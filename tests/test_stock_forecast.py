@@ -45,7 +45,7 @@ def test_quick_run_writes_everything(quick_run):
         20, 16, 20, 0.01, 5.0, "mse_last")
     assert "apikey" not in cfg and cfg["apikey_given"] is False
     assert m["seeds"]["count"] == 2 and m["seeds"]["ok"] == 2
-    assert m["verdict_vs_persistence"] in ("better", "worse", "indistinguishable", "mixed")
+    assert m["verdict_vs_persistence"] in ("beats", "worse", "not distinguishable with 2 seeds")
     for key in ("rmse", "mae", "persistence_rmse", "persistence_mae", "train_rmse"):
         assert np.isfinite(m[key]) and m[key] > 0
 
@@ -162,31 +162,39 @@ def test_unknown_cell_refused(capsys):
 
 
 def test_verdict_needs_every_seed_significant():
-    assert exp._seed_verdict(True, -3.0, 0.001, 0.9) == "better"
-    assert exp._seed_verdict(True, 3.0, 0.01, 1.1) == "worse"
-    assert exp._seed_verdict(True, 3.0, 0.2, 30.0) == "tie"  # a reliable test decides, whatever the ratio
-    # an unreliable test: the RMSE ratio decides beyond a factor 2 either way
-    assert exp._seed_verdict(False, 9.0, 1e-20, 26.0) == "worse"
-    assert exp._seed_verdict(False, -9.0, 1e-20, 0.4) == "better"
-    assert exp._seed_verdict(False, 9.0, 1e-20, 1.5) == "undecided"
-    assert exp._verdict(["better", "better"]) == "better" and exp._verdict(["worse", None]) == "worse"
-    assert exp._verdict(["tie", "tie"]) == "indistinguishable" and exp._verdict(["tie", "worse"]) == "mixed"
+    assert exp._seed_verdict(-5.0, True) == "better" and exp._seed_verdict(5.0, True) == "worse"
+    assert exp._seed_verdict(30.0, False) == "not significant"  # no rejection: no word, whatever the size
+    assert exp._seed_verdict(None, False) == "not significant"
+    assert exp._verdict(["better", "better"]) == "beats" and exp._verdict(["worse", None]) == "worse"
+    assert exp._verdict(["worse", "not significant"]) == "not distinguishable with 2 seeds"
+    assert exp._verdict(["better", "worse"]) == "not distinguishable with 2 seeds"
+    assert exp._verdict(["not significant"]) == "not distinguishable with 1 seed"
     assert exp._verdict([None, None]) == "no finite seed"
 
 
 def test_dm_records_per_seed_and_summary(quick_run):
-    _, m = quick_run
+    from rnnjax import stats
+
+    out, m = quick_run
     dm = m["dm_vs_persistence"]
-    recs = [st["dm"] for st in m["seeds"]["status"]]
-    assert all(set(r) == {"statistic", "p_value", "lags", "lag1_autocorr", "reliable"} for r in recs)
-    assert dm["seeds_reliable"] + dm["seeds_unreliable"] == 2
-    assert dm["lags_min"] == min(r["lags"] for r in recs) and dm["p_value_max"] == max(r["p_value"] for r in recs)
-    for st in m["seeds"]["status"]:  # the ratio is the seed's RMSE over persistence's; the verdict follows
-        assert st["rmse_ratio"] == pytest.approx(m["rmse_per_seed"][st["seed"]] / m["persistence_rmse"])
-        d = st["dm"]
-        assert st["verdict"] == exp._seed_verdict(d["reliable"], d["statistic"], d["p_value"], st["rmse_ratio"])
-        assert d["reliable"] == (d["lag1_autocorr"] < 0.9)
+    pred = pd.read_csv(out / "predictions.csv")
+    for st in m["seeds"]["status"]:  # both tests re-derived from the saved forecasts
+        s = st["seed"]
+        args = (pred[f"rnn_seed{s}"].to_numpy(), pred["persistence"].to_numpy(), pred["actual"].to_numpy())
+        fb, nw = stats.diebold_mariano_fixed_b(*args), stats.diebold_mariano(*args)
+        assert st["dm_fixed_b"]["statistic"] == pytest.approx(float(fb.statistic), rel=1e-5)
+        assert st["dm_fixed_b"]["reject_5pct"] == bool(fb.reject_5pct)
+        assert st["dm"]["p_value"] == pytest.approx(float(nw.p_value), rel=1e-3, abs=1e-300)
+        assert st["rmse_ratio"] == pytest.approx(m["rmse_per_seed"][s] / m["persistence_rmse"])
+        assert st["verdict"] == exp._seed_verdict(st["dm_fixed_b"]["statistic"], st["dm_fixed_b"]["reject_5pct"])
+        size = st["dm"]["size_at_r1"]  # the tabulated phi nearest r1, and that row's simulated NW size
+        row = min(m["nw_size_table"]["rows"], key=lambda r: abs(r["phi"] - st["dm"]["lag1_autocorr"]))
+        assert (size["phi"], size["rate"]) == (row["phi"], row["nw_rate"])
+    assert dm["critical_value"] == pytest.approx(4.813, abs=1e-3)  # KV 2005 polynomial at b = 1
     assert m["verdict_vs_persistence"] == exp._verdict([st["verdict"] for st in m["seeds"]["status"]])
+    (v,) = m["verdicts"]
+    assert v["id"] == "next_price_vs_persistence" and v["verdict"] == m["verdict_vs_persistence"]
+    assert v["p"] == dm["fixed_b_p_value_max"]
 
 
 def test_gated_cells_plug_in(tmp_path):
@@ -209,3 +217,4 @@ def test_variants_stage_summarises_each_variant(quick_runs):
         assert v["rmse"] == one["rmse"] and v["flags"] == "--target returns --optimizer adam"
         assert v["verdict_vs_persistence"] == one["verdict_vs_persistence"]
         assert v["dm_vs_persistence"] == one["dm_vs_persistence"]
+    assert [v["id"] for v in m["verdicts"]] == [f"variant:{k}_vs_persistence" for k in m["variants"]]
