@@ -296,8 +296,6 @@ class Adding(TypedDict):
     lr: float
     clip_norm: float
     budget: int
-    slowest_solve: int | None
-    budget_over_slowest_solve: Num
     smoothing_window: int
     threshold: float
     baseline_mse_on_test_set: float
@@ -328,6 +326,7 @@ class LagProfiles(TypedDict):
 
 
 class Remedies(Run):
+    verdicts: list[Verdict]
     clipping: ClippingR
     adding: Adding
     lag_profiles: LagProfiles
