@@ -143,7 +143,9 @@ def gradient_phase(page):
 
 @block("remedies.clipping")
 def remedies_clipping(page):
-    page.render("remedies.clipping.md.j2", n=page.reader(RM), runs=page.json(RM)["clipping"]["runs"])
+    c = page.json(RM)["clipping"]
+    page.render("remedies.clipping.md.j2", n=page.reader(RM), runs=c["runs"], settings=c["settings"],
+                comparisons=c["comparisons"])
 
 
 @block("remedies.adding")

@@ -274,10 +274,31 @@ class ClipRun(TypedDict):
     median_grad_norm: Num
 
 
+class ClipSetting(TypedDict):
+    lr: float
+    clip_norm: float | None
+    runs: int
+    nonfinite: int
+    fraction_nonfinite: float
+    ci_low: float
+    ci_high: float
+
+
+class ClipComparison(TypedDict):
+    lr: float
+    clipped_nonfinite: int
+    unclipped_nonfinite: int
+    p: Num
+    verdict: str
+
+
 class ClippingR(TypedDict):
     rho: float
     steps: int
     tau: float
+    seeds: int
+    settings: list[ClipSetting]
+    comparisons: list[ClipComparison]
     runs: list[ClipRun]
 
 
