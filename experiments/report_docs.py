@@ -150,7 +150,8 @@ def remedies_clipping(page):
 
 @block("remedies.adding")
 def remedies_adding(page):
-    page.render("remedies.adding.md.j2", n=page.reader(RM), models=page.json(RM)["adding"]["models"])
+    a = page.json(RM)["adding"]
+    page.render("remedies.adding.md.j2", n=page.reader(RM), models=a["models"], comparisons=a["comparisons"])
 
 
 @block("remedies.lag")
