@@ -148,12 +148,15 @@ def gradient_phase(page):
 
 @block("remedies.clipping")
 def remedies_clipping(page):
-    page.render("remedies.clipping.md.j2", n=page.reader(RM), runs=page.json(RM)["clipping"]["runs"])
+    c = page.json(RM)["clipping"]
+    page.render("remedies.clipping.md.j2", n=page.reader(RM), runs=c["runs"], settings=c["settings"],
+                comparisons=c["comparisons"])
 
 
 @block("remedies.adding")
 def remedies_adding(page):
-    page.render("remedies.adding.md.j2", n=page.reader(RM), models=page.json(RM)["adding"]["models"])
+    a = page.json(RM)["adding"]
+    page.render("remedies.adding.md.j2", n=page.reader(RM), models=a["models"], comparisons=a["comparisons"])
 
 
 @block("remedies.lag")

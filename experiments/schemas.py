@@ -323,10 +323,31 @@ class ClipRun(TypedDict):
     median_grad_norm: Num
 
 
+class ClipSetting(TypedDict):
+    lr: float
+    clip_norm: float | None
+    runs: int
+    nonfinite: int
+    fraction_nonfinite: float
+    ci_low: float
+    ci_high: float
+
+
+class ClipComparison(TypedDict):
+    lr: float
+    clipped_nonfinite: int
+    unclipped_nonfinite: int
+    p: Num
+    verdict: str
+
+
 class ClippingR(TypedDict):
     rho: float
     steps: int
     tau: float
+    seeds: int
+    settings: list[ClipSetting]
+    comparisons: list[ClipComparison]
     runs: list[ClipRun]
 
 
@@ -345,8 +366,6 @@ class Adding(TypedDict):
     lr: float
     clip_norm: float
     budget: int
-    slowest_solve: int | None
-    budget_over_slowest_solve: Num
     smoothing_window: int
     threshold: float
     baseline_mse_on_test_set: float
@@ -377,6 +396,7 @@ class LagProfiles(TypedDict):
 
 
 class Remedies(Run):
+    verdicts: list[Verdict]
     clipping: ClippingR
     adding: Adding
     lag_profiles: LagProfiles

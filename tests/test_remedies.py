@@ -17,7 +17,8 @@ def quick_run(quick_runs):
 
 def test_quick_run_writes_everything(quick_run):
     out, m = quick_run
-    assert m["figures"] == ["fig7_clipping.png", "fig8_lag_profiles_by_cell.png", "fig9_adding_problem.png"]
+    assert m["figures"] == ["fig7_clipping.png", "fig8_lag_profiles_by_cell.png", "fig9_adding_problem.png",
+                            "fig10_adding_survival.png"]
     for name in m["figures"] + m["files"] + ["metrics.json"]:
         assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "metrics.json").read_text())["adding"]["models"].keys() == {"rnn_tanh", "lstm"}
@@ -28,9 +29,10 @@ def test_clipping_numbers_agree_with_the_table(quick_run):
     out, m = quick_run
     frame = pd.read_csv(out / "clipping.csv")
     tau = m["clipping"]["tau"]
-    assert len(m["clipping"]["runs"]) == 4  # two learning rates, each without and with clipping
+    assert len(m["clipping"]["runs"]) == 8  # two seeds x two learning rates, each without and with clipping
     for r in m["clipping"]["runs"]:
-        rows = frame[(frame["lr"] == r["lr"]) & (frame["clipped"] == (r["clip_norm"] is not None))]
+        rows = frame[(frame["lr"] == r["lr"]) & (frame["clipped"] == (r["clip_norm"] is not None))
+                     & (frame["seed"] == r["seed"])]
         assert len(rows) == (m["clipping"]["steps"] if r["finite"] else r["first_nonfinite_step"])
         if r["clip_norm"] is not None:
             assert r["finite"]
@@ -66,14 +68,14 @@ def test_lag_profiles_table(quick_run):
     out, m = quick_run
     lag = pd.read_csv(out / "lag_profiles.csv")
     T = m["adding"]["T"]
-    lstm = lag[(lag["model"] == "lstm") & (lag["stage"] == "init")]
+    lstm = lag[(lag["model"] == "lstm") & (lag["stage"] == "init") & (lag["seed"] == 0)]
     assert set(lstm["part"]) == {"state", "h", "c"} and len(lstm) == 3 * T - 1  # c from lag 1
     rnn = lag[(lag["model"] == "rnn_tanh") & (lag["stage"] == "trained")]
     assert set(rnn["part"]) == {"state", "h"}
     # at lag 0 the loss sees only h_T, so the LSTM's whole-state norm equals its h-part
     at0 = lstm[lstm["lag"] == 0].set_index("part")["log10_norm"]
     assert at0["state"] == pytest.approx(at0["h"], abs=1e-4)
-    g = m["lag_profiles"]["models"]["lstm"]["init"]
+    g = m["lag_profiles"]["models"]["lstm"]["init"]["per_seed"][0]
     s = lstm[lstm["part"] == "state"].sort_values("lag")["log10_norm"].to_numpy()
     assert g["log10_gain_state"] == pytest.approx(s[-1] - s[0], abs=1e-5)
 
@@ -83,9 +85,12 @@ def test_figures_redraw_from_saved_files(quick_run, tmp_path):
     plots.plot_clipping(pd.read_csv(out / "clipping.csv"), json.loads((out / "clipping.json").read_text()),
                         path=tmp_path / "a.png")
     plots.plot_lag_profiles(pd.read_csv(out / "lag_profiles.csv"), path=tmp_path / "b.png")
-    plots.plot_adding(pd.read_csv(out / "adding_curves.csv"), json.loads((out / "adding.json").read_text()),
-                      path=tmp_path / "c.png")
-    assert all((tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in ("a.png", "b.png", "c.png"))
+    adding = json.loads((out / "adding.json").read_text())
+    plots.plot_adding(pd.read_csv(out / "adding_curves.csv"), adding, path=tmp_path / "c.png")
+    solve = {k: exp.time_to_solve(r, adding["budget"]) for k, r in adding["models"].items()}
+    plots.plot_adding_survival({k: t for k, (t, _) in solve.items()}, {k: e for k, (_, e) in solve.items()},
+                               adding["budget"], path=tmp_path / "d.png")
+    assert all((tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in ("a.png", "b.png", "c.png", "d.png"))
 
 
 def test_help_and_bad_arguments(capsys):
@@ -106,10 +111,11 @@ def test_chunks_continue_one_adam_run():
     params0 = exp._compiled(jax.random.PRNGKey(0), program=exp._Init("rnn", members, 4))
     long = exp._Chunk("rnn", "tanh", 12, 4, 10, 3e-3, 1.0)
     start = lambda: (params0, jax.vmap(long.optimizer().init)(params0), jnp.ones(2, bool), jax.random.PRNGKey(1))
-    p12, _, _, m12, _ = exp._compiled(*start(), jnp.int32(0), program=long)
+    keys = exp.data_keys(jax.random.PRNGKey(1), members)
+    p12, _, _, m12, _ = exp._compiled(*start()[:3], keys, jnp.int32(0), program=long)
     half = long._replace(steps=6)
-    p, o, a, m1, _ = exp._compiled(*start(), jnp.int32(0), program=half)
-    p6, _, _, m2, _ = exp._compiled(p, o, a, jax.random.PRNGKey(1), jnp.int32(6), program=half)
+    p, o, a, m1, _ = exp._compiled(*start()[:3], keys, jnp.int32(0), program=half)
+    p6, _, _, m2, _ = exp._compiled(p, o, a, keys, jnp.int32(6), program=half)
     np.testing.assert_allclose(np.concatenate([m1, m2], 1), m12, rtol=1e-5)
     np.testing.assert_allclose(p6.cell.W_hh, p12.cell.W_hh, rtol=1e-5, atol=1e-7)
     assert m12.shape == (2, 12) and not np.allclose(m12[:, 0], m12[:, -1])  # it trains
@@ -124,8 +130,8 @@ def test_the_hand_bptt_chunk_equals_the_autograd_chunk(x64):
         params0 = exp._compiled(jax.random.PRNGKey(0), program=exp._Init("rnn", ((member, 2),), 5))
         params0 = jax.tree.map(lambda a: a.astype(jnp.float64), params0)
         auto = exp._Chunk("rnn", activation, 8, 4, 10, 3e-3, 1.0, "autograd")
-        state = (params0, jax.vmap(auto.optimizer().init)(params0), jnp.ones(2, bool), jax.random.PRNGKey(1),
-                 jnp.int32(0))
+        state = (params0, jax.vmap(auto.optimizer().init)(params0), jnp.ones(2, bool),
+                 exp.data_keys(jax.random.PRNGKey(1), ((member, 2),)), jnp.int32(0))
         p_a, _, _, m_a, _ = exp._compiled(*state, program=auto)
         p_h, _, _, m_h, _ = exp._compiled(*state, program=auto._replace(method="bptt"))
         assert p_a.cell.W_hh.dtype == jnp.float64
@@ -163,3 +169,44 @@ def test_a_gradient_that_reaches_exactly_zero_is_counted_not_averaged():
     all_dead = {"state": np.stack([dead, dead])[None], "h": np.stack([good, good])[None]}
     rows, gains = exp._profile_rows("m", "init", all_dead, 0, np.arange(6))
     assert gains["log10_gain_state"] is None and [r["part"].iloc[0] for r in rows] == ["h"]
+
+
+def test_clipping_counts_intervals_and_fisher_tests(quick_run):
+    """Per setting the non-finite count matches the runs, its interval is scipy's beta quantiles (Clopper-Pearson),
+    and each lr's verdict carries scipy's Fisher p; ids do not depend on the seed base."""
+    import scipy.stats
+
+    _, m = quick_run
+    c = m["clipping"]
+    for st in c["settings"]:
+        rs = [r for r in c["runs"] if r["lr"] == st["lr"] and r["clip_norm"] == st["clip_norm"]]
+        k, n = sum(not r["finite"] for r in rs), len(rs)
+        assert (st["nonfinite"], st["runs"]) == (k, n) == (k, c["seeds"])
+        hi = 1.0 if k == n else scipy.stats.beta.ppf(0.975, k + 1, n - k)
+        assert st["ci_high"] == pytest.approx(hi)
+    ids = [v["id"] for v in m["verdicts"]]
+    assert ids[: len(c["comparisons"])] == [f"clip:lr={lr:g}" for lr in (1e-4, 1e-2)]
+    for v, cmp in zip(m["verdicts"], c["comparisons"], strict=False):
+        p = scipy.stats.fisher_exact([[cmp["clipped_nonfinite"], c["seeds"] - cmp["clipped_nonfinite"]],
+                                      [cmp["unclipped_nonfinite"], c["seeds"] - cmp["unclipped_nonfinite"]]]).pvalue
+        assert v["p"] == pytest.approx(p) and set(v) == {"id", "claim", "test", "evidence", "p", "verdict"}
+    assert "adding:lstm_vs_rnn_tanh" in ids
+
+
+def test_survival_and_logrank_against_scipy():
+    """Time to solve is censored at the budget; the log-rank p is scipy's, the word only where it rejects."""
+    import scipy.stats
+
+    fast = {"seeds": [{"steps_to_mse_0.01": t} for t in (100, 200, 300, 400, 500, 600, 700, 800)]}
+    slow = {"seeds": [{"steps_to_mse_0.01": t} for t in (900, None, None, None, None, None, None, None)]}
+    times, events = exp.time_to_solve(slow, 1000)
+    assert times.tolist() == [900] + [1000] * 7 and events.tolist() == [True] + [False] * 7
+    comparisons, verdicts = exp.compare_cells({"lstm": fast, "rnn_tanh": slow}, 1000)
+    ref = scipy.stats.logrank(scipy.stats.CensoredData(uncensored=[100, 200, 300, 400, 500, 600, 700, 800]),
+                              scipy.stats.CensoredData(uncensored=[900], right=[1000] * 7))
+    assert [v["id"] for v in verdicts] == ["adding:lstm_vs_rnn_tanh"]
+    assert verdicts[0]["p"] == pytest.approx(ref.pvalue) and ref.pvalue < 0.05
+    assert verdicts[0]["verdict"] == "lstm solves faster"
+    same = {"seeds": [{"steps_to_mse_0.01": None}] * 4}
+    _, verdicts = exp.compare_cells({"lstm": same, "rnn_tanh": same}, 1000)
+    assert verdicts[0]["p"] is None and verdicts[0]["verdict"] == "not distinguishable with 4 seeds"

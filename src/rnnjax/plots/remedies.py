@@ -1,4 +1,5 @@
-"""Figures of the remedies experiment: clipping (Figure 7), lag profiles by cell (Figure 8), adding problem (Figure 9).
+"""Figures of the remedies experiment: clipping (Figure 7), lag profiles by cell (Figure 8), adding problem (Figure 9),
+time to solve it (Figure 10).
 
 Each takes the DataFrames the experiment writes as CSV (and its JSON summary), so a figure can be
 redrawn from ``runs/remedies/`` without retraining.
@@ -39,35 +40,41 @@ def _fmt(x) -> str:
 
 @styled
 def plot_clipping(frame: pd.DataFrame, summary: dict, *, path=None) -> Figure:
-    """Figure 7: loss and global gradient norm per step, each learning rate with and without clipping.
+    """Figure 7: loss and global gradient norm per step, each learning rate with and without clipping, every seed.
 
-    ``frame`` has columns lr, clipped, step, loss, grad_norm (rows of a diverged run stop before its
-    first non-finite step, marked with an x); ``summary`` is ``clipping.json``.
+    ``frame`` has columns seed, lr, clipped, step, loss, grad_norm (rows of a diverged run stop before its
+    first non-finite step, marked with an x); ``summary`` is ``clipping.json`` (its ``settings`` give each
+    legend entry's count of non-finite runs).
     """
     fig, (ax_loss, ax_grad) = new_figure(1, 2, width=12.0, height=4.5)
     lrs = sorted(frame["lr"].unique())
     colors = dict(zip(lrs, ["tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:green"], strict=False))
-    runs = {(r["lr"], r["clip_norm"] is not None): r for r in summary["runs"]}
-    for (lr, clipped), g in frame.groupby(["lr", "clipped"], sort=True):
-        r = runs[(lr, bool(clipped))]
-        ls = "-" if clipped else "--"
-        state = "finite" if r["finite"] else f"NaN/inf at step {r['first_nonfinite_step']}"
-        extra = f", {r['fraction_clipped']:.1%} of steps clipped" if clipped else ""
-        label = f"lr {lr:g}, {'clipped' if clipped else 'no clipping'}: {state}{extra}"
-        ax_loss.plot(g["step"], g["loss"], ls=ls, color=colors[lr], lw=1.3, label=label)
-        ax_grad.plot(g["step"], g["grad_norm"], ls=ls, color=colors[lr], lw=1.0)
-        if not r["finite"] and len(g):
-            for ax, col in ((ax_loss, "loss"), (ax_grad, "grad_norm")):
-                ax.plot(g["step"].iloc[-1], g[col].iloc[-1], "x", color=colors[lr], ms=9, mew=2)
+    if "seed" not in frame:
+        frame = frame.assign(seed=0)
+    runs = {(r["lr"], r["clip_norm"] is not None, r.get("seed", 0)): r for r in summary["runs"]}
+    settings = {(r["lr"], r["clip_norm"] is not None): r for r in summary.get("settings", [])}
+    for (lr, clipped), group in frame.groupby(["lr", "clipped"], sort=True):
+        ls, color = ("-" if clipped else "--"), colors[lr]
+        st = settings.get((lr, bool(clipped)))
+        count = f"{st['nonfinite']}/{st['runs']} runs NaN/inf" if st else ""
+        ax_loss.plot([], [], ls=ls, color=color, label=f"lr {lr:g}, {'clipped' if clipped else 'no clipping'}: {count}")
+        for seed, g in group.groupby("seed"):
+            r = runs[(lr, bool(clipped), seed)]
+            ax_loss.plot(g["step"], g["loss"], ls=ls, color=color, lw=0.7, alpha=0.5)
+            ax_grad.plot(g["step"], g["grad_norm"], ls=ls, color=color, lw=0.6, alpha=0.5)
+            if not r["finite"] and len(g):
+                for ax, col in ((ax_loss, "loss"), (ax_grad, "grad_norm")):
+                    ax.plot(g["step"].iloc[-1], g[col].iloc[-1], "x", color=color, ms=6, mew=1.5)
     ax_grad.axhline(summary["tau"], color="k", lw=1, ls=":", label=f"clipping threshold tau = {summary['tau']:g}")
     ax_loss.set(xlabel="update step", ylabel="cross-entropy per 50-char segment (nats)", yscale="log",
-                title="Loss (x: last finite step before NaN/inf)")
+                title="Loss, every seed (x: last finite step before NaN/inf)")
     ax_grad.set(xlabel="update step", ylabel="global gradient norm before clipping", yscale="log",
                 title="Gradient norm (dashed: unclipped runs)")
     ax_loss.legend(fontsize=7)
     ax_grad.legend(fontsize=8)
+    seeds = summary.get("seeds", 1)
     fig.suptitle(f"Clipping on Experiment 2's RNN (ReLU, hidden {summary['hidden']}, rho {summary['rho']:g}, "
-                 f"SGD, {summary['steps']} steps)")
+                 f"SGD, {summary['steps']} steps, {seeds} seeds per setting)")
     return finish(fig, path)
 
 
@@ -75,10 +82,13 @@ def plot_clipping(frame: pd.DataFrame, summary: dict, *, path=None) -> Figure:
 def plot_lag_profiles(frame: pd.DataFrame, *, path=None) -> Figure:
     """Figure 8: ||dL_T/dh_{T-k}|| / ||dL_T/dh_T|| vs lag k, per model, at initialisation and after training.
 
-    ``frame`` has columns model, stage ("init"/"trained"), part ("state"/"h"/"c"), lag, log10_norm.
+    ``frame`` has columns model, stage ("init"/"trained"), part ("state"/"h"/"c"), lag, log10_norm (and seed:
+    then each line is the median over the seeds).
     Solid lines: the whole recurrent state; for the LSTM a dotted line is the cell-state part c,
     both relative to the k = 0 value of the state.
     """
+    if "seed" in frame:  # every seed's profile: the median over the seeds of log10 ||.|| at each lag
+        frame = frame.groupby(["model", "stage", "part", "lag"], sort=False, as_index=False)["log10_norm"].median()
     stages = [s for s in ("init", "trained") if s in set(frame["stage"])]
     fig, axes = new_figure(1, len(stages), width=6.2 * len(stages), height=4.8, squeeze=False)
     for ax, stage in zip(axes[0], stages, strict=True):
@@ -94,7 +104,7 @@ def plot_lag_profiles(frame: pd.DataFrame, *, path=None) -> Figure:
                 ax.plot(c["lag"], 10.0 ** (c["log10_norm"] - ref), color=COLORS.get(name), lw=1.4, ls=":",
                         label=f"{_label(name)}: through the cell state c")
         ax.set(yscale="log", xlabel="lag k (steps back from T)",
-               ylabel="||dL_T/dh_{T-k}|| / ||dL_T/dh_T||  (geometric mean)",
+               ylabel="||dL_T/dh_{T-k}|| / ||dL_T/dh_T||  (geometric mean; median over seeds)",
                title="at initialisation" if stage == "init" else "after training on the adding problem")
         ax.axhline(1.0, color="k", lw=0.6)
     axes[0][-1].legend(fontsize=7, loc="best")
@@ -125,7 +135,8 @@ def plot_adding(frame: pd.DataFrame, summary: dict, *, ax=None, path=None) -> Fi
                           f"solved {r['solved_seeds']}/{r['num_seeds']}")
         else:
             r = models[name]
-            ax.plot([], [], color=color, ls="--", label=f"{_label(name)} (1 seed): test MSE {_fmt(r['test_mse_mean'])}")
+            ax.plot([], [], color=color, ls="--", label=f"{_label(name)} ({r['num_seeds']} seeds): test MSE "
+                                                           f"{_fmt(r['test_mse_mean'])}, solved {r['solved_seeds']}")
     ax.axhline(summary["baseline_mse"], color="k", ls="--", lw=1.2, label="predict 1 (baseline): MSE 1/6")
     ax.axhline(summary["threshold"], color="k", ls=":", lw=1.0, label=f"MSE {summary['threshold']:g}")
     ax.set(xscale="log", yscale="log", xlabel="update step (Adam, fresh batch each; log scale)",
@@ -134,4 +145,38 @@ def plot_adding(frame: pd.DataFrame, summary: dict, *, ax=None, path=None) -> Fi
                  f"lr {summary['lr']:g}, clip {summary['clip_norm']:g}")
     ax.set_ylim(bottom=max(1e-4, float(np.nanmin(frame["mse_smooth"])) / 2), top=1.0)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)  # below: never over a curve
+    return finish(fig, path)
+
+
+@styled
+def plot_adding_survival(times: dict, events: dict, budget: int, *, ax=None, path=None) -> Figure:
+    """Figure 10: the fraction of seeds not yet solved (MSE < 0.01) against the update step, per model.
+
+    ``times[name]`` (seeds,) steps to solve, or the budget where a seed did not solve; ``events[name]`` (seeds,)
+    bool, True where it solved. Kaplan-Meier curves (:func:`rnnjax.stats.kaplan_meier`), right-censored at
+    the budget (a + per censored seed, at the budget, with its count); dotted: the 95% log-log band.
+    """
+    from rnnjax.stats import kaplan_meier
+
+    fig, ax = single_axes(ax, width=8.5, height=5.0)
+    for name, t in times.items():
+        t, e = np.asarray(t, float), np.asarray(events[name], bool)
+        km = kaplan_meier(t, e)
+        x = np.concatenate([[0.0], km.times])
+        color = COLORS.get(name)
+        ax.step(x, np.concatenate([[1.0], km.survival]), where="post", color=color, lw=1.8,
+                label=f"{_label(name)}: solved {int(e.sum())}/{len(e)}")
+        for band in (km.ci_low, km.ci_high):
+            ax.step(x, np.concatenate([[1.0], band]), where="post", color=color, lw=0.6, ls=":", alpha=0.7)
+        if (~e).any():
+            cens = t[~e]
+            s_at = np.interp(cens, x, np.concatenate([[1.0], km.survival]))
+            ax.plot(cens, s_at, "+", color=color, ms=12, mew=2)
+            ax.annotate(f"{int((~e).sum())} censored", (cens[0], s_at[0]), textcoords="offset points",
+                        xytext=(-6, 4), ha="right", fontsize=7, color=color)
+    ax.axvline(budget, color="k", lw=0.8, ls="--", label=f"budget {budget:,} updates (fixed before the runs)")
+    ax.set(xlabel="update step (Adam, a fresh batch each)", ylabel="fraction of seeds not yet solved (MSE >= 0.01)",
+           title="Adding problem: time to solve, Kaplan-Meier, censored at the budget (+)",
+           xlim=(0, budget * 1.04), ylim=(-0.02, 1.04))
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     return finish(fig, path)
