@@ -492,6 +492,7 @@ class Flossing(Run):
     delays: list[int]
     conditions: Conditions
     verdict: FlossingVerdict
+    verdicts: NotRequired[list[Verdict]]
     cost: Cost
     spectra: Spectra
     gradient_choice: GradientChoice

@@ -1,7 +1,9 @@
-"""Figures of the flossing experiment (Figures 10-13): success vs delay, Lyapunov spectra, the monitor, the gradient.
+"""Figures of the flossing experiment (Figures 10-14): success vs delay, Lyapunov spectra, the monitor, the
+gradient, the time to solve.
 
 Each takes the DataFrame the experiment writes as CSV and its JSON summary (``metrics.json``, or
-``gradient_choice.json`` for Figure 13), so a figure can be redrawn from ``runs/flossing/``.
+``gradient_choice.json`` for Figure 13), so a figure can be redrawn from ``runs/flossing/``;
+:func:`plot_survival` takes plain arrays (times to solve, solved or censored, a group per run).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from rnnjax import stats
 from rnnjax.plots.common import finish, new_figure, single_axes, styled
 
 
@@ -27,6 +30,7 @@ def _legend_below(ax, ncol=1) -> None:
 
 LABELS = {"plain": "(a) plain training", "floss_before": "(b) flossing before training",
           "floss_before_and_during": "(c) flossing before and during"}
+SHORT = {"plain": "(a) plain", "floss_before": "(b) before", "floss_before_and_during": "(c) before + during"}
 COLORS = {"plain": "tab:gray", "floss_before": "tab:blue", "floss_before_and_during": "tab:red",
           "init": "k", "flossed": "tab:cyan",
           "exact": "tab:purple", "frozen_states": "tab:orange", "local": "tab:green"}
@@ -41,14 +45,18 @@ def plot_delay(runs: pd.DataFrame, summary: dict, threshold: float, *, path=None
     for name, c in conds.items():
         d = np.array([p["delay"] for p in c["per_delay"]])
         rate = np.array([p["success_rate"] for p in c["per_delay"]])
-        ax_s.plot(d * (1 + offsets[name]), rate, "o-", color=COLORS[name], label=LABELS[name])
+        lo = np.array([p.get("ci_low", r) for p, r in zip(c["per_delay"], rate, strict=True)])
+        hi = np.array([p.get("ci_high", r) for p, r in zip(c["per_delay"], rate, strict=True)])
+        ax_s.errorbar(d * (1 + offsets[name]), rate, yerr=[rate - lo, hi - rate], fmt="o-", capsize=3,
+                      color=COLORS[name], label=LABELS[name])
         sub = runs[(runs["condition"] == name) & runs["finite"]]
         ax_m.plot(sub["delay"] * (1 + offsets[name]), sub["test_mse"], ".", color=COLORS[name], alpha=0.5, ms=5)
         mean = [p["test_mse_mean"] if p["test_mse_mean"] is not None else np.nan for p in c["per_delay"]]
         ax_m.plot(d * (1 + offsets[name]), mean, "-", color=COLORS[name], lw=1.6, label=LABELS[name])
     ax_m.axhline(1.0, color="k", ls="--", lw=1, label="predict 0 (MSE 1)")
     ax_s.set(xlabel="delay d between the bit and its recall (steps)", ylim=(-0.05, 1.05),
-             ylabel=f"fraction of seeds solving it (accuracy >= {threshold:g})", title="Success rate")
+             ylabel=f"fraction of seeds solving it (accuracy >= {threshold:g})",
+             title="Success rate (bars: Clopper-Pearson 95%)")
     ax_m.set(yscale="log", xlabel="delay d (steps)", ylabel="held-out MSE of y_T (dots: seeds)",
              title="Test loss (lines: mean over seeds)")
     for ax in (ax_s, ax_m):
@@ -131,4 +139,58 @@ def plot_gradient_choice(curves: pd.DataFrame, choice: dict, *, ax=None, path=No
            title=f"Flossing edge-of-chaos tanh RNNs (rho {choice['rho']}, H {choice['hidden']}, "
                  f"T {choice['T']}, num {choice['num']})")
     _legend_below(ax)
+    return finish(fig, path)
+
+
+@styled
+def plot_survival(times, events, groups, *, budget: float, colors=None, labels=None, ax=None, path=None) -> Figure:
+    """Kaplan-Meier curves of the time to solve, one per group (:func:`rnnjax.stats.kaplan_meier`).
+
+    Args:
+      times: steps until each run first met the success criterion, or the budget where it never did (n,).
+      events: True where the run solved (n,); False: censored at ``budget``.
+      groups: a label per run (n,); one curve per distinct label, in order of first appearance.
+      budget: the training budget (the x axis ends there; a censored run is marked at it).
+      colors, labels: optional ``{group: colour}``, ``{group: legend text}``.
+      ax: draw into these axes (else a new figure); path: save the figure there.
+    """
+    fig, ax = single_axes(ax, width=6.0, height=4.5)
+    times, events, groups = np.asarray(times, float), np.asarray(events, bool), np.asarray(groups)
+    for g in dict.fromkeys(groups.tolist()):
+        sel = groups == g
+        km = stats.kaplan_meier(times[sel], events[sel])
+        t = np.concatenate([[0.0], km.times, [budget]])
+        s = np.concatenate([[1.0], km.survival, km.survival[-1:]])
+        lo = np.concatenate([[1.0], km.ci_low, km.ci_low[-1:]])
+        hi = np.concatenate([[1.0], km.ci_high, km.ci_high[-1:]])
+        color = (colors or {}).get(g)
+        text = (labels or {}).get(g, str(g))
+        line, = ax.step(t, s, where="post", color=color, lw=1.6,
+                        label=f"{text}: reached {int(events[sel].sum())}/{int(sel.sum())}")
+        ax.fill_between(t, lo, hi, step="post", color=line.get_color(), alpha=0.15, lw=0)
+    ax.set(xlim=(0, budget), ylim=(-0.03, 1.03), xlabel="training step",
+           ylabel="fraction of seeds not yet solved (Kaplan-Meier)")
+    return finish(fig, path)
+
+
+@styled
+def plot_survival_grid(runs: pd.DataFrame, summary: dict, *, rho: float, budget: float, path=None) -> Figure:
+    """Figure 14: Kaplan-Meier curves of the time to solve per condition, one panel per delay, at ``rho``;
+    ``runs`` is ``survival.csv`` (rho, condition, delay, seed, steps_to_solve, solved)."""
+    delays = summary["delays"]
+    fig, axes = new_figure(1, len(delays), width=3.4 * len(delays), height=4.4, sharey=True, squeeze=False)
+    sub = runs[np.isclose(runs["rho"], rho)]
+    tests = summary.get("tests", {})
+    for i, (ax, d) in enumerate(zip(axes[0], delays, strict=True)):
+        at = sub[sub["delay"] == d]
+        plot_survival(at["steps_to_solve"], at["solved"], at["condition"], budget=budget, colors=COLORS,
+                      labels=SHORT, ax=ax)
+        p = [tests.get(k, [{}] * len(delays))[i].get("logrank_p") for k in ("b_vs_a", "c_vs_a")]
+        note = ", ".join(f"{k[0]} vs a p = {x:.2g}" for k, x in zip(("b_vs_a", "c_vs_a"), p, strict=True)
+                         if x is not None)
+        ax.set_title(f"d = {d}" + (f"\nlog-rank: {note}" if note else ""), fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+        if i:
+            ax.set_ylabel("")
+    fig.suptitle(f"Time to solve the delayed recall (rho {rho:g}; censored at {budget:g} steps; bands: 95%)")
     return finish(fig, path)
