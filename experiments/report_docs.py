@@ -71,12 +71,9 @@ def readme_variants(page):
 
 @block("readme.remedies")
 def readme_remedies(page):
-    runs = page.json(RM)["clipping"]["runs"]
-    bad = [i for i, r in enumerate(runs) if r["clip_norm"] is None and not r["finite"]]
-    fixed = [i for i, r in enumerate(runs) if r["clip_norm"] is not None and r["finite"]
-             and any(runs[b]["lr"] == r["lr"] for b in bad)]
-    page.render("readme.remedies.md.j2", n=page.reader(RM), adding=page.json(RM)["adding"]["models"], bad=bad,
-                fixed=fixed)
+    rm = page.json(RM)
+    page.render("readme.remedies.md.j2", n=page.reader(RM), comparisons=rm["clipping"]["comparisons"],
+                adding=rm["adding"]["models"], adding_order=rm["adding"]["headline"])
 
 
 # --------------------------------------------------------------------------------- stock_forecast

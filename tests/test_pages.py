@@ -71,7 +71,7 @@ def test_a_mistyped_value_is_one_line_naming_the_key_and_both_types(tmp_path):
 
 def test_every_results_file_of_the_run_fits_its_schema_and_reads_unchanged(run):
     files = sorted(run.glob("**/metrics.json"))
-    assert len(files) == 7 and all(schemas.schema_of(f) is not None for f in files)
+    assert len(files) == 14 and all(schemas.schema_of(f) is not None for f in files)  # 7 per draw
     for f in files:
         assert schemas.load(f) == json.loads(f.read_text())
     assert schemas.schema_of(run / "run.json") is None
@@ -105,4 +105,5 @@ def test_check_report_names_the_missing_key_in_each_block_that_reads_it(run):
     why = f"ValueError(\"{file}: missing 'clipping.tau'; rerun that experiment\")"
     assert sorted(problems) == sorted(f"{doc}: block {name} cannot be generated from {run}: {why}" for doc, name in (
         ("README.md", "readme.remedies"), ("docs/remedies.md", "remedies.clipping"),
-        ("docs/remedies.md", "remedies.adding"), ("docs/remedies.md", "remedies.lag")))
+        ("docs/remedies.md", "remedies.adding"), ("docs/remedies.md", "remedies.lag"),
+        ("docs/remedies.md", "remedies.second_draw")))

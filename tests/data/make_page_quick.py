@@ -1,7 +1,7 @@
 """Rewrite ``tests/data/page_quick`` (the golden page of tests/test_pages.py) from a quick ``--all`` run.
 
     python -m experiments.reproduce --all --quick --out /tmp/page_quick_run
-    python tests/data/make_page_quick.py /tmp/page_quick_run
+    python -m tests.data.make_page_quick /tmp/page_quick_run
 
 Copies every experiment's ``metrics.json`` (both draws, and the variants' own), then writes the page
 (``report.md``) and every docs block (``blocks.json``) from the copy, as the tests do. Run it only when
