@@ -163,6 +163,8 @@ def plot_survival(times, events, groups, *, budget: float, colors=None, labels=N
         s = np.concatenate([[1.0], km.survival, km.survival[-1:]])
         lo = np.concatenate([[1.0], km.ci_low, km.ci_low[-1:]])
         hi = np.concatenate([[1.0], km.ci_high, km.ci_high[-1:]])
+        undefined = (s == 0.0) | (s == 1.0)  # the log-log band is undefined there: not drawn
+        lo, hi = np.where(undefined, s, lo), np.where(undefined, s, hi)
         color = (colors or {}).get(g)
         text = (labels or {}).get(g, str(g))
         line, = ax.step(t, s, where="post", color=color, lw=1.6,
@@ -189,7 +191,7 @@ def plot_survival_grid(runs: pd.DataFrame, summary: dict, *, rho: float, budget:
         note = ", ".join(f"{k[0]} vs a p = {x:.2g}" for k, x in zip(("b_vs_a", "c_vs_a"), p, strict=True)
                          if x is not None)
         ax.set_title(f"d = {d}" + (f"\nlog-rank: {note}" if note else ""), fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)  # below the data
         if i:
             ax.set_ylabel("")
     fig.suptitle(f"Time to solve the delayed recall (rho {rho:g}; censored at {budget:g} steps; bands: 95%)")
