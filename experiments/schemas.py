@@ -356,7 +356,19 @@ AddingModel = TypedDict("AddingModel", {
     "num_seeds": int, "solved_seeds": int, "trained_steps": int, "seeds": list[AddingSeed],
     "test_mse_mean": Num, "test_mse_min": Num, "test_mse_max": Num,
     "median_steps_to_mse_0.01": NotRequired[Num], "min_steps_to_mse_0.01": NotRequired[Num],
-    "max_steps_to_mse_0.01": NotRequired[Num]})
+    "max_steps_to_mse_0.01": NotRequired[Num], "solved_ci_low": float, "solved_ci_high": float,
+    "median_ci_low": NotRequired[Num], "median_ci_high": NotRequired[Num]})
+
+
+class AddingComparison(TypedDict):
+    """A log-rank test of two cells' times to solve (``p`` null where no seed solved in either)."""
+    id: str
+    a: str
+    b: str
+    seeds: list[int]
+    solved: list[int]
+    p: Num
+    verdict: str
 
 
 class Adding(TypedDict):
@@ -369,7 +381,9 @@ class Adding(TypedDict):
     smoothing_window: int
     threshold: float
     baseline_mse_on_test_set: float
+    headline: list[str]
     models: dict[str, AddingModel]
+    comparisons: list[AddingComparison]
 
 
 class Zeros(TypedDict):
