@@ -40,12 +40,17 @@ def x64():
 
 
 @contextlib.contextmanager
-def shared_lock(path: Path):
-    """An exclusive lock on ``path`` (``fcntl.flock``), held across pytest-xdist's worker processes."""
+def shared_lock(path: Path, wait: bool = True):
+    """An exclusive lock on ``path`` (``fcntl.flock``), held across pytest-xdist's worker processes; yields
+    True. With ``wait=False`` it yields False at once, holding nothing, while another process holds it."""
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -60,10 +65,17 @@ def quick_runs(tmp_path_factory):
     experiment alone, and the whole suite for each experiment once (the results page reuses them). Under
     pytest-xdist (``-n``) the folder is shared by the workers (beside their own temporary folders) and
     each experiment is run by whichever worker asks first while the others wait for it (a file lock).
+
+    ``quick_runs.report_tier()`` is ``reproduce --quick`` run once as its own process (the report tier's
+    test); an experiment asked for here with the very arguments that run gave it (``gradient_spectra``)
+    is copied from it rather than run a second time.
     """
     import json
+    import shutil
+    import subprocess
+    import sys
 
-    from experiments.reproduce import Stage, run_stage
+    from experiments.reproduce import REPORT_TIER, STAGES, Stage, run_stage
 
     args = {"stock_forecast": ("--quick", "--seeds", "2"),
             "stock_variants": ("--quick", "--seeds", "1"),
@@ -71,26 +83,59 @@ def quick_runs(tmp_path_factory):
             "gradient_spectra": ("--quick",),
             "remedies": ("--quick", "--models", "rnn_tanh", "lstm"),
             "flossing": ("--quick",)}
+    # made by the report tier's run (report_tier below) with these very arguments, and copied from it
+    reused = {s.name for s in STAGES if s.name in REPORT_TIER and args[s.name] == s.quick_args}
     base = tmp_path_factory.getbasetemp()
     shared = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "main_job"
     root = shared / "runs"
     root.mkdir(parents=True, exist_ok=True)
     done = {}
 
-    def once(name: str):
-        return shared_lock(shared / f"{name}.lock")
+    def once(name: str, wait: bool = True):
+        return shared_lock(shared / f"{name}.lock", wait)
 
-    def get(name: str):
+    def report_tier() -> tuple[Path, dict]:
+        """``python -m experiments.reproduce --quick`` (the report tier) as a user runs it, once, into a shared
+        folder: ``(its --out, {"returncode", "stdout", "stderr"})``."""
+        out, record = shared / "report_tier", shared / "report_tier.json"
+        with once("report_tier"):
+            if not record.is_file():
+                from test_cli import env
+
+                run = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--quick", "--out", str(out)],
+                                     env=env(), capture_output=True, text=True, timeout=600, umask=0o022)
+                record.write_text(json.dumps({"returncode": run.returncode, "stdout": run.stdout,
+                                              "stderr": run.stderr}))
+        return out, json.loads(record.read_text())
+
+    def get(name: str, wait: bool = True):
         if name not in done:
-            with once(name):
+            with once(name, wait) as held:
+                if not held:  # another worker is making it (wait=False)
+                    return None
                 if not (root / name / "metrics.json").is_file():
-                    mask = os.umask(0o022)
-                    try:
-                        run_stage(Stage(name, name, args[name], ()), root, quick=False)
-                    finally:
-                        os.umask(mask)
+                    if name in reused:  # the report tier's run of it, with the same arguments: not run twice
+                        tier, run = report_tier()
+                        assert run["returncode"] == 0, run["stderr"][-3000:]
+                        shutil.copytree(tier / name, root / name)
+                    else:
+                        mask = os.umask(0o022)
+                        try:
+                            run_stage(Stage(name, name, args[name], ()), root, quick=False)
+                        finally:
+                            os.umask(mask)
             done[name] = json.loads((root / name / "metrics.json").read_text())
         return root / name, done[name]
 
-    get.root, get.names, get.once = root, tuple(args), once
+    def every() -> None:
+        """Every experiment's quick run, made by the workers that ask together: each makes the ones no other
+        worker is making (the costliest first) before it waits for the rest."""
+        first = ("flossing", "gradient_spectra", "remedies", "stock_variants", "gradient_stability", "stock_forecast")
+        assert sorted(first) == sorted(args)
+        for name in first:
+            get(name, wait=False)
+        for name in first:
+            get(name)
+
+    get.root, get.names, get.once, get.report_tier, get.every = root, tuple(args), once, report_tier, every
     return get

@@ -198,7 +198,7 @@ def test_the_vanilla_cells_jax_grad_is_the_hand_bptt_and_train_is_fit(x64):
 
     close = lambda a, b: [np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
                           for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)]
-    close(jax.grad(loss_bptt)(p, (xs, y)), jax.grad(plain)(p))
+    close(jax.jit(jax.grad(loss_bptt))(p, (xs, y)), jax.jit(jax.grad(plain))(p))  # each one program, not ~40 eager
     p_fit, hist_fit = fit(loss_bptt, p, (xs[None], y[None]), optax.sgd(0.1), num_steps=3)
     p_train, hist_train = train(p, xs[None], y[None], loss="mse", num_steps=3, learning_rate=0.1, method="bptt",
                                 spec_norm="svd")

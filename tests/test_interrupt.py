@@ -43,22 +43,6 @@ def _start_long(out: Path, cwd: Path) -> subprocess.Popen:
     pytest.fail(f"the long run never started working: {proc.communicate()[1][-2000:]}")
 
 
-def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_first(tmp_path):
-    out = tmp_path / "out"
-    _previous_run(out)
-    first = _start_long(out, tmp_path)
-    try:
-        second = subprocess.run([*LONG, "--out", str(out)], cwd=tmp_path, env=env(), capture_output=True, text=True,
-                                timeout=240)
-        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr[-2000:]
-        assert f"is in use by another run (pid {first.pid})" in second.stderr
-        assert first.poll() is None  # the first run goes on
-    finally:
-        first.kill()
-        first.wait()
-    assert json.loads((out / "metrics.json").read_text()) == {"previous": True}
-
-
 def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float) -> None:
     """Read ``proc``'s standard output until a line holds ``text`` (the training it names has begun)."""
     found = threading.Event()
@@ -75,11 +59,24 @@ def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float) -> None:
         pytest.fail(f"the long run never printed {text!r}")
 
 
-def test_ctrl_c_exits_130_within_3_s_and_leaves_out_untouched(tmp_path):
+def test_a_second_run_is_refused_naming_the_first_and_ctrl_c_exits_130_within_3_s_leaving_out_untouched(tmp_path):
+    """One long run (one start-up and compile, not two): while it works, a second run into its folder is
+    refused at once naming its pid, and it goes on; then Ctrl-C ends it."""
     out = tmp_path / "out"
     _previous_run(out)
     before = digest(tmp_path)
     proc = _start_long(out, tmp_path)
+    try:
+        second = subprocess.run([*LONG, "--out", str(out)], cwd=tmp_path, env=env(), capture_output=True, text=True,
+                                timeout=240)
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr[-2000:]
+        assert f"is in use by another run (pid {proc.pid})" in second.stderr
+        assert proc.poll() is None  # the first run goes on
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    assert json.loads((out / "metrics.json").read_text()) == {"previous": True}
     # its first progress line comes after >= 10 s of the adding problem's training (compiled, running in pieces)
     _wait_for_line(proc, "elapsed", timeout=240)
     t0 = time.monotonic()
@@ -93,6 +90,5 @@ def test_ctrl_c_exits_130_within_3_s_and_leaves_out_untouched(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == "remedies: interrupted; the output folder was left as it was"
     assert "Traceback" not in err
-    assert digest(tmp_path) == before  # --out whole, its temporary folder and lock gone
+    assert digest(tmp_path) == before  # --out whole, its temporary folder and lock gone; the refused run left nothing
     assert took < 3.0, f"exit {took:.1f} s after SIGINT"
-

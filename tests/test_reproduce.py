@@ -28,8 +28,7 @@ from experiments.reproduce import MARK, Stage
 def job(quick_runs):
     """A finished main job: every experiment's quick run through ``run_stage`` (shared with the experiments'
     own tests, see conftest), then the page; files made under umask 022."""
-    for name in quick_runs.names:
-        quick_runs(name)
+    quick_runs.every()
     with quick_runs.once("page"):  # one pytest-xdist worker writes it, the others read it
         if not (quick_runs.root / "report.md").is_file():
             assert write_report(quick_runs.root) == quick_runs.root / "report.md"
@@ -147,18 +146,22 @@ def test_the_page_renders_runs_that_went_non_finite(job, tmp_path):
     assert check(runs) == []
 
 
-def test_a_standalone_experiment_leaves_the_main_jobs_runs_intact(job, tmp_path):
+def test_a_standalone_experiment_leaves_the_main_jobs_runs_intact(job, tmp_path, monkeypatch, capsys):
+    """The experiment's command (``_cli.entry``, as its ``__main__`` runs it) in this process, from ``tmp_path``."""
+    from experiments import gradient_stability
+
     shutil.copytree(job, tmp_path / "runs")
     before = digest(tmp_path / "runs")
-    run = subprocess.run([sys.executable, "-m", "experiments.gradient_stability", "--quick", "--steps", "2",
-                          "--seeds", "1", "--rhos", "0.9", "--repeats", "3", "--devices", "1"],
-                         cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
+    monkeypatch.chdir(tmp_path)
+    code = _cli.entry(gradient_stability.main, "gradient_stability",
+                      ["--quick", "--steps", "2", "--seeds", "1", "--rhos", "0.9", "--repeats", "3", "--devices", "1"])
+    run = capsys.readouterr()
+    assert code == 0, run.err[-2000:]
     after = digest(tmp_path / "runs")
     new = sorted({k.split("/")[0] for k in set(after) - set(before)})
     assert len(new) == 1 and new[0].startswith("gradient_stability-")  # its own folder, by default
     assert {k: v for k, v in after.items() if not k.startswith(new[0])} == before
-    assert f"wrote runs/{new[0]}/" in run.stdout
+    assert f"wrote runs/{new[0]}/" in run.out
     assert check(tmp_path / "runs") == []
 
 
@@ -196,20 +199,21 @@ def test_a_swap_killed_between_its_renames_is_undone_at_the_next_start(tmp_path)
     assert (tmp_path / "out" / "metrics.json").read_text() == "{}\n" and not old.exists()
 
 
-def test_the_report_tiers_quick_run_then_check_report(tmp_path):
+def test_the_report_tiers_quick_run_then_check_report(quick_runs, capsys):
     """``reproduce --quick`` (the default tier) as a user runs it, then ``check_report`` on it: exit 0; stages
-    numbered in the order they start, each with its expected time, final paths only, the page names its tier."""
-    out = tmp_path / "runs"
-    run = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--quick", "--out", str(out)],
-                         env=env(), capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    lines = run.stdout.splitlines()
+    numbered in the order they start, each with its expected time, final paths only, the page names its tier.
+    The run is shared (``quick_runs.report_tier``, conftest): its ``gradient_spectra`` serves the main job too."""
+    from experiments import check_report
+
+    out, run = quick_runs.report_tier()
+    assert run["returncode"] == 0, run["stderr"][-3000:]
+    lines = run["stdout"].splitlines()
     starts = [line for line in lines if re.match(r"\[\d/3\] \w+ started", line)]
     assert [line[:5] for line in starts] == ["[1/3]", "[2/3]", "[3/3]"]  # in run order
     assert all(re.search(r"; about (\d+ s|\d+:\d\d) on the 2-core development machine\)$", line) for line in starts)
     assert sorted(re.match(r"\[\d/3\] (\w+)", line)[1] for line in starts) == sorted(reproduce.REPORT_TIER)
     assert len([line for line in lines if re.match(r"\[\d/3\] \w+ done in", line)]) == 3
-    assert ".partial" not in run.stdout and ".tmp-" not in run.stdout  # final paths only
+    assert ".partial" not in run["stdout"] and ".tmp-" not in run["stdout"]  # final paths only
     assert lines[0].startswith("reproduce: the report tier, quick mode: 3 experiments")
     assert sorted(p.name for p in out.iterdir()) == [".made-by-reproduce", "gradient_spectra", "gradient_stability",
                                                      "reference.json", "report.md", "report_sources.json", "run.json",
@@ -217,10 +221,10 @@ def test_the_report_tiers_quick_run_then_check_report(tmp_path):
     page = (out / "report.md").read_text()
     assert "Made by the **report tier**" in page and "--all` adds the extended studies" in page
     assert json.loads((out / "run.json").read_text())["tier"] == "report"
-    check = subprocess.run([sys.executable, "-m", "experiments.check_report", str(out)], env=env(),
-                           capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0, check.stdout[-3000:]
-    assert check.stdout.splitlines()[-1].endswith(": OK")
+    capsys.readouterr()
+    # check_report's command in this process (its process exit statuses: test_cli.test_debug_shows_the_traceback)
+    assert _cli.entry(check_report.main, "check_report", [str(out)]) == 0, capsys.readouterr().out[-3000:]
+    assert capsys.readouterr().out.splitlines()[-1].endswith(": OK")
 
 
 def test_a_stage_that_stays_silent_gets_a_progress_line():

@@ -156,25 +156,27 @@ def test_lanczos_spectral_norm_against_the_svd(x64):
     rng = np.random.default_rng(6)
     clustered = _with_singular_values(rng, 1.0 - 1e-3 * np.arange(40), 50, 50)  # a top cluster 0.1% apart
     cases = [rng.normal(size=(7, 5)), rng.normal(size=(50, 50)) * 1e-30, clustered]
+    # compiled whole, as fit runs it (eager, its loop is ~100 programs of one operation each)
+    lanczos = jax.jit(lanczos_spectral_norm, static_argnames="steps")
     for A in cases:
         exact = np.linalg.norm(A, 2)
         v = jnp.ones(A.shape[1])
         # as many steps as dimensions: the Krylov space is everything, the estimate exact (up to the lost
         # orthogonality of Lanczos without re-orthogonalisation, ~1e-9 here)
-        sigma, x = lanczos_spectral_norm(jnp.asarray(A), v, steps=A.shape[1])
+        sigma, x = lanczos(jnp.asarray(A), v, steps=A.shape[1])
         assert float(sigma) == pytest.approx(exact, rel=1e-8)
         # x approximates the top right singular vector (from T^(2^5): fine for a warm start; on the cluster, a
         # vector of the cluster's top few -- which one moves with float rounding, e.g. XLA's optimisation level)
         rel = 3e-3 if A is clustered else 1e-4
         assert float(jnp.linalg.norm(jnp.asarray(A) @ x)) == pytest.approx(exact, rel=rel)
-        few, _ = lanczos_spectral_norm(jnp.asarray(A), v, steps=3)  # fewer steps: a lower bound
+        few, _ = lanczos(jnp.asarray(A), v, steps=3)  # fewer steps: a lower bound
         assert float(few) <= exact * (1 + 1e-12)
     # warm start: from the previous Ritz vector, 3 steps suffice for a slightly changed matrix; cold, 3 % off
     A = jnp.asarray(rng.normal(size=(50, 50)))
-    _, x = lanczos_spectral_norm(A, jnp.ones(50), steps=50)
+    _, x = lanczos(A, jnp.ones(50), steps=50)
     B = A + 1e-3 * jnp.asarray(rng.normal(size=(50, 50)))
-    warm, _ = lanczos_spectral_norm(B, x, steps=3)
-    cold, _ = lanczos_spectral_norm(B, jnp.ones(50), steps=3)
+    warm, _ = lanczos(B, x, steps=3)
+    cold, _ = lanczos(B, jnp.ones(50), steps=3)
     exact = np.linalg.norm(np.asarray(B), 2)
     assert float(warm) == pytest.approx(exact, rel=1e-7)
     assert float(cold) < exact * (1 - 1e-2)
