@@ -44,7 +44,7 @@ def test_the_main_job_writes_a_page_true_to_its_json(job):
             assert f"]({name.name}/fig" in text  # every section rendered its figures
     assert "Not run" not in text and "None" not in text and "True" not in text
     numbers = [int(n) for n in re.findall(r"\]\([a-z_]+/fig(\d+)_", text)]
-    assert numbers == sorted(numbers) == list(range(1, 14))  # every figure, in numeric order
+    assert numbers == sorted(numbers) == list(range(1, 15))  # every figure, in numeric order
     assert sorted(p.name for p in job.iterdir() if p.name.startswith(".")) == []  # no partial or temp folder left
 
 
