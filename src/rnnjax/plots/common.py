@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -70,3 +71,14 @@ def save_png(fig: Figure, path) -> Path:
         fig.tight_layout()
         fig.savefig(buf, format="png", bbox_inches="tight")  # on the Agg canvas; legends below the axes are kept
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def km_steps(km, end: float | None = None):
+    """``(t, S, lo, hi)``: a :class:`rnnjax.stats.KaplanMeier` estimate as step arrays from t = 0 (S = 1),
+    held to ``end`` when given, for ``step(where="post")``. The log-log band is undefined where S is 0 or 1
+    (``kaplan_meier`` gives [0, 1] there): lo = hi = S at those steps, so no band is drawn."""
+    tail = [] if end is None else [end]
+    t = np.concatenate([[0.0], km.times, tail])
+    s, lo, hi = (np.concatenate([[1.0], a, a[-1:] if tail else []]) for a in (km.survival, km.ci_low, km.ci_high))
+    undefined = (s == 0.0) | (s == 1.0)
+    return t, s, np.where(undefined, s, lo), np.where(undefined, s, hi)

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from rnnjax import stats
-from rnnjax.plots.common import finish, new_figure, single_axes, styled
+from rnnjax.plots.common import finish, km_steps, new_figure, single_axes, styled
 
 
 def _delay_axis(ax, delays) -> None:
@@ -159,12 +159,7 @@ def plot_survival(times, events, groups, *, budget: float, colors=None, labels=N
     for g in dict.fromkeys(groups.tolist()):
         sel = groups == g
         km = stats.kaplan_meier(times[sel], events[sel])
-        t = np.concatenate([[0.0], km.times, [budget]])
-        s = np.concatenate([[1.0], km.survival, km.survival[-1:]])
-        lo = np.concatenate([[1.0], km.ci_low, km.ci_low[-1:]])
-        hi = np.concatenate([[1.0], km.ci_high, km.ci_high[-1:]])
-        undefined = (s == 0.0) | (s == 1.0)  # the log-log band is undefined there: not drawn
-        lo, hi = np.where(undefined, s, lo), np.where(undefined, s, hi)
+        t, s, lo, hi = km_steps(km, end=budget)
         color = (colors or {}).get(g)
         text = (labels or {}).get(g, str(g))
         line, = ax.step(t, s, where="post", color=color, lw=1.6,

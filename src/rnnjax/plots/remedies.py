@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from rnnjax.plots.common import finish, new_figure, single_axes, styled
+from rnnjax.plots.common import finish, km_steps, new_figure, single_axes, styled
 
 MODEL_LABELS = {
     "rnn_tanh": "RNN tanh (Gaussian, rho 1)",
@@ -154,23 +154,22 @@ def plot_adding_survival(times: dict, events: dict, budget: int, *, ax=None, pat
 
     ``times[name]`` (seeds,) steps to solve, or the budget where a seed did not solve; ``events[name]`` (seeds,)
     bool, True where it solved. Kaplan-Meier curves (:func:`rnnjax.stats.kaplan_meier`), right-censored at
-    the budget (a + per censored seed, at the budget, with its count); dotted: the 95% log-log band.
+    the budget (a + per censored seed, at the budget, with its count); dotted: the 95% log-log band, where it
+    is defined (0 < S < 1).
     """
     from rnnjax.stats import kaplan_meier
 
     fig, ax = single_axes(ax, width=8.5, height=5.0)
     for name, t in times.items():
         t, e = np.asarray(t, float), np.asarray(events[name], bool)
-        km = kaplan_meier(t, e)
-        x = np.concatenate([[0.0], km.times])
+        x, surv, lo, hi = km_steps(kaplan_meier(t, e))
         color = COLORS.get(name)
-        ax.step(x, np.concatenate([[1.0], km.survival]), where="post", color=color, lw=1.8,
-                label=f"{_label(name)}: solved {int(e.sum())}/{len(e)}")
-        for band in (km.ci_low, km.ci_high):
-            ax.step(x, np.concatenate([[1.0], band]), where="post", color=color, lw=0.6, ls=":", alpha=0.7)
+        ax.step(x, surv, where="post", color=color, lw=1.8, label=f"{_label(name)}: solved {int(e.sum())}/{len(e)}")
+        for band in (lo, hi):
+            ax.step(x, band, where="post", color=color, lw=0.6, ls=":", alpha=0.7)
         if (~e).any():
             cens = t[~e]
-            s_at = np.interp(cens, x, np.concatenate([[1.0], km.survival]))
+            s_at = np.interp(cens, x, surv)
             ax.plot(cens, s_at, "+", color=color, ms=12, mew=2)
             ax.annotate(f"{int((~e).sum())} censored", (cens[0], s_at[0]), textcoords="offset points",
                         xytext=(-6, 4), ha="right", fontsize=7, color=color)
