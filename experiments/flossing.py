@@ -654,7 +654,7 @@ def _run(cfg, out: Path) -> dict:
                               "means)"}
     if choice["local_vs_exact"] is not None:
         c = choice["local_vs_exact"]
-        word = stats.verdict(_Rejects(c["reject_5pct"]), "beats" if c["ratio_median"] > 1 else "worse",
+        word = stats.verdict(bool(c["reject_5pct"]), "beats" if c["ratio_median"] > 1 else "worse",
                                     n=c["seeds"], unit="networks")
         recall["verdicts"].insert(0, {
             "id": "choice:local_vs_exact", "claim": "the local gradient reduces sum lambda_i^2 more than the exact one",
@@ -679,13 +679,6 @@ def _run(cfg, out: Path) -> dict:
     write_json(out / "metrics.json", metrics)  # last: its presence means the run completed
     _stage(f"finished in {timings['total']:.1f}s")
     return metrics
-
-
-class _Rejects:
-    """A test result for :func:`stats.verdict` from a computed rejection."""
-
-    def __init__(self, reject: bool):
-        self.reject_5pct = bool(reject)
 
 
 if __name__ == "__main__":

@@ -329,8 +329,6 @@ def _run(args, out: Path) -> dict:
 
 def _verdicts(radii: dict, per_rho: list[dict], n: int) -> list[dict]:
     """The experiment's tested claims (schemas.Verdict, ids stable across --seed-base)."""
-    from types import SimpleNamespace
-
     import scipy.stats
 
     from rnnjax import stats
@@ -344,16 +342,16 @@ def _verdicts(radii: dict, per_rho: list[dict], n: int) -> list[dict]:
             "evidence": f"seeds {', '.join(f'{r:.2f}' for r in radii['per_seed'])} (median {radii['median']:.3f}); "
                         f"population median {radii['population_median']:.3f}; P(median of {radii['seeds']} draws "
                         f">= {radii['median']:.3f}) = {radii['p_reach']:.3f}",
-            "verdict": stats.verdict(SimpleNamespace(p_value=radii["p"]), word, n=n, unit=unit)}]
+            "verdict": stats.verdict(radii["p"], word, n=n, unit=unit)}]
     for r in per_rho:  # lambda_1's sign over the seeds: one-sample t-test of mean 0
         x = [v for v in r["lyapunov_top_per_seed"] if v is not None]
         p = float(scipy.stats.ttest_1samp(x, 0.0).pvalue) if len(x) > 1 and np.ptp(x) > 0 else None
-        word = "vanishing" if r["lyapunov_top_median"] < 0 else "exploding"
+        word = "vanishing" if x and np.mean(x) < 0 else "exploding"  # the sign of what the t-test tests
         out.append({"id": f"lyapunov_sign:{r['rho']:g}", "claim": f"rho {r['rho']:g}: gradients along the lag "
                     f"{word} (top Lyapunov exponent {'<' if word == 'vanishing' else '>'} 0)",
                     "test": "one-sample t-test of the seeds' lambda_1, mean 0, two-sided", "p": p,
                     "evidence": "lambda_1 per seed " + ", ".join(f"{v:+.3f}" for v in x),
-                    "verdict": stats.verdict(SimpleNamespace(p_value=1.0 if p is None else p), word, n=len(x),
+                    "verdict": stats.verdict(1.0 if p is None else p, word, n=len(x),
                                              unit="seeds" if len(x) != 1 else "seed")})
     return out
 

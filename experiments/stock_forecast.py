@@ -25,7 +25,6 @@ import threading  # noqa: E402
 import warnings  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -586,7 +585,7 @@ def _verdict(seed_verdicts) -> str:
         return "no finite seed"
     same = len(set(v)) == 1 and v[0] in ("better", "worse")
     word = "beats" if v[0] == "better" else "worse"
-    return stats.verdict(SimpleNamespace(reject_5pct=same), word, n=len(v), unit="seeds" if len(v) != 1 else "seed")
+    return stats.verdict(same, word, n=len(v), unit="seeds" if len(v) != 1 else "seed")
 
 
 def _range_text(lo, hi, fmt: str) -> str:

@@ -337,3 +337,8 @@ def test_verdict_never_without_a_rejection():
     assert F.verdict(F.dm_fixed_b(d + 1.0), "worse") == "worse"
     with pytest.raises(ValueError, match="one comparison"):
         F.verdict(F.dm_fixed_b(np.stack([d, d + 1])), "worse")
+    # a bare p-value or a computed rejection: the same rule
+    assert [F.verdict(p, "beats", n=4) for p in (0.049, 0.05, np.float64(0.01))] == [
+        "beats", "not distinguishable with 4 seeds", "beats"]
+    assert [F.verdict(x, "worse", n=3) for x in (True, False, np.bool_(True))] == [
+        "worse", "not distinguishable with 3 seeds", "worse"]

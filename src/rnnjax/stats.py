@@ -454,13 +454,19 @@ def verdict(test_result, word: str, *, n=None, unit: str = "seeds") -> str:
     """``word`` ("beats", "worse", "extends", ...) only when ``test_result`` rejects at 5%, else
     "not distinguishable with {n} {unit}": no verdict word without a test that rejects (issue 19).
 
-    ``test_result``: any result with ``reject_5pct`` (or ``p_value``) for one comparison; n from ``n=`` or the
-    result's ``n`` (a pair of equal sizes prints once, unequal ones as "8 vs 16"). The caller picks the word
-    from the sign of the effect ("beats" vs "worse"); this only withholds it when the test does not reject.
+    ``test_result``: any result with ``reject_5pct`` (or ``p_value``) for one comparison, a p-value, or a bool
+    (whether the test rejected at 5%); n from ``n=`` or the result's ``n`` (a pair of equal sizes prints once,
+    unequal ones as "8 vs 16"). The caller picks the word from the sign of the effect ("beats" vs "worse");
+    this only withholds it when the test does not reject.
     """
-    reject = getattr(test_result, "reject_5pct", None)
-    if reject is None:
-        reject = np.asarray(test_result.p_value) < 0.05
+    if isinstance(test_result, (bool, np.bool_)):
+        reject = bool(test_result)
+    elif isinstance(test_result, (int, float, np.floating, np.integer)):
+        reject = test_result < 0.05
+    else:
+        reject = getattr(test_result, "reject_5pct", None)
+        if reject is None:
+            reject = np.asarray(test_result.p_value) < 0.05
     if np.ndim(reject) != 0:
         raise ValueError(f"verdict needs one comparison, got a result of shape {np.shape(reject)}")
     if bool(reject):
