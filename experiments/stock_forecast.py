@@ -638,12 +638,13 @@ def _print_summary(m: dict, out: Path) -> None:
     for st in m["seeds"]["status"]:
         if st["status"] != "ok":
             print(f"seed {st['seed']}: {st['status']}: {st['message']}")
-    verdict = {True: "beats", False: "does NOT beat", None: "cannot be compared with"}[m["beats_persistence"]]
+    # a point comparison, not a test: no verdict word here (the verdict is the fixed-b test's, below)
+    verdict = {True: "is below", False: "is not below", None: "cannot be compared with"}[m["beats_persistence"]]
     dm = m["dm_vs_persistence"]
     t = m["timings_s"]
     count = m["seeds"]["count"]
     v = m["verdicts"][0]
-    print(f"The RNN's mean RMSE {verdict} persistence ({m['seeds_beating_persistence']}/{count} seed"
+    print(f"The RNN's mean RMSE {verdict} persistence's ({m['seeds_beating_persistence']}/{count} seed"
           f"{'s' if count != 1 else ''} lower). Diebold-Mariano, fixed-b (b = {dm['b']:g}) at 5%: "
           f"{v['evidence']}. Verdict: {m['verdict_vs_persistence']}. "
           f"Timings: imports {t['imports']:.2f} s, compile {t['compile']:.2f} s, train {t['train']:.2f} s, "
