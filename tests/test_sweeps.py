@@ -123,6 +123,8 @@ def test_bad_input():
         sharded_vmap(lambda a, b: a + b)(jnp.ones(3), jnp.ones(4))
     with pytest.raises(ValueError, match="shared must be"):
         sharded_vmap(lambda a: a, shared=1)(jnp.ones(3))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        sharded_vmap(lambda a: a, batch_size=0)
 
 
 def test_curve_summary_and_the_report_claims_on_constructed_curves():

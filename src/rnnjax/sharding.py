@@ -22,6 +22,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rnnjax._checks import check_positive_int
+
 AXIS = "sweep"
 
 
@@ -141,6 +143,8 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must name at least one device")
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
 
     def check(args):
         if isinstance(shared, bool) or not isinstance(shared, int) or not 0 <= shared < len(args):
