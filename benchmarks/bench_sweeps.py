@@ -25,7 +25,9 @@ worst relative error against the SVD over every finite step of every run.
 
 A user's own cell, swept the same way (``rnnjax.sweep``): a cell with a tuple carry (h, c) (the test's leaky
 cell at H = 50), trained by ``rnnjax.fit`` + ``rnnjax.make_loss`` with SGD on the same data and steps, ``--rhos``
-values of rho scaling its W_hh: ``rnnjax.sweep(run, rho=rhos)`` against a loop of the jitted run.
+values of rho scaling its W_hh: ``rnnjax.sweep(run, rho=rhos)`` (each device's runs vmapped together) and
+``rnnjax.sweep(run, rho=rhos, batch_size=1)`` (each device's runs one after another in the same program)
+against a loop of the jitted run.
 
 Then the phase-diagram sweep: 64 rho x 4 seeds x lengths (20, 50, 200), tanh, one device vs every
 device; and ``lyapunov_spectrum`` for H = 50, T = 10,000, all 50 exponents.
@@ -216,18 +218,24 @@ def main(argv=None) -> dict:
     cell_swept = Partial(cell_run, xs=xs, ys=ys)
     cell_jit = jax.jit(cell_run)
     cell_res = interleaved({"sweep": lambda: rnnjax.sweep(cell_swept, rho=rhos),
+                            "sweep, batch_size=1": lambda: rnnjax.sweep(cell_swept, rho=rhos, batch_size=1),
                             "loop": lambda: [cell_jit(jnp.float32(r), xs, ys).block_until_ready() for r in rhos]},
                            args.repeats)
-    a, b = rnnjax.sweep(cell_swept, rho=rhos), np.stack([np.asarray(cell_jit(jnp.float32(r), xs, ys)) for r in rhos])
+    b = np.stack([np.asarray(cell_jit(jnp.float32(r), xs, ys)) for r in rhos])
+    a, a1 = rnnjax.sweep(cell_swept, rho=rhos), rnnjax.sweep(cell_swept, rho=rhos, batch_size=1)
     cell_diff = float(np.nanmax(np.abs(a - b) / np.maximum(np.abs(b), 1e-30)))
+    cell_same = bool(np.array_equal(a1, b, equal_nan=True))
     print(f"\nA user's own cell (tuple carry (h, c), H = 50, rnnjax.fit, {len(rhos)} rho x {args.steps} steps), "
           "seconds: run wall / CPU   [compile]")
     for name, r in cell_res.items():
-        print(f"  {name:6s} {r['run'][0]:7.3f} / {r['run'][1]:7.3f}   [compile {r['compile'][0]:5.2f} / "
+        print(f"  {name:20s} {r['run'][0]:7.3f} / {r['run'][1]:7.3f}   [compile {r['compile'][0]:5.2f} / "
               f"{r['compile'][1]:5.2f}]")
     ratios["cell_loop_over_sweep"] = cell_res["loop"]["run"][0] / cell_res["sweep"]["run"][0]
-    print(f"  ratio loop / sweep = {ratios['cell_loop_over_sweep']:.2f}x (target >= 2x); largest relative "
-          f"difference of the losses, sweep vs loop: {cell_diff:.1e}")
+    ratios["cell_loop_over_sweep_batch_size_1"] = cell_res["loop"]["run"][0] / cell_res["sweep, batch_size=1"]["run"][0]
+    print(f"  ratio loop / sweep = {ratios['cell_loop_over_sweep']:.2f}x (whole batch vmapped), "
+          f"{ratios['cell_loop_over_sweep_batch_size_1']:.2f}x with batch_size=1 (target >= 2x); largest relative "
+          f"difference of the losses, sweep vs loop: {cell_diff:.1e}; batch_size=1 equals the loop bit for bit: "
+          f"{cell_same}")
 
     # the phase-diagram sweep: shards over every device
     text_x, text_y = data.inputs.reshape(-1, 27)[:200], data.targets.reshape(-1)[:200]

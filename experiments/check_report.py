@@ -43,7 +43,7 @@ MOVED_SHOWN = 4  # moved numbers named per block in the note
 # The images the docs show, and the run's file each one is (copied by --write-docs, compared by the check).
 FIGURES = {"docs/figures/flossing_delay.png": "flossing/fig10_flossing_delay.png",
            "docs/figures/flossing_survival.png": "flossing/fig14_flossing_survival.png",
-           "docs/figures/adding_survival.png": "remedies/fig10_adding_survival.png"}
+           "docs/figures/adding_survival.png": "remedies/fig9b_adding_survival.png"}
 DECIMAL = re.compile(r"(?<![\w.§])-?\d+\.\d+(?:e[+-]\d+)?(?![\w.])")
 BLOCK = re.compile(r"(<!-- generated: ([\w.\-]+) -->\n)(.*?)(<!-- /generated -->)", re.S)
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)

@@ -10,7 +10,7 @@ Three parts, each writing CSV/JSON beside its figure; every tested claim is one 
    each with and without ``clip_by_global_norm(tau)``, ``--clip-seeds`` initialisations per setting (one
    :func:`rnnjax.sweeps.sweep` over seed x lr x tau): per setting the fraction of runs gone non-finite
    with its Clopper-Pearson interval, clipped vs unclipped at each lr by Fisher's exact test.
-2. Adding problem (``fig9_adding_problem.png``, ``fig10_adding_survival.png``): T = 100, vanilla tanh
+2. Adding problem (``fig9_adding_problem.png``, ``fig9b_adding_survival.png``): T = 100, vanilla tanh
    RNN, IRNN, LSTM, GRU (``--adding-seeds`` each) and the ReLU/orthogonal variants (``--variant-seeds``)
    with the same settings (Adam, clipping, batch) and the same budget of updates, fixed before the runs
    (:data:`BUDGET_RATIONALE`); each seed its own initialisation and its own stream of fresh batches (seed
@@ -692,7 +692,7 @@ def _run(cfg, out: Path) -> dict:
         print(f"  {v['id']}: {v['evidence']}, log-rank {p}: {v['verdict']}")
     t = time.perf_counter()
     figures = ["fig7_clipping.png", "fig8_lag_profiles_by_cell.png", "fig9_adding_problem.png",
-               "fig10_adding_survival.png"]
+               "fig9b_adding_survival.png"]
     plots.plot_clipping(pd.read_csv(out / "clipping.csv"), clipping, path=out / figures[0])
     plots.plot_lag_profiles(pd.read_csv(out / "lag_profiles.csv"), path=out / figures[1])
     plots.plot_adding(pd.read_csv(out / "adding_curves.csv"), adding, path=out / figures[2])

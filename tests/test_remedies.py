@@ -18,7 +18,7 @@ def quick_run(quick_runs):
 def test_quick_run_writes_everything(quick_run):
     out, m = quick_run
     assert m["figures"] == ["fig7_clipping.png", "fig8_lag_profiles_by_cell.png", "fig9_adding_problem.png",
-                            "fig10_adding_survival.png"]
+                            "fig9b_adding_survival.png"]
     for name in m["figures"] + m["files"] + ["metrics.json"]:
         assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "metrics.json").read_text())["adding"]["models"].keys() == {"rnn_tanh", "lstm"}

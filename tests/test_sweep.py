@@ -103,6 +103,21 @@ def test_compiled_once(user_sweep):
     assert n[0] >= 1
 
 
+def test_batch_size_maps_the_runs_a_few_at_a_time(user_sweep):
+    """batch_size=1: each device runs its points one after another, each the unbatched program, so every point
+    equals its own jitted run bit for bit; batch_size=5 (12 runs: chunks of 5, 5 and 2) equals the default."""
+    one = sweep(user_run, batch_size=1, **AXES)
+    point = jax.jit(user_run)
+    for i, rho in enumerate(AXES["rho"]):
+        for j, seed in enumerate(AXES["seed"]):
+            for k, lr in enumerate(AXES["lr"]):
+                alone = point(jnp.float32(rho), jnp.int32(seed), jnp.float32(lr))
+                np.testing.assert_array_equal(one["loss"][i, j, k], alone["loss"])
+    five = sweep(user_run, batch_size=5, **AXES)
+    np.testing.assert_allclose(five["loss"], user_sweep["loss"], rtol=1e-6)  # XLA vectorises 5 runs unlike 12
+    np.testing.assert_array_equal(five["seed"], user_sweep["seed"])
+
+
 def test_train_sweep_with_new_data_compiles_nothing():
     rng = np.random.default_rng(1)
     data = lambda: (np.eye(4, dtype=np.float32)[rng.integers(0, 4, (2, 5))], rng.integers(0, 4, (2, 5)))
@@ -214,6 +229,8 @@ def test_blocks_summary_and_a_store_that_resumes(tmp_path):
         sweep(_small, block=5, out=out, **SMALL)
     with pytest.raises(ValueError, match=r"holds another sweep: its summary"):
         sweep(_small, block=4, out=out, summary=last_loss, **SMALL)
+    with pytest.raises(ValueError, match=r"holds another sweep: its batch_size is None there, 2 here"):
+        sweep(_small, block=4, out=out, batch_size=2, **SMALL)  # round-off may follow it
 
 
 def test_print_progress(capsys):
@@ -251,6 +268,8 @@ def test_bad_input(tmp_path):
         sweep(_small, rho=["a"], seed=np.arange(2))
     with pytest.raises(ValueError, match="block must be a positive integer, got 0"):
         sweep(_small, block=0, **SMALL)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        sweep(_small, batch_size=0, **SMALL)
     with pytest.raises(ValueError, match="run must be a function"):
         sweep(3, **SMALL)
     with pytest.raises(ValueError, match="summary must be a function or None"):

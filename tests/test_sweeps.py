@@ -123,6 +123,8 @@ def test_bad_input():
         sharded_vmap(lambda a, b: a + b)(jnp.ones(3), jnp.ones(4))
     with pytest.raises(ValueError, match="shared must be"):
         sharded_vmap(lambda a: a, shared=1)(jnp.ones(3))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        sharded_vmap(lambda a: a, batch_size=0)
 
 
 def test_curve_summary_and_the_report_claims_on_constructed_curves():
@@ -196,6 +198,12 @@ SHARDED_SCRIPT = textwrap.dedent("""
     out4, out1 = f4(*args), f1(*args)
     assert len(out4.sharding.device_set) == 4
     np.testing.assert_array_equal(np.asarray(out4), np.asarray(out1))
+    f4_one = sharded_vmap(grad_norm, shared=2, fast_compile=True, batch_size=1)  # 3 runs a device, one by one
+    out = f4_one(*args)
+    assert len(out.sharding.device_set) == 4
+    alone = jax.jit(grad_norm, compiler_options={"xla_backend_optimization_level": 0})
+    for i in range(10):
+        np.testing.assert_array_equal(np.asarray(out[i]), np.asarray(alone(*(a[i] for a in args[:2]), xs, ys)))
     print("SHARDED_OK")
 """)
 

@@ -22,21 +22,29 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rnnjax._checks import check_positive_int
+
 AXIS = "sweep"
 
 
-def _mapped_impl(*args, fn, mesh, shared):
-    """vmap(fn) over the leading axis of all but the last ``shared`` args, shard_mapped over ``mesh``."""
+def _mapped_impl(*args, fn, mesh, shared, batch_size=None):
+    """vmap(fn) over the leading axis of all but the last ``shared`` args, shard_mapped over ``mesh``; with
+    ``batch_size`` each device maps its slice ``batch_size`` elements at a time (``jax.lax.map``)."""
     k = len(args) - shared
-    f = jax.vmap(fn, in_axes=(0,) * k + (None,) * shared)
+    if batch_size is None:
+        f = jax.vmap(fn, in_axes=(0,) * k + (None,) * shared)
+    else:
+        def f(*a):  # the slice in chunks of batch_size, one chunk after another (lax.map: vmap inside a scan)
+            return jax.lax.map(lambda b: fn(*b, *a[k:]), a[:k], batch_size=None if batch_size == 1 else batch_size)
     if mesh is None:
         return f(*args)
     return jax.shard_map(f, mesh=mesh, in_specs=(P(AXIS),) * k + (P(),) * shared, out_specs=P(AXIS),
                          check_vma=False)(*args)  # per-element programs: nothing crosses devices
 
 
-_STATIC = ("fn", "mesh", "shared")
+_STATIC = ("fn", "mesh", "shared", "batch_size")
 _mapped = jax.jit(_mapped_impl, static_argnames=_STATIC)
+
 # XLA's LLVM backend optimisations dominate compile time on CPU (seconds per program); level 0
 # compiles ~5-10x faster and runs ~3-10x slower: right for smoke-test sizes, wrong for full runs.
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
@@ -102,7 +110,7 @@ def _global(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
 
 
 def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int = 0,
-                 fast_compile: bool = False) -> Callable:
+                 fast_compile: bool = False, batch_size: int | None = None) -> Callable:
     """``jax.vmap(fn)`` over the leading axis of the first arguments, that axis split over ``devices``.
 
     Args:
@@ -118,6 +126,11 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
       shared: how many trailing arguments every element shares (replicated, not mapped).
       fast_compile: compile with :data:`FAST_COMPILE` (seconds less per program, slower to run;
         for short analysis programs).
+      batch_size: elements vectorised at once on each device: None (default) vmaps a device's whole
+        slice; k maps it k elements at a time, one chunk after another (``jax.lax.map(batch_size=k)``;
+        1: one element after another, each the unbatched program). Same results up to float32
+        round-off; on CPU a small ``batch_size`` can be the faster one where one element's program
+        already keeps a core busy (see :func:`rnnjax.sweep`).
 
     Returns:
       ``g(*args)``: every leaf of the batched arguments carries a leading axis N (any N: it is
@@ -130,6 +143,8 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must name at least one device")
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
 
     def check(args):
         if isinstance(shared, bool) or not isinstance(shared, int) or not 0 <= shared < len(args):
@@ -162,14 +177,14 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
         n = check(args)
         devs = usable(args)
         if len(devs) == 1:
-            return mapped(*jax.device_put(args, devs[0]), fn=fn, mesh=None, shared=shared)
+            return mapped(*jax.device_put(args, devs[0]), fn=fn, mesh=None, shared=shared, batch_size=batch_size)
         mesh = Mesh(np.array(devs), (AXIS,))
         batched, rest = args[: len(args) - shared], args[len(args) - shared :]
         idx = np.arange(-(-n // len(devs)) * len(devs)) % n  # pad to a multiple of the device count
         # global arrays: each process places the slices its own devices hold (every process passes the same args)
         batched = jax.tree.map(lambda a: _global(np.asarray(a)[idx], NamedSharding(mesh, P(AXIS))), batched)
         rest = jax.tree.map(lambda a: _global(np.asarray(a), NamedSharding(mesh, P())), rest)
-        out = mapped(*batched, *rest, fn=fn, mesh=mesh, shared=shared)
+        out = mapped(*batched, *rest, fn=fn, mesh=mesh, shared=shared, batch_size=batch_size)
         if not all(leaf.is_fully_addressable for leaf in jax.tree.leaves(out)):  # a multi-process job
             from jax.experimental import multihost_utils
 

@@ -349,7 +349,7 @@ def history_only(result):
 
 def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None = None,
           summary: Callable | None = None, out=None, progress: Callable | None = None,
-          fast_compile: bool = False, **axes):
+          fast_compile: bool = False, batch_size: int | None = None, **axes):
     """Evaluate ``run(**point)`` on every point of the outer-product grid of ``axes``, as one compiled program.
 
     ``rnnjax.sweep(run, rho=np.linspace(0.8, 1.3, 64), seed=np.arange(4))`` calls ``run(rho=r, seed=s)``
@@ -385,9 +385,16 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
         while only finished blocks were read back; the first block's compile counts in the mean, so the
         first estimates run high). :func:`print_progress` prints it.
       fast_compile: compile with :data:`rnnjax.sharding.FAST_COMPILE` (for smoke-test sizes).
+      batch_size: runs vectorised at once on each device (:func:`rnnjax.sharding.sharded_vmap`): None
+        (default) vmaps each device's share of a block; k runs them k at a time inside the same
+        program (``jax.lax.map``), 1 one after another. Results agree to float32 round-off. On CPU,
+        a cell that leaves its matrix-vector products to autodiff (a user's cell of H = 50) runs
+        fastest at 1: its batch of runs falls out of the caches and vectorising gains nothing, while
+        the vanilla cell's hand BPTT (matrix products over time) gains from the whole batch
+        (``benchmarks/bench_sweeps.py`` measures both).
       **axes: the grid: 1-D arrays of values by name. Integer axes (seeds) stay integers; floats
         become JAX's default float (float32). The names ``devices``, ``block``, ``summary``, ``out``,
-        ``progress`` and ``fast_compile`` are taken by the options above.
+        ``progress``, ``fast_compile`` and ``batch_size`` are taken by the options above.
 
     Returns:
       ``run``'s (or ``summary``'s) pytree of NumPy arrays, each with leading axes (len(axis) for
@@ -401,6 +408,8 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
             raise ValueError(f"{name} must be a function or None, got {type(fn).__name__}")
     if block is not None:
         check_positive_int("block", block)
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
     axes = _check_axes(axes)
     names, lengths = tuple(axes), tuple(a.size for a in axes.values())
     N = int(np.prod(lengths))
@@ -435,8 +444,11 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
                     "summary": _describe(summary), "data_sha256": _digest(arrays),
                     "results": {k: {"shape": list(s.shape), "dtype": str(s.dtype)}
                                 for k, s in zip(leaf_names, leaves_struct, strict=True)}}
+        if batch_size is not None:  # round-off may follow it: a resumed store keeps the one it began with
+            settings["batch_size"] = batch_size
         _open_store(out, settings)
-    mapped = sharded_vmap(point, devices=devices, shared=len(arrays), fast_compile=fast_compile)
+    mapped = sharded_vmap(point, devices=devices, shared=len(arrays), fast_compile=fast_compile,
+                          batch_size=batch_size)
     start, done, computed, computing_s = time.perf_counter(), 0, 0, 0.0
 
     def fill(b, block_leaves):
