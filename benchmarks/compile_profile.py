@@ -1,0 +1,100 @@
+"""Where the test suite's time goes: every XLA compilation, by test and by program (issue 17's suite target).
+
+A pytest plugin and its summary. Run the suite with it as on a fresh checkout (the tests' compile cache
+emptied first: programs the other worker already compiled are then cache hits, not compilations), then
+summarise::
+
+    rm -rf /tmp/cprof .cache/xla-tests && PYTHONPATH=benchmarks .venv/bin/python -m pytest -q -n auto -p compile_profile
+    .venv/bin/python benchmarks/compile_profile.py /tmp/cprof
+
+Each process (each xdist worker) appends one line per compilation to ``$RNNJAX_COMPILE_PROFILE/<pid>.tsv``
+(default ``/tmp/cprof``): the test running it, the program's name and XLA's compile seconds (from
+``jax_log_compiles``), plus one line per test phase with its duration. Programs compiled in processes the
+tests start (the experiments' CLIs) are in those tests' durations, not in the compile columns.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+OUT = Path(os.environ.get("RNNJAX_COMPILE_PROFILE", "/tmp/cprof"))
+FINISHED = re.compile(r"Finished XLA compilation of (.+?) in ([0-9.e-]+) ?s")
+EAGER = {"multiply", "dynamic_slice", "broadcast_in_dim", "true_divide", "add", "convert_element_type",
+         "subtract", "squeeze", "stage", "unstack", "transpose", "iota", "_reduce_sum", "_reduce_max",
+         "concatenate", "reshape", "select_n", "_where", "integer_pow", "exp", "log", "tanh", "sqrt"}
+
+_current = ["<collection>"]
+_file = None
+
+
+class _Record(logging.Handler):
+    def emit(self, record):
+        m = FINISHED.search(record.getMessage())
+        if m and _file is not None:
+            _file.write(f"{_current[0]}\tcompile\t{m.group(1)[:80]}\t{m.group(2)}\n")
+
+
+def pytest_configure(config):
+    global _file
+    import jax
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None and getattr(config.option, "numprocesses", None):
+        return  # the xdist controller runs no tests
+    jax.config.update("jax_log_compiles", True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    _file = open(OUT / f"{os.getpid()}.tsv", "a", buffering=1)  # noqa: SIM115 (open for the session)
+    logger = logging.getLogger("jax")  # the children's records reach it once (one handler, here)
+    logger.addHandler(_Record(logging.DEBUG))
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # the compile log stays out of the console
+
+
+def pytest_runtest_setup(item):
+    _current[0] = item.nodeid
+
+
+def pytest_runtest_logreport(report):
+    if _file is not None and report.when in ("setup", "call"):
+        _file.write(f"{report.nodeid}\tduration\t{report.when}\t{report.duration}\n")
+
+
+def summarize(folder: Path, top: int = 30) -> str:
+    """The profile's totals, its modules by test time, its programs by compile time, and its costliest tests."""
+    compile_s, count, dur = collections.Counter(), collections.Counter(), collections.Counter()
+    by_name, name_count = collections.Counter(), collections.Counter()
+    for path in sorted(folder.glob("*.tsv")):
+        for line in path.read_text().splitlines():
+            test, kind, what, seconds = line.split("\t")
+            if kind == "compile":
+                compile_s[test] += float(seconds)
+                count[test] += 1
+                name = what[4:-1] if what.startswith("jit(") else what
+                by_name["(eager ops)" if name in EAGER else name] += float(seconds)
+                name_count["(eager ops)" if name in EAGER else name] += 1
+            else:
+                dur[test] += float(seconds)
+    module = lambda test: test.split("::")[0]
+    mods = collections.defaultdict(lambda: [0.0, 0.0, 0])
+    for test, s in dur.items():
+        mods[module(test)][0] += s
+    for test, s in compile_s.items():
+        mods[module(test)][1] += s
+        mods[module(test)][2] += count[test]
+    lines = [f"{sum(count.values())} compilations, {sum(compile_s.values()):.0f} s of XLA compile; "
+             f"{sum(dur.values()):.0f} s of test time summed over the processes", "",
+             f"{'module':48s} {'test s':>7s} {'compile s':>9s} {'programs':>8s}"]
+    lines += [f"{m:48s} {v[0]:7.1f} {v[1]:9.1f} {v[2]:8d}" for m, v in sorted(mods.items(), key=lambda kv: -kv[1][0])]
+    lines += ["", f"{'program':48s} {'compile s':>9s} {'count':>6s}"]
+    lines += [f"{n:48s} {s:9.1f} {name_count[n]:6d}" for n, s in by_name.most_common(top)]
+    lines += ["", f"{'test':90s} {'compile s':>9s} {'programs':>8s} {'test s':>7s}"]
+    lines += [f"{t[:90]:90s} {s:9.1f} {count[t]:8d} {dur.get(t, 0.0):7.1f}" for t, s in compile_s.most_common(top)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(summarize(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT))
