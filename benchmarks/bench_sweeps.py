@@ -12,6 +12,8 @@ every run recording what :func:`rnnjax.train` records (loss, gradient norms, ||d
 * ``sweep 1 device`` -- :func:`rnnjax.sweeps.train_sweep` on one device: one jitted, vmapped program;
 * ``sweep N devices`` -- the same sharded over every host device (``--devices``, default one per core,
   set before JAX starts);
+* ``sweep N devices, batch_size=1`` -- the same, each device training its runs one after another
+  (``train_sweep(..., batch_size=1)``);
 * ``loop``  -- a Python loop of jitted single :func:`rnnjax.train` runs (one compiled program);
 * ``numpy`` -- ``benchmarks/_numpy_rnn.py``'s hand BPTT + SGD (its exact SVD norm each step, as the
   old rnnjax did), timed on ``--numpy-runs`` rhos and scaled to all of them; single-threaded OpenBLAS
@@ -150,7 +152,7 @@ def main(argv=None) -> dict:
             jax.block_until_ready(train(p0, xs, ys, **kw)[1])
 
     contenders = {"sweep 1 device": lambda: sweep(devices[:1]), f"sweep {len(devices)} devices": lambda: sweep(devices),
-                  "loop": loop}
+                  f"sweep {len(devices)} devices, batch_size=1": lambda: sweep(devices, batch_size=1), "loop": loop}
     numpy_train = None
     if args.numpy_runs > 0:
         from _numpy_rnn import numpy_train
@@ -180,13 +182,15 @@ def main(argv=None) -> dict:
     one, many = res["sweep 1 device"]["run"], res[f"sweep {len(devices)} devices"]["run"]
     best = min(one[0], many[0])
     ratios = {"loop_over_sweep": res["loop"]["run"][0] / best, "devices_speedup": one[0] / many[0],
-              "svd_sweep_over_sweep": svd["sweep with exact SVD (1 device)"]["run"][0] / best}
+              "svd_sweep_over_sweep": svd["sweep with exact SVD (1 device)"]["run"][0] / best,
+              "batch_size_1_over_sweep": res[f"sweep {len(devices)} devices, batch_size=1"]["run"][0] / many[0]}
     if "numpy" in res:
         ratios["numpy_over_sweep"] = res["numpy"]["run"][0] / best
     print(f"  ratios (wall): loop / sweep = {ratios['loop_over_sweep']:.2f}x (target >= 2x)"
           + (f", numpy / sweep = {ratios['numpy_over_sweep']:.1f}x (target >= 25x)" if "numpy" in res else "")
           + f"; 1 device / {len(devices)} devices = {ratios['devices_speedup']:.2f}x; exact-SVD sweep / sweep = "
-          f"{ratios['svd_sweep_over_sweep']:.2f}x")
+          f"{ratios['svd_sweep_over_sweep']:.2f}x; batch_size=1 / vmapped ({len(devices)} devices) = "
+          f"{ratios['batch_size_1_over_sweep']:.2f}x")
     print(f"  ||dL/dW_hh||_2 by Lanczos ({int(ok.sum())} finite steps): worst relative error vs the SVD "
           f"{np.max(np.abs(rel)):.1e} (below it by at most {max(-rel.min(), 0):.1e}, above by at most "
           f"{max(rel.max(), 0):.1e}); largest loss difference sharded vs 1 device {same:.1e}")

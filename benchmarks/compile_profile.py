@@ -1,16 +1,17 @@
 """Where the test suite's time goes: every XLA compilation, by test and by program (issue 17's suite target).
 
 A pytest plugin and its summary. Run the suite with it as on a fresh checkout (the tests' compile cache
-emptied first: programs the other worker already compiled are then cache hits, not compilations), then
-summarise::
+emptied first; a program the other worker already compiled is then loaded from it, and counted as a load,
+not a compilation), then summarise::
 
     rm -rf /tmp/cprof .cache/xla-tests && PYTHONPATH=benchmarks .venv/bin/python -m pytest -q -n auto -p compile_profile
     .venv/bin/python benchmarks/compile_profile.py /tmp/cprof
 
 Each process (each xdist worker) appends one line per compilation to ``$RNNJAX_COMPILE_PROFILE/<pid>.tsv``
-(default ``/tmp/cprof``): the test running it, the program's name and XLA's compile seconds (from
-``jax_log_compiles``), plus one line per test phase with its duration. Programs compiled in processes the
-tests start (the experiments' CLIs) are in those tests' durations, not in the compile columns.
+(default ``/tmp/cprof``): the test running it, ``compile`` or ``load`` (a persistent-cache hit), the
+program's name and the seconds (from ``jax_log_compiles``), plus one line per test phase with its
+duration. Programs compiled in processes the tests start (the experiments' CLIs) are in those tests'
+durations, not in the compile columns.
 """
 
 from __future__ import annotations
@@ -24,19 +25,26 @@ from pathlib import Path
 
 OUT = Path(os.environ.get("RNNJAX_COMPILE_PROFILE", "/tmp/cprof"))
 FINISHED = re.compile(r"Finished XLA compilation of (.+?) in ([0-9.e-]+) ?s")
+HIT = "Persistent compilation cache hit"  # logged just before its "Finished XLA compilation" line
 EAGER = {"multiply", "dynamic_slice", "broadcast_in_dim", "true_divide", "add", "convert_element_type",
          "subtract", "squeeze", "stage", "unstack", "transpose", "iota", "_reduce_sum", "_reduce_max",
          "concatenate", "reshape", "select_n", "_where", "integer_pow", "exp", "log", "tanh", "sqrt"}
 
 _current = ["<collection>"]
+_hit = [False]
 _file = None
 
 
 class _Record(logging.Handler):
     def emit(self, record):
-        m = FINISHED.search(record.getMessage())
+        message = record.getMessage()
+        if message.startswith(HIT):
+            _hit[0] = True
+            return
+        m = FINISHED.search(message)
         if m and _file is not None:
-            _file.write(f"{_current[0]}\tcompile\t{m.group(1)[:80]}\t{m.group(2)}\n")
+            kind, _hit[0] = ("load" if _hit[0] else "compile"), False
+            _file.write(f"{_current[0]}\t{kind}\t{m.group(1)[:80]}\t{m.group(2)}\n")
 
 
 def pytest_configure(config):
@@ -50,7 +58,7 @@ def pytest_configure(config):
     _file = open(OUT / f"{os.getpid()}.tsv", "a", buffering=1)  # noqa: SIM115 (open for the session)
     logger = logging.getLogger("jax")  # the children's records reach it once (one handler, here)
     logger.addHandler(_Record(logging.DEBUG))
-    logger.setLevel(logging.DEBUG)
+    logger.setLevel(logging.WARNING)  # with jax_log_compiles, compilations and cache hits log at WARNING
     logger.propagate = False  # the compile log stays out of the console
 
 
@@ -65,12 +73,14 @@ def pytest_runtest_logreport(report):
 
 def summarize(folder: Path, top: int = 30) -> str:
     """The profile's totals, its modules by test time, its programs by compile time, and its costliest tests."""
-    compile_s, count, dur = collections.Counter(), collections.Counter(), collections.Counter()
+    compile_s, count, dur, loads = collections.Counter(), collections.Counter(), collections.Counter(), [0, 0.0]
     by_name, name_count = collections.Counter(), collections.Counter()
     for path in sorted(folder.glob("*.tsv")):
         for line in path.read_text().splitlines():
             test, kind, what, seconds = line.split("\t")
-            if kind == "compile":
+            if kind == "load":
+                loads[0], loads[1] = loads[0] + 1, loads[1] + float(seconds)
+            elif kind == "compile":
                 compile_s[test] += float(seconds)
                 count[test] += 1
                 name = what[4:-1] if what.startswith("jit(") else what
@@ -85,8 +95,9 @@ def summarize(folder: Path, top: int = 30) -> str:
     for test, s in compile_s.items():
         mods[module(test)][1] += s
         mods[module(test)][2] += count[test]
-    lines = [f"{sum(count.values())} compilations, {sum(compile_s.values()):.0f} s of XLA compile; "
-             f"{sum(dur.values()):.0f} s of test time summed over the processes", "",
+    lines = [f"{sum(count.values())} compilations, {sum(compile_s.values()):.0f} s of XLA compile; {loads[0]} "
+             f"programs loaded from the cache ({loads[1]:.0f} s); {sum(dur.values()):.0f} s of test time summed "
+             "over the processes", "",
              f"{'module':48s} {'test s':>7s} {'compile s':>9s} {'programs':>8s}"]
     lines += [f"{m:48s} {v[0]:7.1f} {v[1]:9.1f} {v[2]:8d}" for m, v in sorted(mods.items(), key=lambda kv: -kv[1][0])]
     lines += ["", f"{'program':48s} {'compile s':>9s} {'count':>6s}"]

@@ -105,7 +105,8 @@ def test_compiled_once(user_sweep):
 
 def test_batch_size_maps_the_runs_a_few_at_a_time(user_sweep):
     """batch_size=1: each device runs its points one after another, each the unbatched program, so every point
-    equals its own jitted run bit for bit; batch_size=5 (12 runs: chunks of 5, 5 and 2) equals the default."""
+    equals its own jitted run bit for bit; batch_size=5 (12 runs; on one device chunks of 5, 5 and 2) equals the
+    default."""
     one = sweep(user_run, batch_size=1, **AXES)
     point = jax.jit(user_run)
     for i, rho in enumerate(AXES["rho"]):
@@ -124,8 +125,10 @@ def test_train_sweep_with_new_data_compiles_nothing():
     kw = dict(hidden_size=3, loss="xent", num_steps=2, learning_rate=0.1, fast_compile=True)
     a = train_sweep([0.9, 1.1], [0, 1], *data(), **kw)[1].loss
     with count_compiles() as n:
-        b = train_sweep([0.8, 1.2], [2, 3], *data(), **kw)[1].loss  # data are traced: a Partial's arrays
+        b = train_sweep([0.8, 1.2], [2, 3], *(xy := data()), **kw)[1].loss  # data are traced: a Partial's arrays
     assert n[0] == 0 and not np.allclose(a, b)
+    one = train_sweep([0.8, 1.2], [2, 3], *xy, batch_size=1, **kw)[1].loss  # passed through to sweep
+    np.testing.assert_allclose(one, b, rtol=1e-6)
 
 
 def test_unchanged_from_the_sweeps_before_rnnjax_sweep():

@@ -1,14 +1,14 @@
 """One function mapped over a leading axis, as one jitted program split over every device of every process.
 
-:func:`sharded_vmap` maps a function over the leading axis of its arguments with ``jax.vmap``
-and splits that axis over a one-axis device mesh with ``jax.shard_map`` (no communication: each
-device runs its own slice, padded to equal size). On one device it is plain
-``jax.jit(jax.vmap(f))``. Each element runs the same per-element program either way, so results
-equal the unsharded run up to float32 round-off (XLA may vectorise a different batch size
+:func:`sharded_vmap` maps a function over the leading axis of its arguments with ``jax.vmap`` and splits
+that axis over a one-axis device mesh with ``jax.shard_map`` (no communication: each device runs its own
+slice, padded to equal size). On one device it is plain ``jax.jit(jax.vmap(f))`` (with ``batch_size``,
+``jax.jit`` of ``jax.lax.map`` in chunks). Each element runs the same per-element program either way, so
+results equal the unsharded run up to float32 round-off (XLA may vectorise a different batch size
 differently; bit-identical in the tests). For several CPU devices, call
 :func:`rnnjax.devices.use_host_devices` before JAX starts; for several processes (hosts),
-:func:`rnnjax.devices.init_distributed`. A program holding a CPU LAPACK call stays on one device
-per process (see :data:`LAPACK_PRIMITIVES`). :func:`rnnjax.sweep` is built on it.
+:func:`rnnjax.devices.init_distributed`. A program holding a CPU LAPACK call stays on one device per process
+(see :data:`LAPACK_PRIMITIVES`). :func:`rnnjax.sweep` is built on it.
 """
 
 from __future__ import annotations
@@ -121,16 +121,16 @@ def sharded_vmap(fn: Callable, *, devices: Sequence | None = None, shared: int =
         JAX job (:func:`rnnjax.devices.init_distributed`) every device of every process: each process
         computes the elements its devices hold, and every process gets all results (gathered with
         ``multihost_utils.process_allgather``). Every process must then make the same call with the
-        same arguments. With one device the program is plain ``jax.jit(jax.vmap(fn))`` (no mesh)
-        placed on that device.
+        same arguments. With one device the program is plain ``jax.jit(jax.vmap(fn))`` (no mesh;
+        ``jax.lax.map`` with ``batch_size``) placed on that device.
       shared: how many trailing arguments every element shares (replicated, not mapped).
       fast_compile: compile with :data:`FAST_COMPILE` (seconds less per program, slower to run;
         for short analysis programs).
       batch_size: elements vectorised at once on each device: None (default) vmaps a device's whole
         slice; k maps it k elements at a time, one chunk after another (``jax.lax.map(batch_size=k)``;
-        1: one element after another, each the unbatched program). Same results up to float32
-        round-off; on CPU a small ``batch_size`` can be the faster one where one element's program
-        already keeps a core busy (see :func:`rnnjax.sweep`).
+        1: one element after another, each the unbatched program). The results differ by float32
+        round-off (which a long training run can amplify); on CPU a small ``batch_size`` can be the
+        faster one where one element's program already keeps a core busy (see :func:`rnnjax.sweep`).
 
     Returns:
       ``g(*args)``: every leaf of the batched arguments carries a leading axis N (any N: it is

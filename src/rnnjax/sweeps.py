@@ -360,10 +360,10 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
 
     Args:
       run: a pure function of scalars (one per axis, by name) returning a pytree of arrays. Static:
-        the compiled program is cached on (run, axis names, lengths, devices), so a second call with
-        new axis values of the same lengths compiles nothing -- but a fresh closure or ``lambda`` is a
-        new ``run`` and compiles again (define it once, or use a hashable callable such as a
-        NamedTuple with ``__call__``). Arrays it closes over are compiled in as constants; pass data
+        the compiled program is cached on (run, axis names, lengths, devices, batch_size), so a second
+        call with new axis values of the same lengths compiles nothing -- but a fresh closure or
+        ``lambda`` is a new ``run`` and compiles again (define it once, or use a hashable callable such
+        as a NamedTuple with ``__call__``). Arrays it closes over are compiled in as constants; pass data
         as ``jax.tree_util.Partial(f, xs, ys)`` to have them traced (new data, no compile).
       devices: the devices to split the runs over (default every device of every process).
       block: runs per compiled call (the grid runs block after block, one compiled program for
@@ -375,7 +375,7 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
       out: a folder: each finished block is written at once (``block_NNNNNN.npz``, atomically) beside
         ``grid.json`` (the axes and settings); a sweep started again on the same ``out`` skips the
         finished blocks and returns what an uninterrupted sweep returns, bit for bit; one with
-        another grid, block, run, summary or data is refused (``ValueError``). :func:`load_sweep`
+        another grid, block, run, summary, data or batch_size is refused (``ValueError``). :func:`load_sweep`
         reads the store back. In a multi-process job the blocks are dealt to the processes (block b
         to process b mod P, on its own devices), each writes its own, and every process returns the
         whole result (read back from ``out`` after all are done).
@@ -387,11 +387,11 @@ def sweep(run: Callable, *, devices: Sequence | None = None, block: int | None =
       fast_compile: compile with :data:`rnnjax.sharding.FAST_COMPILE` (for smoke-test sizes).
       batch_size: runs vectorised at once on each device (:func:`rnnjax.sharding.sharded_vmap`): None
         (default) vmaps each device's share of a block; k runs them k at a time inside the same
-        program (``jax.lax.map``), 1 one after another. Results agree to float32 round-off. On CPU,
-        a cell that leaves its matrix-vector products to autodiff (a user's cell of H = 50) runs
-        fastest at 1: its batch of runs falls out of the caches and vectorising gains nothing, while
-        the vanilla cell's hand BPTT (matrix products over time) gains from the whole batch
-        (``benchmarks/bench_sweeps.py`` measures both).
+        program (``jax.lax.map``), 1 one after another (each run then equals its own jitted run bit
+        for bit). Other values give other float32 round-off, which a long training run can amplify.
+        Which is faster depends on the run: ``benchmarks/bench_sweeps.py`` measured 1 faster for a
+        user's cell of H = 50 differentiated by ``jax.grad`` (64 runs x 200 steps on 2 CPU cores),
+        and the default faster for the vanilla cell's hand BPTT; small cells gain from the batch.
       **axes: the grid: 1-D arrays of values by name. Integer axes (seeds) stay integers; floats
         become JAX's default float (float32). The names ``devices``, ``block``, ``summary``, ``out``,
         ``progress``, ``fast_compile`` and ``batch_size`` are taken by the options above.
@@ -533,7 +533,7 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
                 optimizer: str = "sgd", clip_norm=None, carry_state: bool = False, input_std=None, output_std=None,
                 spec_norm: str = "lanczos", devices: Sequence | None = None, fast_compile: bool = False,
                 summary: Callable | None = None, block: int | None = None, out=None,
-                progress: Callable | None = None):
+                progress: Callable | None = None, batch_size: int | None = None):
     """Initialise and train one vanilla RNN per (rho, seed), all in one jitted, vmapped program.
 
     Run (rho, seed) starts from :func:`rnnjax.init_rnn` with ``PRNGKey(seed)`` and ``rho`` (so the
@@ -541,7 +541,8 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
     ``targets`` (see there: (N, T, D), item s mod N at step s). ``fast_compile`` trades run time
     for compile time (see :func:`sweep`; for smoke tests). ``output_size`` defaults to the
     input width D for ``loss="xent"`` (next-symbol prediction) and to ``targets.shape[-1]`` otherwise.
-    ``summary``, ``block``, ``out`` and ``progress`` are :func:`sweep`'s (its default block, no store):
+    ``summary``, ``block``, ``out``, ``progress`` and ``batch_size`` are :func:`sweep`'s (its default block,
+    no store, the runs vmapped):
     ``summary=history_only`` keeps the histories alone (most of the memory of a large sweep is the final
     parameters); ``out=PATH`` streams the blocks to disk and resumes a killed sweep.
 
@@ -567,7 +568,8 @@ def train_sweep(rhos, seeds, xs, targets, *, hidden_size: int, loss: str, num_st
     one = _TrainRun(init, loss, num_steps, float(learning_rate), optimizer, _opt_float(clip_norm), activation,
                     bool(carry_state), spec_norm)
     return sweep(Partial(one, xs=xs, targets=targets), rho=rhos, seed=seeds, devices=devices,
-                 fast_compile=fast_compile, summary=summary, block=block, out=out, progress=progress)
+                 fast_compile=fast_compile, summary=summary, block=block, out=out, progress=progress,
+                 batch_size=batch_size)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Figures of the remedies experiment: clipping (Figure 7), lag profiles by cell (Figure 8), adding problem (Figure 9),
-time to solve it (Figure 10).
+time to solve it (Figure 9b).
 
 Each takes the DataFrames the experiment writes as CSV (and its JSON summary), so a figure can be
 redrawn from ``runs/remedies/`` without retraining.
@@ -150,7 +150,7 @@ def plot_adding(frame: pd.DataFrame, summary: dict, *, ax=None, path=None) -> Fi
 
 @styled
 def plot_adding_survival(times: dict, events: dict, budget: int, *, ax=None, path=None) -> Figure:
-    """Figure 10: the fraction of seeds not yet solved (MSE < 0.01) against the update step, per model.
+    """Figure 9b: the fraction of seeds not yet solved (MSE < 0.01) against the update step, per model.
 
     ``times[name]`` (seeds,) steps to solve, or the budget where a seed did not solve; ``events[name]`` (seeds,)
     bool, True where it solved. Kaplan-Meier curves (:func:`rnnjax.stats.kaplan_meier`), right-censored at
