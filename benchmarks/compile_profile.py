@@ -10,8 +10,10 @@ not a compilation), then summarise::
 Each process (each xdist worker) appends one line per compilation to ``$RNNJAX_COMPILE_PROFILE/<pid>.tsv``
 (default ``/tmp/cprof``): the test running it, ``compile`` or ``load`` (a persistent-cache hit), the
 program's name and the seconds (from ``jax_log_compiles``), plus one line per test phase with its
-duration. Programs compiled in processes the tests start (the experiments' CLIs) are in those tests'
-durations, not in the compile columns.
+duration and the wall-clock start and finish of each test (the summary's timeline: when each worker
+started, ran its first test and finished, so an idle worker at the end shows). Programs compiled in
+processes the tests start (the experiments' CLIs) are in those tests' durations, not in the compile
+columns.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 OUT = Path(os.environ.get("RNNJAX_COMPILE_PROFILE", "/tmp/cprof"))
@@ -56,6 +59,7 @@ def pytest_configure(config):
     jax.config.update("jax_log_compiles", True)
     OUT.mkdir(parents=True, exist_ok=True)
     _file = open(OUT / f"{os.getpid()}.tsv", "a", buffering=1)  # noqa: SIM115 (open for the session)
+    _file.write(f"<process>\tstart\t-\t{time.time()}\n")
     logger = logging.getLogger("jax")  # the children's records reach it once (one handler, here)
     logger.addHandler(_Record(logging.DEBUG))
     logger.setLevel(logging.WARNING)  # with jax_log_compiles, compilations and cache hits log at WARNING
@@ -66,6 +70,16 @@ def pytest_runtest_setup(item):
     _current[0] = item.nodeid
 
 
+def pytest_runtest_logstart(nodeid, location):
+    if _file is not None:
+        _file.write(f"{nodeid}\tstart\t-\t{time.time()}\n")
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if _file is not None:
+        _file.write(f"{nodeid}\tfinish\t-\t{time.time()}\n")
+
+
 def pytest_runtest_logreport(report):
     if _file is not None and report.when in ("setup", "call"):
         _file.write(f"{report.nodeid}\tduration\t{report.when}\t{report.duration}\n")
@@ -74,11 +88,13 @@ def pytest_runtest_logreport(report):
 def summarize(folder: Path, top: int = 30) -> str:
     """The profile's totals, its modules by test time, its programs by compile time, and its costliest tests."""
     compile_s, count, dur, loads = collections.Counter(), collections.Counter(), collections.Counter(), [0, 0.0]
-    by_name, name_count = collections.Counter(), collections.Counter()
+    by_name, name_count, spans = collections.Counter(), collections.Counter(), {}
     for path in sorted(folder.glob("*.tsv")):
         for line in path.read_text().splitlines():
             test, kind, what, seconds = line.split("\t")
-            if kind == "load":
+            if kind in ("start", "finish"):
+                spans.setdefault(path.stem, []).append((float(seconds), kind, test))
+            elif kind == "load":
                 loads[0], loads[1] = loads[0] + 1, loads[1] + float(seconds)
             elif kind == "compile":
                 compile_s[test] += float(seconds)
@@ -104,7 +120,24 @@ def summarize(folder: Path, top: int = 30) -> str:
     lines += [f"{n:48s} {s:9.1f} {name_count[n]:6d}" for n, s in by_name.most_common(top)]
     lines += ["", f"{'test':90s} {'compile s':>9s} {'programs':>8s} {'test s':>7s}"]
     lines += [f"{t[:90]:90s} {s:9.1f} {count[t]:8d} {dur.get(t, 0.0):7.1f}" for t, s in compile_s.most_common(top)]
-    return "\n".join(lines)
+    return "\n".join(lines + timeline(spans))
+
+
+def timeline(spans: dict) -> list[str]:
+    """Per process: when it started, ran its first and last test, and the seconds spent inside tests."""
+    if not spans:
+        return []
+    t0 = min(t for events in spans.values() for t, _, _ in events)
+    lines = ["", "seconds from the first process's start:",
+             f"{'process':10s} {'start':>6s} {'first test':>10s} {'last end':>8s} {'in tests':>8s}"]
+    for pid, events in sorted(spans.items()):
+        starts = {test: t for t, kind, test in events if kind == "start" and test != "<process>"}
+        ends = [(t, test) for t, kind, test in events if kind == "finish"]
+        proc = [t for t, kind, test in events if test == "<process>"]
+        inside = sum(t - starts[test] for t, test in ends if test in starts)
+        lines.append(f"{pid:10s} {(proc[0] if proc else t0) - t0:6.1f} {min(starts.values()) - t0:10.1f} "
+                     f"{max(t for t, _ in ends) - t0:8.1f} {inside:8.1f}")
+    return lines
 
 
 if __name__ == "__main__":

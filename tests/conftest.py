@@ -5,6 +5,13 @@ compile, ~800 programs, most of them single eager operations of ~30 ms each), so
 
 * XLA backend optimisation level 0 (20% less time than the default 3; the tests check numbers, not speed).
   A level in the user's ``XLA_FLAGS`` wins.
+* XLA:CPU's MLIR fusion emitters off (:func:`rnnjax.devices.use_fusion_emitters`): the older emitters
+  compile the suite's small programs 2-4x faster (with this stop's test changes, the suite's compile seconds
+  252 -> 109: ``benchmarks/results/2026-12-07_test_suite_profile*.txt``). Users
+  and the experiments run XLA's default emitters; CI's main job runs them, and so does the four-device
+  sharding test. ``XLA_FLAGS="--xla_cpu_use_fusion_emitters=true --xla_backend_optimization_level=3"``
+  runs the whole suite on XLA's defaults (the user's flags win). :data:`SUITE_XLA_FLAGS` are the flags in
+  effect, for the processes a test starts with an environment of its own.
 * JAX's persistent compilation cache in ``.cache/xla-tests/`` of this checkout (git-ignored; ~30 MB),
   every program cached: a repeated run of the suite loads its programs instead of compiling
   them; the experiments the tests start as processes inherit it. Never the user's own cache.
@@ -14,6 +21,7 @@ compile, ~800 programs, most of them single eager operations of ~30 ms each), so
 import contextlib
 import fcntl
 import os
+import re
 from pathlib import Path
 
 if os.environ.get("RNNJAX_NO_COMPILE_CACHE", "") in ("", "0"):  # rnnjax.devices.NO_CACHE_ENV; before JAX loads
@@ -25,9 +33,33 @@ if os.environ.get("RNNJAX_NO_COMPILE_CACHE", "") in ("", "0"):  # rnnjax.devices
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-from rnnjax.devices import use_optimization_level  # noqa: E402
+from rnnjax.devices import use_fusion_emitters, use_optimization_level  # noqa: E402
 
 use_optimization_level(0)  # before JAX starts its backend (importing jax does not start it)
+use_fusion_emitters(False)
+# the XLA flags in effect here (the suite's, or the user's where they set them), less any host-device count: for
+# the processes a test starts with an environment of its own, so they compile as this process does
+SUITE_XLA_FLAGS = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", "")).strip()
+
+
+# The suite's longest tests (each >= 7 s on 2026-12-07, most of them experiments run as processes) go first:
+# pytest-xdist deals the collection out in order, so they start while the other worker takes the short ones and
+# no worker is left running one of them at the end (xdist deals consecutive batches of ~70: these ~30 all go to
+# the first worker's first batch, which the other worker balances). The report tier's run comes first.
+LONGEST_FIRST = ("tests/test_reproduce.py::test_the_main_job_writes_a_page_true_to_its_json",
+                 "tests/test_remedies.py::test_quick_run_writes_everything",
+                 "tests/test_distributed.py::", "tests/test_interrupt.py::",
+                 "tests/test_sweeps.py::test_sharded_equals_unsharded_on_four_host_devices",
+                 "tests/test_flossing_experiment.py::test_quick_run_writes_everything",
+                 "tests/test_tutorial.py::test_tutorial_code_runs",
+                 "tests/test_cli.py::",  # together, in one worker's first batch: its module fixture is made once
+                 "tests/test_readme_sweep.py::", "tests/test_reproduce.py::test_a_run_killed_mid_write")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Move :data:`LONGEST_FIRST`'s tests to the front, in its order; the rest keep theirs."""
+    first = lambda item: next((i for i, p in enumerate(LONGEST_FIRST) if item.nodeid.startswith(p)), len(LONGEST_FIRST))
+    items.sort(key=first)
 
 
 @pytest.fixture

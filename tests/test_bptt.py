@@ -20,19 +20,22 @@ ACTIVATIONS = ["tanh", "sigmoid", "relu", "linear"]
 LOSSES = ["mse_last", "mse", "xent"]
 
 
+put = jax.device_put  # NumPy data onto the device: no program (jnp.asarray compiles one per shape)
+
+
 def random_params(rng, D, H, O) -> RNNParams:
     """Float64 parameters drawn with NumPy (JAX's PRNG would add compile time to every shape)."""
-    return RNNParams(W_xh=jnp.asarray(rng.normal(size=(D, H))), W_hh=jnp.asarray(rng.normal(size=(H, H)) / np.sqrt(H)),
-                     b_h=jnp.asarray(0.1 * rng.normal(size=H)), W_ho=jnp.asarray(rng.normal(size=(H, O))),
-                     b_o=jnp.asarray(0.1 * rng.normal(size=O)))
+    return RNNParams(W_xh=put(rng.normal(size=(D, H))), W_hh=put(rng.normal(size=(H, H)) / np.sqrt(H)),
+                     b_h=put(0.1 * rng.normal(size=H)), W_ho=put(rng.normal(size=(H, O))),
+                     b_o=put(0.1 * rng.normal(size=O)))
 
 
 def random_targets(rng, loss, lead, T, O):
     if loss == "mse_last":
-        return jnp.asarray(rng.normal(size=lead + (O,)))
+        return put(rng.normal(size=lead + (O,)))
     if loss == "mse":
-        return jnp.asarray(rng.normal(size=lead + (T, O)))
-    return jnp.asarray(rng.integers(0, O, size=lead + (T,)))
+        return put(rng.normal(size=lead + (T, O)))
+    return put(rng.integers(0, O, size=lead + (T,)))
 
 
 def random_case(seed, T, D, H, O, B, loss, with_h0):
@@ -40,8 +43,8 @@ def random_case(seed, T, D, H, O, B, loss, with_h0):
     rng = np.random.default_rng(seed)
     lead = () if B is None else (B,)
     p = random_params(rng, D, H, O)
-    xs = jnp.asarray(rng.normal(size=lead + (T, D)))
-    h0 = jnp.asarray(0.5 * rng.normal(size=lead + (H,))) if with_h0 else None
+    xs = put(rng.normal(size=lead + (T, D)))
+    h0 = put(0.5 * rng.normal(size=lead + (H,))) if with_h0 else None
     return p, xs, random_targets(rng, loss, lead, T, O), h0
 
 
@@ -79,7 +82,7 @@ def test_hand_bptt_equals_jax_grad_for_every_activation(loss, x64):
     for act, results in every_activation(cases).items():
         for hand, auto in results:
             assert_close(hand, auto)
-            assert float(jnp.max(jnp.abs(hand[1].W_hh))) > 1e-6, act  # a gradient that is there to compare
+            assert float(np.max(np.abs(hand[1].W_hh))) > 1e-6, act  # a gradient that is there to compare
 
 
 SHAPES = [  # (T, D, H, O): few distinct shapes, since every new one compiles a new program
@@ -119,16 +122,15 @@ def test_gradients_equal_central_finite_differences(loss, x64):
     np.testing.assert_allclose(np.asarray(hand), np.asarray(fd), rtol=1e-6, atol=1e-8)
 
 
+CASE = (4, 3, 4, 2, 3)  # (T, D, H, O, B) of the tests below: the library's jitted loss_and_grad is compiled once
+# for this shape per loss and shared by them (a jax.jit of a fresh closure per test would compile each again)
+
+
 def test_batch_gradient_is_the_mean_of_per_sequence_gradients(x64):
-    p, xs, y, h0 = random_case(2, 4, 3, 4, 2, 3, "mse", True)
-
-    @jax.jit
-    def batch_and_each(p, xs, y, h0):
-        batch = loss_and_grad(p, xs, y, loss="mse", h0=h0)
-        each = [loss_and_grad(p, xs[b], y[b], loss="mse", h0=h0[b]) for b in range(xs.shape[0])]
-        return batch, each
-
-    (value, grads), each = batch_and_each(p, xs, y, h0)
+    p, xs, y, h0 = random_case(2, *CASE, "mse", True)
+    value, grads = loss_and_grad(p, xs, y, loss="mse", h0=h0)
+    xs_np, y_np, h0_np = np.asarray(xs), np.asarray(y), np.asarray(h0)  # one sequence each, sliced in NumPy
+    each = [loss_and_grad(p, put(xs_np[b]), put(y_np[b]), loss="mse", h0=put(h0_np[b])) for b in range(len(xs_np))]
     assert float(value) == pytest.approx(np.mean([float(v) for v, _ in each]), rel=1e-13)
     for name, g in grads._asdict().items():
         mean = np.mean([np.asarray(getattr(gb, name)) for _, gb in each], axis=0)
@@ -136,10 +138,10 @@ def test_batch_gradient_is_the_mean_of_per_sequence_gradients(x64):
 
 
 def test_shared_h0_is_broadcast_to_the_batch(x64):
-    p, xs, y, _ = random_case(3, 4, 3, 4, 2, 3, "mse", False)
-    h0 = jnp.linspace(-0.5, 0.5, 4)
-    shared, per_example = jax.jit(lambda h, hb: (loss_and_grad(p, xs, y, loss="mse", h0=h),
-                                                 loss_and_grad(p, xs, y, loss="mse", h0=hb)))(h0, jnp.tile(h0, (3, 1)))
+    p, xs, y, _ = random_case(3, *CASE, "mse", False)
+    h0 = np.linspace(-0.5, 0.5, 4)
+    shared = loss_and_grad(p, xs, y, loss="mse", h0=put(h0))
+    per_example = loss_and_grad(p, xs, y, loss="mse", h0=put(np.tile(h0, (3, 1))))
     assert_close((shared[0], shared[1], 0.0), (per_example[0], per_example[1], 0.0), rtol=1e-14)
 
 
@@ -147,7 +149,7 @@ def test_bptt_takes_any_output_gradient(x64):
     """bptt(params, xs, dL/do) is the vector-Jacobian product of the outputs with dL/do (batch mean)."""
     rng = np.random.default_rng(4)
     p, xs, _, h0 = random_case(4, 5, 2, 3, 2, 3, "mse", True)
-    g_out = jnp.asarray(rng.normal(size=(3, 5, 2)))
+    g_out = put(rng.normal(size=(3, 5, 2)))
 
     @jax.jit
     def hand_and_vjp(p):
@@ -160,10 +162,10 @@ def test_bptt_takes_any_output_gradient(x64):
 
 
 def test_final_state_is_the_last_hidden_state(x64):
-    p, xs, y, h0 = random_case(5, 4, 3, 4, 2, 3, "xent", True)
-    _, _, h_last = jax.jit(lambda: loss_and_grad_with_state(p, xs, y, loss="xent", h0=h0))()
+    p, xs, y, h0 = random_case(5, *CASE, "xent", True)
+    _, _, h_last = loss_and_grad_with_state(p, xs, y, loss="xent", h0=h0)
     hs = jax.jit(jax.vmap(lambda x, h: rnn_forward(p, x, h)[0]))(xs, h0)
-    np.testing.assert_allclose(np.asarray(h_last), np.asarray(hs[:, -1]), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(h_last), np.asarray(hs)[:, -1], rtol=1e-13, atol=1e-15)
 
 
 def test_hand_bptt_equals_the_numpy_reference_of_the_benchmarks(x64):
@@ -236,20 +238,21 @@ def test_the_batch_is_contracted_inside_the_backward_pass():
 
 def test_loss_and_grad_is_differentiable_code_under_jit_and_vmap(x64):
     """The hand BPTT is an ordinary JAX function: vmap over parameter sets equals a loop."""
-    p, xs, y, _ = random_case(8, 3, 2, 3, 2, 2, "mse", False)
-    stacked = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a]), p)
+    p, xs, y, _ = random_case(8, *CASE, "mse", False)
+    scaled = [jax.tree.map(lambda a, s=scale: s * np.asarray(a), p) for scale in (1.0, 0.5)]  # in NumPy
+    stacked = jax.tree.map(lambda *a: put(np.stack(a)), *scaled)
     values, grads = jax.jit(jax.vmap(lambda q: loss_and_grad(q, xs, y, loss="mse")))(stacked)
-    one = jax.jit(lambda q: loss_and_grad(q, xs, y, loss="mse"))
-    for i, scale in enumerate((1.0, 0.5)):
-        v, g = one(jax.tree.map(lambda a, s=scale: s * a, p))
+    values, W_hh = np.asarray(values), np.asarray(grads.W_hh)
+    for i, q in enumerate(scaled):
+        v, g = loss_and_grad(jax.tree.map(put, q), xs, y, loss="mse")  # the loop: one set at a time
         assert float(values[i]) == pytest.approx(float(v), rel=1e-13)
-        np.testing.assert_allclose(np.asarray(grads.W_hh[i]), np.asarray(g.W_hh), rtol=1e-12)
+        np.testing.assert_allclose(W_hh[i], np.asarray(g.W_hh), rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------ bad input
 
 P = random_params(np.random.default_rng(9), 3, 4, 2)
-XS = jnp.zeros((5, 3))
+XS = put(np.zeros((5, 3)))
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -1,4 +1,5 @@
-"""rnnjax.devices: the XLA optimisation level and the persistent compilation cache settings (no compiling)."""
+"""rnnjax.devices: the XLA optimisation level, the fusion emitters and the persistent compilation cache settings
+(no compiling)."""
 
 import os
 
@@ -20,6 +21,26 @@ def test_optimization_level_goes_to_xla_flags_unless_the_user_set_one(monkeypatc
     monkeypatch.setattr(devices, "backend_started", lambda: True)  # too late: nothing changes
     monkeypatch.setenv("XLA_FLAGS", "")
     assert not devices.use_optimization_level(1) and os.environ["XLA_FLAGS"] == ""
+
+
+def test_fusion_emitters_go_to_xla_flags_unless_the_user_set_them(monkeypatch):
+    monkeypatch.setattr(devices, "backend_started", lambda: False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    assert devices.use_fusion_emitters(False)
+    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
+    assert not devices.use_fusion_emitters(False) and os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
+    with pytest.raises(ValueError, match="enabled must be True or False, got 0"):
+        devices.use_fusion_emitters(0)
+    monkeypatch.setattr(devices, "backend_started", lambda: True)  # too late: nothing changes
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert not devices.use_fusion_emitters(True) and os.environ["XLA_FLAGS"] == ""
+
+
+def test_the_suite_sets_its_compile_flags_before_jax_starts():
+    """conftest put the suite's flags in XLA_FLAGS, which the backend reads when it starts (the user's own win)."""
+    assert "--xla_backend_optimization_level=" in os.environ["XLA_FLAGS"]
+    assert "--xla_cpu_use_fusion_emitters=" in os.environ["XLA_FLAGS"]
 
 
 def test_compilation_cache_folder_environment_and_opt_out(monkeypatch, tmp_path):

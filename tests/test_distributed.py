@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import SUITE_XLA_FLAGS
 
 from rnnjax.devices import init_distributed
 
@@ -66,7 +67,7 @@ def _free_port() -> int:
 def _job(tmp_path, mode: str) -> list[subprocess.Popen]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_FLAGS", "JAX_"))} | {
-        "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_backend_optimization_level=0"}  # the suite's level: less compiling
+        "JAX_PLATFORMS": "cpu", "XLA_FLAGS": SUITE_XLA_FLAGS}  # the suite's compile flags: less compiling
     return [subprocess.Popen([sys.executable, "-c", WORKER, str(port), str(i), str(tmp_path / f"p{i}.npz"),
                               str(tmp_path / "store"), mode],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from rnnjax import forecast as F
 from rnnjax import init_rnn, train
 from rnnjax.data.prices import make_forecast_data, minmax_unscale
+
+H = 3  # the hidden size of every RNN below
+# jitted once: eager JAX compiles every primitive of the init separately, which is what costs in tests
+_init_rnn = jax.jit(init_rnn, static_argnums=(1, 2, 3))
+_two_inits = jax.jit(lambda key: jax.vmap(lambda k: init_rnn(k, 1, H, 1))(jax.random.split(key, 2)))
 
 
 def test_rmse_mae_hand_case():
@@ -40,10 +44,11 @@ def _numpy_last_output(p, x):
 
 
 def test_predict_next_is_the_last_output():
-    params = init_rnn(jax.random.PRNGKey(1), 1, 4, 1)
-    params = params._replace(b_h=jnp.full(4, 0.1), b_o=jnp.array([0.3]))
-    xs = jax.random.uniform(jax.random.PRNGKey(2), (3, 5, 1))
-    got = np.asarray(F.predict_next(params, xs))
+    params = _init_rnn(jax.random.PRNGKey(1), 1, H, 1)
+    params = params._replace(b_h=jax.device_put(np.full(H, 0.1, np.float32)),
+                             b_o=jax.device_put(np.array([0.3], np.float32)))
+    xs = np.random.default_rng(2).uniform(size=(3, 5, 1)).astype(np.float32)
+    got = np.asarray(F.predict_next(params, jax.device_put(xs)))
     want = np.stack([_numpy_last_output(params, x) for x in xs])
     assert got.shape == (3, 1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -58,12 +63,14 @@ def small():
 
 def test_fit_over_seeds_equals_separate_runs(small):
     _, d = small
-    xs, ys = jnp.asarray(d.x_train)[None], jnp.asarray(d.y_train)[None]
-    keys = jnp.stack([jax.random.PRNGKey(3), jax.random.PRNGKey(4)])
+    xs, ys = jax.device_put((d.x_train[None], d.y_train[None]))
+    keys_np = np.stack([np.asarray(jax.random.PRNGKey(3)), np.asarray(jax.random.PRNGKey(4))])
+    keys = jax.device_put(keys_np)
     opts = dict(loss="mse_last", num_steps=15, clip_norm=0.5)
-    params, hist = F.fit_rnn_seeds(keys, xs, ys, 0.05, hidden_size=3, **opts)
+    params, hist = F.fit_rnn_seeds(keys, xs, ys, 0.05, hidden_size=H, **opts)
+    params, hist = jax.tree.map(np.asarray, (params, hist))  # read in NumPy: no eager program per index
     for s in range(2):
-        one, h1 = train(init_rnn(keys[s], 1, 3, 1), xs, ys, learning_rate=0.05, **opts)
+        one, h1 = train(_init_rnn(jax.device_put(keys_np[s]), 1, H, 1), xs, ys, learning_rate=0.05, **opts)
         for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(params), strict=True):
             np.testing.assert_allclose(b[s], a, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(hist.loss[s], h1.loss, rtol=1e-5)
@@ -74,11 +81,11 @@ def test_fit_over_seeds_equals_separate_runs(small):
 
 def test_predict_prices_inverts_the_scaler(small):
     prices, d = small
-    params = jax.vmap(lambda k: init_rnn(k, 1, 3, 1))(jax.random.split(jax.random.PRNGKey(5), 2))
+    params = _two_inits(jax.random.PRNGKey(5))
     got = F.predict_prices(params, d, prices, split="test")
     assert got.shape == (2, len(d.test_days))
     for s in range(2):
-        one = jax.tree.map(lambda a, s=s: a[s], params)
+        one = jax.tree.map(lambda a, s=s: np.asarray(a)[s], params)
         scaled = np.stack([_numpy_last_output(one, x) for x in d.x_test])[:, 0]
         np.testing.assert_allclose(got[s], minmax_unscale(d.scaler, scaled), rtol=1e-5)
     with pytest.raises(ValueError, match="split"):
@@ -88,9 +95,9 @@ def test_predict_prices_inverts_the_scaler(small):
 def test_predict_prices_rebuilds_from_returns(small):
     prices, _ = small
     d = make_forecast_data(prices, lookback=5, train_fraction=0.65, target="returns")
-    params = jax.vmap(lambda k: init_rnn(k, 1, 3, 1))(jax.random.split(jax.random.PRNGKey(6), 2))
-    got = F.predict_prices(params, d, prices, split="test")[0]
-    one = jax.tree.map(lambda a: a[0], params)
+    params = _two_inits(jax.random.PRNGKey(6))
+    got = np.asarray(F.predict_prices(params, d, prices, split="test"))[0]
+    one = jax.tree.map(lambda a: np.asarray(a)[0], params)
     scaled = np.stack([_numpy_last_output(one, x) for x in d.x_test])[:, 0]
     want = prices[d.test_days - 1] * np.exp(minmax_unscale(d.scaler, scaled))  # p_{i-1} exp(r_hat_i)
     np.testing.assert_allclose(got, want, rtol=1e-5)

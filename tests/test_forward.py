@@ -13,11 +13,14 @@ PHI = {"tanh": np.tanh, "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "relu": lambd
        "linear": lambda a: a}
 
 
+put = jax.device_put  # NumPy data onto the device: no program (jnp.asarray compiles one per shape)
+
+
 def random_params(rng, D, H, O) -> RNNParams:
     """Float64 parameters from NumPy (no JAX PRNG: its compile time is what tests cannot afford)."""
-    return RNNParams(W_xh=jnp.asarray(rng.normal(size=(D, H))), W_hh=jnp.asarray(rng.normal(size=(H, H)) / np.sqrt(H)),
-                     b_h=jnp.asarray(0.1 * rng.normal(size=H)), W_ho=jnp.asarray(rng.normal(size=(H, O))),
-                     b_o=jnp.asarray(0.1 * rng.normal(size=O)))
+    return RNNParams(W_xh=put(rng.normal(size=(D, H))), W_hh=put(rng.normal(size=(H, H)) / np.sqrt(H)),
+                     b_h=put(0.1 * rng.normal(size=H)), W_ho=put(rng.normal(size=(H, O))),
+                     b_o=put(0.1 * rng.normal(size=O)))
 
 
 def python_loop_forward(p, xs, h0, activation):
@@ -39,8 +42,8 @@ _forward = jax.jit(rnn_forward, static_argnames=("activation",))
 def test_scan_forward_equals_python_loop(activation, x64):
     rng = np.random.default_rng(0)
     p = random_params(rng, 3, 4, 2)
-    xs = jnp.asarray(rng.normal(size=(6, 3)))
-    h0 = jnp.asarray(rng.normal(size=4))
+    xs = put(rng.normal(size=(6, 3)))
+    h0 = put(rng.normal(size=4))
     for h in (None, h0):
         hs, outs = _forward(p, xs, h, activation=activation)
         want_hs, want_outs = python_loop_forward(p, xs, h, activation)
@@ -51,7 +54,7 @@ def test_scan_forward_equals_python_loop(activation, x64):
 def test_single_step_sequence(x64):
     rng = np.random.default_rng(1)
     p = random_params(rng, 2, 3, 1)
-    xs = jnp.asarray(rng.normal(size=(1, 2)))
+    xs = put(rng.normal(size=(1, 2)))
     hs, outs = _forward(p, xs, None, activation="tanh")
     want_hs, want_outs = python_loop_forward(p, xs, None, "tanh")
     assert hs.shape == (1, 3) and outs.shape == (1, 1)
@@ -61,26 +64,27 @@ def test_single_step_sequence(x64):
 def test_vmap_over_a_batch_equals_a_loop(x64):
     rng = np.random.default_rng(2)
     p = random_params(rng, 3, 4, 2)
-    xs = jnp.asarray(rng.normal(size=(5, 6, 3)))
-    h0 = jnp.asarray(rng.normal(size=(5, 4)))
+    xs = put(rng.normal(size=(5, 6, 3)))
+    h0 = put(rng.normal(size=(5, 4)))
     hs, outs = jax.jit(jax.vmap(lambda x, h: rnn_forward(p, x, h)))(xs, h0)
+    xs, h0, hs, outs = (np.asarray(a) for a in (xs, h0, hs, outs))  # indexed in NumPy: no eager programs
     for b in range(5):
         want_hs, want_outs = python_loop_forward(p, xs[b], h0[b], "tanh")
-        np.testing.assert_allclose(np.asarray(hs[b]), want_hs, rtol=1e-13, atol=1e-14)
-        np.testing.assert_allclose(np.asarray(outs[b]), want_outs, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(hs[b], want_hs, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(outs[b], want_outs, rtol=1e-13, atol=1e-14)
 
 
 def test_time_major_batched_states_and_preactivations(x64):
     """rnn_states on (T, B, D) gives every sequence's states, and phi(a_t) = h_t."""
     rng = np.random.default_rng(3)
     p = random_params(rng, 3, 4, 2)
-    xs = jnp.asarray(rng.normal(size=(6, 5, 3)))  # time-major batch
+    xs = put(rng.normal(size=(6, 5, 3)))  # time-major batch
     hs, as_ = jax.jit(rnn_states, static_argnames=("activation",))(p, xs, None, activation="sigmoid")
     assert hs.shape == as_.shape == (6, 5, 4)
     np.testing.assert_allclose(np.asarray(hs), PHI["sigmoid"](np.asarray(as_)), rtol=1e-13)
+    hs, xs = np.asarray(hs), np.asarray(xs)
     for b in range(5):
-        np.testing.assert_allclose(np.asarray(hs[:, b]), python_loop_forward(p, xs[:, b], None, "sigmoid")[0],
-                                   rtol=1e-13)
+        np.testing.assert_allclose(hs[:, b], python_loop_forward(p, xs[:, b], None, "sigmoid")[0], rtol=1e-13)
 
 
 @pytest.mark.parametrize(("xs_shape", "h0_shape", "message"), [

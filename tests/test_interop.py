@@ -33,7 +33,7 @@ D, H, T = 3, 4, 8
 
 @pytest.fixture(scope="module")
 def xs():
-    return jnp.asarray(np.random.default_rng(7).normal(size=(T, D)), jnp.float32)
+    return jax.device_put(np.random.default_rng(7).normal(size=(T, D)).astype(np.float32))  # no program
 
 
 def _own_loop_flax(module, xs):
@@ -199,16 +199,16 @@ def test_fit_trains_an_adapted_cell_and_the_params_merge_back():
     module = NNX_CELLS["GRUCell"](5)  # the nnx path: pure dict <-> nnx state inside jax.grad
     cell, params = from_flax(module)
     rng = np.random.default_rng(9)
-    xs = jnp.asarray(rng.normal(size=(1, 16, 6, D)), jnp.float32)  # N=1 batch of 16 sequences, T = 6
-    targets = jnp.mean(xs[..., 0], axis=-1, keepdims=True)  # y = mean_t x_t[0], learnable from the last state
-    W_ho = jnp.asarray(0.1 * rng.normal(size=(H, 1)), jnp.float32)
-    model = rnnjax.ModelParams(params, rnnjax.Readout(W_ho, jnp.zeros(1)))
-    trained, history = rnnjax.fit(rnnjax.make_loss(cell, "mse_last"), model, (xs, targets), optax.adam(3e-2),
-                                  num_steps=60)
+    xs = rng.normal(size=(1, 16, 6, D)).astype(np.float32)  # N=1 batch of 16 sequences, T = 6
+    targets = np.mean(xs[..., 0], axis=-1, keepdims=True)  # y = mean_t x_t[0], learnable from the last state
+    W_ho = (0.1 * rng.normal(size=(H, 1))).astype(np.float32)
+    model = rnnjax.ModelParams(params, rnnjax.Readout(*jax.device_put((W_ho, np.zeros(1, np.float32)))))
+    trained, history = rnnjax.fit(rnnjax.make_loss(cell, "mse_last"), model, jax.device_put((xs, targets)),
+                                  optax.adam(3e-2), num_steps=60)
     assert bool(np.all(history.finite))
     assert history.loss[-1] < 0.5 * history.loss[0]
     # the trained cell parameters merge back into an nnx module, which then computes the trained model
-    x = xs[0, 0]
+    x = jax.device_put(xs[0, 0])
     ys, _ = _own_loop_flax(to_flax(module, trained.cell), x)
     hs_trained = np.asarray(jax.vmap(lambda p: rnnjax.unroll(cell, p, x)[0])(
         jax.tree.map(lambda a, b: jnp.stack([a, b]), trained.cell, params)))

@@ -18,9 +18,9 @@ from test_cli import env
 from experiments._cli import MARKER
 
 # the remedies experiment at its full sizes: minutes of training, long past every wait below (its clipping part, one
-# compiled call, cut to one step: the adding problem's training is the part that runs in pieces of ~1 s)
+# compiled call, cut to one step of one seed: the adding problem's training is the part that runs in pieces of ~1 s)
 LONG = [sys.executable, "-m", "experiments.remedies", "--no-variants", "--models", "rnn_tanh", "--adding-seeds", "1",
-        "--clip-lrs", "1e-3", "--clip-steps", "1"]
+        "--clip-lrs", "1e-3", "--clip-steps", "1", "--clip-seeds", "1"]
 
 
 def _previous_run(out: Path) -> None:

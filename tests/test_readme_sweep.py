@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from conftest import SUITE_XLA_FLAGS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -36,7 +37,7 @@ def test_the_readme_sweep_runs_as_written_and_reports_a_diverged_run(tmp_path):
         assert block.count(old) == 1, old
         block = block.replace(old, new)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_FLAGS", "JAX_"))} | {
-        "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_backend_optimization_level=0"}  # the suite's level: less compiling
+        "JAX_PLATFORMS": "cpu", "XLA_FLAGS": SUITE_XLA_FLAGS}  # the suite's compile flags: less compiling
     run = subprocess.run(["bash", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     saved = np.load(tmp_path / "grad_whh_spec.npz")

@@ -82,7 +82,7 @@ def test_gru_step_equals_hand_computation():
 
 def test_vanilla_cell_is_the_report_cell():
     p = rnnjax.init_rnn(jax.random.PRNGKey(0), 3, 4, 2, rho=1.1)
-    xs = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
+    xs = jnp.asarray(np.random.default_rng(1).normal(size=(6, 3)), jnp.float32)
     cell = cells.vanilla("relu", rho=1.1)
     hs, h_T = rnnjax.unroll(cell, p, xs)  # the cell reads W_xh, W_hh, b_h of the whole model
     ref, outs = rnnjax.rnn_forward(p, xs, activation="relu")
@@ -118,9 +118,10 @@ def test_lstm_init_forget_bias_orthogonal_blocks_and_registry_errors():
     p = cells.lstm().init(jax.random.PRNGKey(0), 2, 3)
     assert p.W_xh.shape == (2, 12) and p.W_hh.shape == (3, 12)
     np.testing.assert_array_equal(p.b_h, np.r_[np.zeros(3), np.ones(3), np.zeros(6)])  # b_f = 1, gates [i|f|g|o]
-    assert float(jnp.abs(cells.lstm(forget_bias=0.0).init(jax.random.PRNGKey(0), 2, 3).b_h).max()) == 0.0
+    assert np.abs(np.asarray(cells.lstm(forget_bias=0.0).init(jax.random.PRNGKey(0), 2, 3).b_h)).max() == 0.0
+    W_hh = np.asarray(p.W_hh)
     for k in range(4):  # each gate's recurrent block is orthogonal by default
-        Q = p.W_hh[:, 3 * k:3 * (k + 1)]
+        Q = W_hh[:, 3 * k:3 * (k + 1)]
         np.testing.assert_allclose(Q.T @ Q, np.eye(3), atol=1e-5)
     g = jax.eval_shape(lambda k: rnnjax.init_model(cells.gru(), k, 2, 5, 4), jax.random.PRNGKey(0))
     assert g.cell.W_xh.shape == (2, 15) and g.cell.W_hh.shape == (5, 15) and g.cell.b_hh.shape == (15,)
@@ -133,9 +134,16 @@ def test_lstm_init_forget_bias_orthogonal_blocks_and_registry_errors():
         cells.lstm(recurrent_init="random")
 
 
+def like_init(init, *args, draw=np.zeros):
+    """Parameters shaped and typed as ``init(key, *args)`` makes them, each ``draw(shape)`` by NumPy (zeros by
+    default): nothing to compile."""
+    shapes = jax.eval_shape(lambda: init(jax.random.PRNGKey(0), *args))
+    return jax.tree.map(lambda a: jnp.asarray(draw(a.shape), a.dtype), shapes)
+
+
 def test_bad_inputs_name_the_problem():
     cell = cells.lstm()
-    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 3, 1)
+    model = like_init(lambda k, *a: rnnjax.init_model(cell, k, *a), 2, 3, 1)  # values play no part here
     with pytest.raises(ValueError, match=r"xs must have shape \(T, D\)"):
         rnnjax.unroll(cell, model.cell, jnp.zeros((2, 4, 2)))
     with pytest.raises(ValueError, match=r"cell.step cannot take this carry and input"):
@@ -143,7 +151,7 @@ def test_bad_inputs_name_the_problem():
     with pytest.raises(ValueError, match=r"cell.step cannot take"):
         rnnjax.unroll(cell, model.cell, jnp.zeros((4, 2)), (jnp.zeros(4), jnp.zeros(4)))
     with pytest.raises(ValueError, match=r"must return a carry like the one it takes: took int32\[3\], returned float"):
-        rnnjax.unroll(cells.gru(), cells.gru().init(jax.random.PRNGKey(0), 2, 3), jnp.zeros((4, 2)),
+        rnnjax.unroll(cells.gru(), like_init(cells.gru().init, 2, 3), jnp.zeros((4, 2)),
                       jnp.zeros(3, jnp.int32))
     with pytest.raises(ValueError, match="targets"):
         rnnjax.cell_loss_and_grad(cell, model, jnp.zeros((4, 2)), jnp.zeros(2), loss="mse_last")
@@ -152,34 +160,37 @@ def test_bad_inputs_name_the_problem():
 # ------------------------------------------------------------------- gradients vs finite differences
 
 def _central_differences(f, flat, eps=1e-6):
-    E = eps * jnp.eye(flat.size, dtype=flat.dtype)
-    return (jax.vmap(f)(flat + E) - jax.vmap(f)(flat - E)) / (2 * eps)
+    """(f(v + eps e_i) - f(v - eps e_i)) / (2 eps) for every i, the 2n points evaluated in one batched call."""
+    flat = np.asarray(flat)
+    E = eps * np.eye(flat.size, dtype=flat.dtype)
+    values = np.asarray(jax.vmap(f)(jnp.asarray(np.concatenate([flat + E, flat - E]))))
+    return (values[:flat.size] - values[flat.size:]) / (2 * eps)
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
 def test_cell_loss_grad_matches_central_differences_float64(x64, name):
-    k1, k2 = jax.random.split(jax.random.PRNGKey(3))
+    rng = np.random.default_rng(3)
     cell = cells.get_cell(name, dtype=jnp.float64)
-    model = rnnjax.init_model(cell, k1, 2, 3, 2)
-    if name == "gru":  # non-zero biases so b_hn's place inside r_t * (.) is exercised
-        model = model._replace(cell=model.cell._replace(b_hh=jnp.linspace(-0.5, 0.5, 9),
-                                                        b_xh=jnp.linspace(0.3, -0.3, 9)))
-    xs = jax.random.normal(k2, (4, 5, 2), jnp.float64)  # a batch of 4
-    ys = jax.random.normal(k2, (4, 2), jnp.float64)
+    # every parameter drawn (biases too, so e.g. the GRU's b_hn inside r_t * (.) is exercised)
+    model = like_init(lambda k, *a: rnnjax.init_model(cell, k, *a), 2, 3, 2, draw=lambda n: 0.5 * rng.normal(size=n))
+    xs = rng.normal(size=(4, 5, 2))  # a batch of 4
+    ys = rng.normal(size=(4, 2))
     flat, unravel = ravel_pytree(model)
     loss_fn = rnnjax.make_loss(cell, "mse_last")
     fd = _central_differences(jax.jit(lambda v: loss_fn(unravel(v), (xs, ys))), flat)
     value, g = rnnjax.cell_loss_and_grad(cell, model, xs, ys, loss="mse_last")
-    g = ravel_pytree(g)[0]
-    assert float(jnp.linalg.norm(g - fd) / jnp.linalg.norm(fd)) < 1e-8
+    g = np.concatenate([np.ravel(a) for a in jax.tree.leaves(g)])  # ravel_pytree's order
+    assert np.linalg.norm(g - fd) / np.linalg.norm(fd) < 1e-8
     one = [rnnjax.sequence_loss(cell, model, xs[b], ys[b], loss="mse_last") for b in range(4)]
     assert float(value) == pytest.approx(float(np.mean(one)), rel=1e-12)  # the batch mean
 
 
 def test_vanilla_cell_grad_equals_the_hand_bptt(x64):
-    p = rnnjax.init_rnn(jax.random.PRNGKey(0), 2, 4, 3, rho=1.2, dtype=jnp.float64)
-    xs = jax.random.normal(jax.random.PRNGKey(1), (3, 6, 2), jnp.float64)
-    ys = jax.random.randint(jax.random.PRNGKey(2), (3, 6), 0, 3)
+    rng = np.random.default_rng(0)
+    p = like_init(lambda k, *a: rnnjax.init_rnn(k, *a, dtype=jnp.float64), 2, 4, 3,
+                  draw=lambda n: 0.7 * rng.normal(size=n))
+    xs = jnp.asarray(rng.normal(size=(3, 6, 2)))
+    ys = jnp.asarray(rng.integers(0, 3, size=(3, 6)))
     v_ref, g_ref = rnnjax.loss_and_grad(p, xs, ys, loss="xent", activation="relu", method="bptt")
     model = rnnjax.ModelParams(cells.VanillaParams(p.W_xh, p.W_hh, p.b_h), rnnjax.Readout(p.W_ho, p.b_o))
     v, g = rnnjax.cell_loss_and_grad(cells.vanilla("relu"), model, xs, ys, loss="xent")
@@ -190,15 +201,15 @@ def test_vanilla_cell_grad_equals_the_hand_bptt(x64):
 
 # ----------------------------------------------------------------------------------------- training
 
-def _data(key, N=3, B=5, T=6, D=2):
-    k1, k2 = jax.random.split(key)
-    return jax.random.normal(k1, (N, B, T, D)), jax.random.normal(k2, (N, B, 1))
+def _data(seed, N=3, B=5, T=6, D=2):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(N, B, T, D)).astype(np.float32), rng.normal(size=(N, B, 1)).astype(np.float32)
 
 
 def test_fit_with_an_optax_chain_equals_a_hand_loop_of_optax_steps():
     cell = cells.gru()
     model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 4, 1)
-    xs, ys = _data(jax.random.PRNGKey(1))
+    xs, ys = _data(1)
     opt = optax.chain(optax.clip_by_global_norm(0.3), optax.adamw(optax.linear_schedule(0.05, 0.01, 7)))
     loss_fn = rnnjax.make_loss(cell, "mse_last")
     params, hist = rnnjax.fit(loss_fn, model, (xs, ys), opt, num_steps=7)
@@ -209,10 +220,11 @@ def test_fit_with_an_optax_chain_equals_a_hand_loop_of_optax_steps():
         return optax.apply_updates(p, updates), state, value, optax.tree.norm(g)
 
     p, state = model, opt.init(model)
+    loss, grad_norm = np.asarray(hist.loss), np.asarray(hist.grad_norm)
     for s in range(7):
         p, state, value, gnorm = reference_step(p, state, xs[s % 3], ys[s % 3])
-        np.testing.assert_allclose(hist.loss[s], value, rtol=1e-5)
-        np.testing.assert_allclose(hist.grad_norm[s], gnorm, rtol=1e-5)
+        np.testing.assert_allclose(loss[s], value, rtol=1e-5)
+        np.testing.assert_allclose(grad_norm[s], gnorm, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert bool(hist.finite.all()) and float(hist.loss[-1]) < float(hist.loss[0])
@@ -221,18 +233,19 @@ def test_fit_with_an_optax_chain_equals_a_hand_loop_of_optax_steps():
 def test_fit_halts_on_the_first_nonfinite_step_and_records_extras():
     cell = cells.lstm()
     model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 3, 1)
-    xs, ys = _data(jax.random.PRNGKey(1), N=2, B=3, T=5)
-    ys = ys.at[1, 0, 0].set(jnp.nan)  # step 1 meets a NaN target
+    xs, ys = _data(1, N=2, B=3, T=5)
+    ys[1, 0, 0] = np.nan  # step 1 meets a NaN target
     loss_fn = rnnjax.make_loss(cell, "mse_last")
     record = lambda p, g: jnp.linalg.norm(g.cell.W_hh)
     p_bad, hist = rnnjax.fit(loss_fn, model, (xs, ys), optax.sgd(0.05), num_steps=3, record=record)
     np.testing.assert_array_equal(hist.finite, [True, False, False])
     assert int(rnnjax.first_nonfinite_step(hist)) == 1
     assert "step 1 of 3" in rnnjax.describe_nonfinite(hist)
-    _, g0 = jax.value_and_grad(loss_fn)(model, (xs[0], ys[0]))
-    np.testing.assert_allclose(hist.extra[0], jnp.linalg.norm(g0.cell.W_hh), rtol=1e-5)
+    _, g0 = jax.jit(jax.value_and_grad(loss_fn))(model, (xs[0], ys[0]))
+    np.testing.assert_allclose(hist.extra[0], np.linalg.norm(np.asarray(g0.cell.W_hh)), rtol=1e-5)
     for a, p0, g in zip(jax.tree.leaves(p_bad), jax.tree.leaves(model), jax.tree.leaves(g0), strict=True):
-        np.testing.assert_allclose(a, p0 - 0.05 * g, rtol=1e-5, atol=1e-7)  # frozen after the one finite step
+        # frozen after the one finite step
+        np.testing.assert_allclose(a, np.asarray(p0) - 0.05 * np.asarray(g), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="optax.GradientTransformation"):
         rnnjax.fit(loss_fn, model, (xs, ys), "adam", num_steps=3)
     with pytest.raises(ValueError, match="leading axis N"):
@@ -267,10 +280,10 @@ def test_fit_on_fresh_data_per_step_and_a_run_continued_from_its_state():
 
     p, o, ok, h1 = chunk(model, opt.init(model), jnp.asarray(True), jnp.int32(0))
     p, o, ok, h2 = chunk(p, o, ok, jnp.int32(3))  # steps 3, 4, 5: one Adam run with the first chunk
-    np.testing.assert_allclose(jnp.concatenate([h1.loss, h2.loss]), h_fn.loss, rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate([h1.loss, h2.loss]), h_fn.loss, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_fn), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(jnp.concatenate([h1.monitor, h2.monitor]), h_fn.monitor[jnp.array([0, 2, 3, 5])],
+    np.testing.assert_allclose(np.concatenate([h1.monitor, h2.monitor]), np.asarray(h_fn.monitor)[[0, 2, 3, 5]],
                                rtol=1e-6, atol=1e-7)  # each chunk monitors its own steps 0 and 2
     halted = chunk(p, o, jnp.asarray(False), jnp.int32(6))  # a halted run stays halted: nothing changes
     assert bool(ok) and not bool(halted[2]) and not bool(halted[3].finite.any())
@@ -281,8 +294,9 @@ def test_fit_on_fresh_data_per_step_and_a_run_continued_from_its_state():
 
 
 def test_train_takes_an_optax_transformation():
-    p = rnnjax.init_rnn(jax.random.PRNGKey(0), 2, 4, 1)
-    xs, ys = _data(jax.random.PRNGKey(1))
+    rng = np.random.default_rng(0)
+    p = like_init(rnnjax.init_rnn, 2, 4, 1, draw=lambda n: 0.5 * rng.normal(size=n))
+    xs, ys = jax.tree.map(jnp.asarray, _data(1))
     kw = dict(loss="mse_last", num_steps=6)
     p_name, h_name = rnnjax.train(p, xs, ys, learning_rate=0.05, optimizer="adam", clip_norm=0.5, **kw)
     opt = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(0.05))
@@ -308,7 +322,7 @@ def _np_lstm_step(W_xh, W_hh, b, s, x):
 def test_lstm_lyapunov_spectrum_over_h_and_c_equals_an_independent_numpy_qr(x64):
     cell = cells.lstm(dtype=jnp.float64, forget_bias=2.0)
     p = cell.init(jax.random.PRNGKey(0), 2, 3)
-    xs = 0.5 * jax.random.normal(jax.random.PRNGKey(1), (60, 2), jnp.float64)
+    xs = jnp.asarray(0.5 * np.random.default_rng(1).normal(size=(60, 2)))
     step = lambda c, x: cell.step(p, c, x)
     c0 = cell.initial_carry(p)
     lyap = rnnjax.lyapunov_of(step, c0, xs)  # over the 6 numbers of (h, c)
@@ -326,6 +340,6 @@ def test_lstm_lyapunov_spectrum_over_h_and_c_equals_an_independent_numpy_qr(x64)
     # lag profile over the whole carry equals the norms of the per-part gradients, g_T a carry-shaped pytree
     g_T = rnnjax.LSTMCarry(jnp.ones(3, jnp.float64), jnp.zeros(3, jnp.float64))
     G = rnnjax.state_grads_of(step, c0, xs, g_T)  # (h: (T, 3), c: (T, 3)), time order
-    norms = jnp.sqrt(jnp.sum(G.h ** 2, 1) + jnp.sum(G.c ** 2, 1))[::-1]
+    norms = np.sqrt(np.sum(np.asarray(G.h) ** 2, 1) + np.sum(np.asarray(G.c) ** 2, 1))[::-1]
     np.testing.assert_allclose(rnnjax.lag_profile_of(step, c0, xs, g_T), norms, rtol=1e-10)
     np.testing.assert_allclose(G.h[-1], g_T.h)  # the last row is g_T itself

@@ -4,6 +4,8 @@ global-norm clipping, a diverging run halted and reported, vmap over parameter s
 fit(): a run continued from its state equals one run bit for bit, compiled once, its progress
 callback, and its up-front errors."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,9 +24,8 @@ def random_params(rng, D, H, O) -> RNNParams:
                      b_o=jnp.asarray(0.1 * rng.normal(size=O)))
 
 
-def hand_run(params, xs, targets, *, loss, num_steps, learning_rate, optimizer, clip_norm, activation, h0,
-             carry_state):
-    """What train() promises, written as a plain Python loop over optax steps (one jitted step)."""
+@functools.cache  # one optimizer and jitted step per configuration, shared by the calls that use it
+def hand_step(loss, learning_rate, optimizer, clip_norm, activation):
     opt = make_optimizer(learning_rate, clip_norm=clip_norm, name=optimizer)
 
     @jax.jit
@@ -33,6 +34,13 @@ def hand_run(params, xs, targets, *, loss, num_steps, learning_rate, optimizer, 
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value, grads, h_last
 
+    return opt, step
+
+
+def hand_run(params, xs, targets, *, loss, num_steps, learning_rate, optimizer, clip_norm, activation, h0,
+             carry_state):
+    """What train() promises, written as a plain Python loop over optax steps (one jitted step)."""
+    opt, step = hand_step(loss, learning_rate, optimizer, clip_norm, activation)
     opt_state, h, rows = opt.init(params), h0, []
     for s in range(num_steps):
         params, opt_state, value, grads, h_last = step(params, opt_state, xs[s % len(xs)], targets[s % len(xs)], h)
@@ -115,24 +123,34 @@ def test_a_diverging_run_is_halted_and_reported(x64):
     k = int(first_nonfinite_step(history))
     assert 0 < k < 12
     assert bool(history.finite[:k].all()) and not bool(history.finite[k:].any())
-    assert all(bool(jnp.isfinite(a).all()) for a in params)  # never a NaN handed back
+    assert all(np.isfinite(np.asarray(a)).all() for a in params)  # never a NaN handed back
     kept, _ = train(p, xs, ys, num_steps=k, **kw)  # the parameters reached by the last finite step
     for a, b in zip(params, kept, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     message = describe_nonfinite(history)
     assert message.startswith(f"training went non-finite at step {k} of 12")
     assert "grad_norm" in message or "loss" in message
-    stacked = jax.tree.map(lambda h: jnp.stack([h, h.at[:].set(True) if h.dtype == bool else h]), history)
+    stacked = jax.tree.map(lambda h: np.stack([h, np.ones_like(h) if h.dtype == bool else h]), history)
     np.testing.assert_array_equal(np.asarray(first_nonfinite_step(stacked)), [k, -1])  # works on vmapped histories
+
+
+# One float32 classification run (D = 3, H = 20, O = 3, N = 4 sequences of T = 10, 30 steps), shared by
+# test_vmap_over_parameter_sets_equals_separate_runs and test_train_records_the_spectral_norm_by_lanczos_or_svd,
+# so its separate runs are compiled once.
+RUN32 = dict(loss="xent", num_steps=30, learning_rate=0.05, activation="tanh")
+
+
+def float32_run_data(rng):
+    p = jax.tree.map(lambda a: a.astype(jnp.float32), random_params(rng, 3, 20, 3))
+    return p, jnp.asarray(rng.normal(size=(4, 10, 3)), jnp.float32), jnp.asarray(rng.integers(0, 3, size=(4, 10)))
 
 
 def test_vmap_over_parameter_sets_equals_separate_runs():
     rng = np.random.default_rng(3)
-    sets = [jax.tree.map(lambda a: a.astype(jnp.float32), random_params(rng, 2, 3, 2)) for _ in range(2)]
-    xs = jnp.asarray(rng.normal(size=(3, 4, 2)), jnp.float32)
-    ys = jnp.asarray(rng.integers(0, 2, size=(3, 4)))
-    run = lambda p: train(p, xs, ys, loss="xent", num_steps=5, learning_rate=0.1, activation="relu")
-    params, history = jax.vmap(run)(jax.tree.map(lambda *a: jnp.stack(a), *sets))
+    sets = [float32_run_data(rng)[0] for _ in range(2)]
+    _, xs, ys = float32_run_data(rng)
+    run = lambda p: train(p, xs, ys, **RUN32)
+    params, history = jax.vmap(run)(jax.tree.map(lambda *a: np.stack(a), *sets))
     for i, p in enumerate(sets):
         params_i, history_i = run(p)
         np.testing.assert_allclose(np.asarray(history.grad_whh_spec[i]), np.asarray(history_i.grad_whh_spec),
@@ -152,61 +170,59 @@ def _with_singular_values(rng, sigma, m, n):
     return (U * sigma) @ V.T
 
 
+# compiled whole, as fit runs it (eager, its loop is ~100 programs of one operation each)
+LANCZOS = jax.jit(lanczos_spectral_norm, static_argnames="steps")
+
+
 def test_lanczos_spectral_norm_against_the_svd(x64):
     rng = np.random.default_rng(6)
     clustered = _with_singular_values(rng, 1.0 - 1e-3 * np.arange(40), 50, 50)  # a top cluster 0.1% apart
     cases = [rng.normal(size=(7, 5)), rng.normal(size=(50, 50)) * 1e-30, clustered]
-    # compiled whole, as fit runs it (eager, its loop is ~100 programs of one operation each)
-    lanczos = jax.jit(lanczos_spectral_norm, static_argnames="steps")
     for A in cases:
         exact = np.linalg.norm(A, 2)
         v = jnp.ones(A.shape[1])
         # as many steps as dimensions: the Krylov space is everything, the estimate exact (up to the lost
         # orthogonality of Lanczos without re-orthogonalisation, ~1e-9 here)
-        sigma, x = lanczos(jnp.asarray(A), v, steps=A.shape[1])
+        sigma, x = LANCZOS(jnp.asarray(A), v, steps=A.shape[1])
         assert float(sigma) == pytest.approx(exact, rel=1e-8)
         # x approximates the top right singular vector (from T^(2^5): fine for a warm start; on the cluster, a
         # vector of the cluster's top few -- which one moves with float rounding, e.g. XLA's optimisation level)
         rel = 3e-3 if A is clustered else 1e-4
-        assert float(jnp.linalg.norm(jnp.asarray(A) @ x)) == pytest.approx(exact, rel=rel)
-        few, _ = lanczos(jnp.asarray(A), v, steps=3)  # fewer steps: a lower bound
+        assert np.linalg.norm(A @ np.asarray(x)) == pytest.approx(exact, rel=rel)
+        few, _ = LANCZOS(jnp.asarray(A), v, steps=3)  # fewer steps: a lower bound
         assert float(few) <= exact * (1 + 1e-12)
     # warm start: from the previous Ritz vector, 3 steps suffice for a slightly changed matrix; cold, 3 % off
-    A = jnp.asarray(rng.normal(size=(50, 50)))
-    _, x = lanczos(A, jnp.ones(50), steps=50)
-    B = A + 1e-3 * jnp.asarray(rng.normal(size=(50, 50)))
-    warm, _ = lanczos(B, x, steps=3)
-    cold, _ = lanczos(B, jnp.ones(50), steps=3)
-    exact = np.linalg.norm(np.asarray(B), 2)
+    A = rng.normal(size=(50, 50))
+    _, x = LANCZOS(jnp.asarray(A), jnp.ones(50), steps=50)
+    B = A + 1e-3 * rng.normal(size=(50, 50))
+    warm, _ = LANCZOS(jnp.asarray(B), x, steps=3)
+    cold, _ = LANCZOS(jnp.asarray(B), jnp.ones(50), steps=3)
+    exact = np.linalg.norm(B, 2)
     assert float(warm) == pytest.approx(exact, rel=1e-7)
     assert float(cold) < exact * (1 - 1e-2)
 
 
 def test_lanczos_on_a_zero_or_non_finite_matrix_keeps_the_start_vector():
-    v = jnp.arange(1.0, 5.0)
-    sigma, x = lanczos_spectral_norm(jnp.zeros((3, 4)), v)
+    v = jnp.asarray(np.arange(1.0, 5.0, dtype=np.float32))
+    sigma, x = LANCZOS(jnp.asarray(np.zeros((3, 4), np.float32)), v)  # default steps, more than its 4 dimensions
     assert float(sigma) == 0.0 and np.array_equal(np.asarray(x), np.asarray(v))
-    sigma, x = lanczos_spectral_norm(jnp.full((3, 4), jnp.nan), v)
+    sigma, x = LANCZOS(jnp.asarray(np.full((3, 4), np.nan, np.float32)), v)
     assert np.isnan(float(sigma)) and np.array_equal(np.asarray(x), np.asarray(v))
 
 
 def test_top_eigenvalue_of_a_lanczos_tridiagonal(x64):
     rng = np.random.default_rng(7)
     alphas, betas = rng.uniform(1.0, 2.0, size=(4, 12)), rng.uniform(0.0, 0.5, size=(4, 12))
-    top = np.asarray(top_eigenvalue_tridiagonal(jnp.asarray(alphas), jnp.asarray(betas)))  # batched
+    top = np.asarray(jax.jit(top_eigenvalue_tridiagonal)(jnp.asarray(alphas), jnp.asarray(betas)))  # batched
     for a, b, t in zip(alphas, betas, top, strict=True):
         T = np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1)
         assert t == pytest.approx(np.linalg.eigvalsh(T)[-1], rel=1e-12)
 
 
 def test_train_records_the_spectral_norm_by_lanczos_or_svd():
-    rng = np.random.default_rng(8)
-    p = jax.tree.map(lambda a: a.astype(jnp.float32), random_params(rng, 3, 20, 3))
-    xs = jnp.asarray(rng.normal(size=(4, 10, 3)), jnp.float32)
-    ys = jnp.asarray(rng.integers(0, 3, size=(4, 10)))
-    kw = dict(loss="xent", num_steps=30, learning_rate=0.05, activation="tanh")
-    _, lz = train(p, xs, ys, **kw)
-    _, svd = train(p, xs, ys, spec_norm="svd", **kw)
+    p, xs, ys = float32_run_data(np.random.default_rng(8))
+    _, lz = train(p, xs, ys, **RUN32)
+    _, svd = train(p, xs, ys, spec_norm="svd", **RUN32)
     np.testing.assert_allclose(np.asarray(lz.grad_whh_spec), np.asarray(svd.grad_whh_spec), rtol=2e-6)
     np.testing.assert_array_equal(np.asarray(lz.loss), np.asarray(svd.loss))  # the training itself is untouched
 
