@@ -133,6 +133,8 @@ def timeline(spans: dict) -> list[str]:
     for pid, events in sorted(spans.items()):
         starts = {test: t for t, kind, test in events if kind == "start" and test != "<process>"}
         ends = [(t, test) for t, kind, test in events if kind == "finish"]
+        if not starts or not ends:  # a process that ran no test
+            continue
         proc = [t for t, kind, test in events if test == "<process>"]
         inside = sum(t - starts[test] for t, test in ends if test in starts)
         lines.append(f"{pid:10s} {(proc[0] if proc else t0) - t0:6.1f} {min(starts.values()) - t0:10.1f} "

@@ -10,8 +10,8 @@ compile, ~800 programs, most of them single eager operations of ~30 ms each), so
   252 -> 109: ``benchmarks/results/2026-12-07_test_suite_profile*.txt``). Users
   and the experiments run XLA's default emitters; CI's main job runs them, and so does the four-device
   sharding test. ``XLA_FLAGS="--xla_cpu_use_fusion_emitters=true --xla_backend_optimization_level=3"``
-  runs the whole suite on XLA's defaults (the user's flags win). :data:`SUITE_XLA_FLAGS` are the flags in
-  effect, for the processes a test starts with an environment of its own.
+  runs the whole suite on XLA's defaults (the user's flags win). :func:`job_env` passes the flags in
+  effect to the processes a test starts as JAX jobs of their own.
 * JAX's persistent compilation cache in ``.cache/xla-tests/`` of this checkout (git-ignored; ~30 MB),
   every program cached: a repeated run of the suite loads its programs instead of compiling
   them; the experiments the tests start as processes inherit it. Never the user's own cache.
@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import os
 import re
+import socket
 from pathlib import Path
 
 if os.environ.get("RNNJAX_NO_COMPILE_CACHE", "") in ("", "0"):  # rnnjax.devices.NO_CACHE_ENV; before JAX loads
@@ -31,15 +32,37 @@ if os.environ.get("RNNJAX_NO_COMPILE_CACHE", "") in ("", "0"):  # rnnjax.devices
         os.environ.setdefault(name, str(value))  # the user's own settings win
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from rnnjax.devices import use_fusion_emitters, use_optimization_level  # noqa: E402
 
 use_optimization_level(0)  # before JAX starts its backend (importing jax does not start it)
 use_fusion_emitters(False)
-# the XLA flags in effect here (the suite's, or the user's where they set them), less any host-device count: for
-# the processes a test starts with an environment of its own, so they compile as this process does
-SUITE_XLA_FLAGS = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", "")).strip()
+
+
+def job_env() -> dict:
+    """The environment of a process a test starts as a JAX job of its own: ``os.environ`` without JAX's settings
+    (no compile cache, no host-device count), on the CPU, with the XLA flags in effect here (the suite's, or the
+    user's where they set them), so it compiles as this process does."""
+    flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", "")).strip()
+    return {k: v for k, v in os.environ.items() if not k.startswith(("XLA_FLAGS", "JAX_"))} | {
+        "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a job's coordinator)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def numpy_params(init, *args, draw=np.zeros):
+    """``init(key, *args)``'s pytree, its shapes and dtypes from ``jax.eval_shape`` (nothing runs), each leaf
+    ``draw(shape)`` by NumPy (zeros by default) put on the device: parameters as test data, without the
+    eager programs of an init (one or more per shape)."""
+    shapes = jax.eval_shape(lambda: init(jax.random.PRNGKey(0), *args))
+    return jax.tree.map(lambda s: jax.device_put(np.asarray(draw(s.shape)).astype(s.dtype)), shapes)
 
 
 # The suite's longest tests (each >= 7 s on 2026-12-07, most of them experiments run as processes) go first:

@@ -3,15 +3,13 @@ each: a global mesh of 4) equals the same sweep in one process; so does a sweep 
 the two processes, each writing its own into one store, after the job was killed part way and started
 again; init_distributed's argument checks."""
 
-import os
-import socket
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
-from conftest import SUITE_XLA_FLAGS
+from conftest import free_port, job_env
 
 from rnnjax.devices import init_distributed
 
@@ -58,16 +56,9 @@ WORKER = SWEEP + textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _job(tmp_path, mode: str) -> list[subprocess.Popen]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_FLAGS", "JAX_"))} | {
-        "JAX_PLATFORMS": "cpu", "XLA_FLAGS": SUITE_XLA_FLAGS}  # the suite's compile flags: less compiling
+    port = free_port()
+    env = job_env()  # the suite's compile flags: less compiling
     return [subprocess.Popen([sys.executable, "-c", WORKER, str(port), str(i), str(tmp_path / f"p{i}.npz"),
                               str(tmp_path / "store"), mode],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]

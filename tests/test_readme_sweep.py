@@ -1,15 +1,13 @@
 """The README's multi-process sweep snippet, run as written (two processes on 127.0.0.1) on a small grid
 holding a run that diverges: the diverged run is reported with its step, and nothing is saved as NaN."""
 
-import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import SUITE_XLA_FLAGS
+from conftest import free_port, job_env
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -21,23 +19,16 @@ def _snippet() -> str:
     return block
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_readme_sweep_runs_as_written_and_reports_a_diverged_run(tmp_path):
     block = _snippet()
     small = {"rhos, seeds = np.linspace(0.8, 1.3, 64), [0, 1, 2, 3]": "rhos, seeds = np.array([0.9, 60.0]), [0, 1]",
              "sizes = dict(hidden_size=50, num_steps=200)": "sizes = dict(hidden_size=6, num_steps=3)",
-             "127.0.0.1:12355": f"127.0.0.1:{_free_port()}",
+             "127.0.0.1:12355": f"127.0.0.1:{free_port()}",
              ".venv/bin/python sweep.py": f"{sys.executable} sweep.py"}
     for old, new in small.items():  # only sizes, the port and the interpreter change; the code runs as written
         assert block.count(old) == 1, old
         block = block.replace(old, new)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_FLAGS", "JAX_"))} | {
-        "JAX_PLATFORMS": "cpu", "XLA_FLAGS": SUITE_XLA_FLAGS}  # the suite's compile flags: less compiling
+    env = job_env()  # the suite's compile flags: less compiling
     run = subprocess.run(["bash", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     saved = np.load(tmp_path / "grad_whh_spec.npz")

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import numpy_params
 from jax.flatten_util import ravel_pytree
 
 import rnnjax
@@ -134,16 +135,9 @@ def test_lstm_init_forget_bias_orthogonal_blocks_and_registry_errors():
         cells.lstm(recurrent_init="random")
 
 
-def like_init(init, *args, draw=np.zeros):
-    """Parameters shaped and typed as ``init(key, *args)`` makes them, each ``draw(shape)`` by NumPy (zeros by
-    default): nothing to compile."""
-    shapes = jax.eval_shape(lambda: init(jax.random.PRNGKey(0), *args))
-    return jax.tree.map(lambda a: jnp.asarray(draw(a.shape), a.dtype), shapes)
-
-
 def test_bad_inputs_name_the_problem():
     cell = cells.lstm()
-    model = like_init(lambda k, *a: rnnjax.init_model(cell, k, *a), 2, 3, 1)  # values play no part here
+    model = numpy_params(lambda k, *a: rnnjax.init_model(cell, k, *a), 2, 3, 1)  # values play no part here
     with pytest.raises(ValueError, match=r"xs must have shape \(T, D\)"):
         rnnjax.unroll(cell, model.cell, jnp.zeros((2, 4, 2)))
     with pytest.raises(ValueError, match=r"cell.step cannot take this carry and input"):
@@ -151,7 +145,7 @@ def test_bad_inputs_name_the_problem():
     with pytest.raises(ValueError, match=r"cell.step cannot take"):
         rnnjax.unroll(cell, model.cell, jnp.zeros((4, 2)), (jnp.zeros(4), jnp.zeros(4)))
     with pytest.raises(ValueError, match=r"must return a carry like the one it takes: took int32\[3\], returned float"):
-        rnnjax.unroll(cells.gru(), like_init(cells.gru().init, 2, 3), jnp.zeros((4, 2)),
+        rnnjax.unroll(cells.gru(), numpy_params(cells.gru().init, 2, 3), jnp.zeros((4, 2)),
                       jnp.zeros(3, jnp.int32))
     with pytest.raises(ValueError, match="targets"):
         rnnjax.cell_loss_and_grad(cell, model, jnp.zeros((4, 2)), jnp.zeros(2), loss="mse_last")
@@ -172,7 +166,7 @@ def test_cell_loss_grad_matches_central_differences_float64(x64, name):
     rng = np.random.default_rng(3)
     cell = cells.get_cell(name, dtype=jnp.float64)
     # every parameter drawn (biases too, so e.g. the GRU's b_hn inside r_t * (.) is exercised)
-    model = like_init(lambda k, *a: rnnjax.init_model(cell, k, *a), 2, 3, 2, draw=lambda n: 0.5 * rng.normal(size=n))
+    model = numpy_params(lambda k, *a: rnnjax.init_model(cell, k, *a), 2, 3, 2, draw=lambda n: 0.5 * rng.normal(size=n))
     xs = rng.normal(size=(4, 5, 2))  # a batch of 4
     ys = rng.normal(size=(4, 2))
     flat, unravel = ravel_pytree(model)
@@ -187,7 +181,7 @@ def test_cell_loss_grad_matches_central_differences_float64(x64, name):
 
 def test_vanilla_cell_grad_equals_the_hand_bptt(x64):
     rng = np.random.default_rng(0)
-    p = like_init(lambda k, *a: rnnjax.init_rnn(k, *a, dtype=jnp.float64), 2, 4, 3,
+    p = numpy_params(lambda k, *a: rnnjax.init_rnn(k, *a, dtype=jnp.float64), 2, 4, 3,
                   draw=lambda n: 0.7 * rng.normal(size=n))
     xs = jnp.asarray(rng.normal(size=(3, 6, 2)))
     ys = jnp.asarray(rng.integers(0, 3, size=(3, 6)))
@@ -295,7 +289,7 @@ def test_fit_on_fresh_data_per_step_and_a_run_continued_from_its_state():
 
 def test_train_takes_an_optax_transformation():
     rng = np.random.default_rng(0)
-    p = like_init(rnnjax.init_rnn, 2, 4, 1, draw=lambda n: 0.5 * rng.normal(size=n))
+    p = numpy_params(rnnjax.init_rnn, 2, 4, 1, draw=lambda n: 0.5 * rng.normal(size=n))
     xs, ys = jax.tree.map(jnp.asarray, _data(1))
     kw = dict(loss="mse_last", num_steps=6)
     p_name, h_name = rnnjax.train(p, xs, ys, learning_rate=0.05, optimizer="adam", clip_norm=0.5, **kw)

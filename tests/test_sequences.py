@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import numpy_params
 
 import rnnjax
 from rnnjax import cells
@@ -16,11 +17,9 @@ L = 4  # a padded length inside T (traced by unroll: every value runs the same p
 
 
 def numpy_like(init, seed, scale=0.5):
-    """``init(key)``'s pytree (shapes and dtypes by ``jax.eval_shape``: nothing runs) filled with NumPy normals:
-    test data without the ~50 eager programs of an eager init."""
+    """``init(key)``'s pytree filled with NumPy normals of std ``scale`` (:func:`conftest.numpy_params`)."""
     rng = np.random.default_rng(seed)
-    shapes = jax.eval_shape(init, jax.ShapeDtypeStruct((2,), jnp.uint32))
-    return jax.tree.map(lambda s: jax.device_put((scale * rng.normal(size=s.shape)).astype(s.dtype)), shapes)
+    return numpy_params(init, draw=lambda shape: scale * rng.normal(size=shape))
 
 
 def _cases():
