@@ -155,9 +155,10 @@ def test_unchanged_from_the_sweeps_before_rnnjax_sweep():
             np.testing.assert_allclose(got[k][..., 0], before[k][..., 0], rtol=1e-5, err_msg=k)
             np.testing.assert_allclose(got[k], before[k], atol=0.1, err_msg=k)
             continue
-        # the QR method now rescales its frame's columns (issue 20): its exponents, float32 round-off apart
-        np.testing.assert_allclose(got[k], before[k], rtol=1e-5 if k in ("stab_log_radius", "lyap") else 1e-6,
-                                   atol=1e-7, err_msg=k)
+        # float32 round-off apart: the QR method now rescales its frame's columns (issue 20), and the values were
+        # saved on another CPU (XLA's vector width sets the summation order: on an AVX-512 Xeon the gradient norm
+        # at rho 1.3 moves 1.5e-6 relative)
+        np.testing.assert_allclose(got[k], before[k], rtol=1e-5, atol=1e-7, err_msg=k)
     assert not before["train_finite"][2].all()  # rho = 60 went non-finite, and still does
 
 
