@@ -42,6 +42,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from experiments import _progress
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 SEED_MAX = 2**31 - 1  # seeds become int32 PRNG keys
 
@@ -67,6 +69,14 @@ def _user_message(err: BaseException) -> str | None:
     return None
 
 
+def _check_environment() -> None:
+    """The environment's settings, checked before any work as flags are: ``RNNJAX_PROGRESS_EVERY``."""
+    try:
+        _progress.progress_every()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def entry(main: Callable, name: str, argv: list[str] | None = None) -> int:
     """Run ``main(argv)`` as a command: 0 on success (or the int ``main`` returns), 2 with one line for a
     user error, 130 on Ctrl-C.
@@ -76,6 +86,7 @@ def entry(main: Callable, name: str, argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     try:
+        _check_environment()
         result = main(argv)
     except SystemExit as stop:  # argparse: --help (0) or a bad flag (2, already printed)
         return stop.code if isinstance(stop.code, int) else EXIT_FAILED

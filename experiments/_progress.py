@@ -8,12 +8,37 @@
 Each line says what is running, how much is done out of the total, the elapsed time and the
 estimated time left (elapsed x remaining / done, the rate so far). Lines go to standard output (the
 main job prefixes them with the stage's name). Work that ends within ``every`` seconds prints nothing.
+
+``every`` defaults to :func:`progress_every`: ``$RNNJAX_PROGRESS_EVERY`` seconds, else 10 (a batch job's log
+may want 300; every command checks the value before any work, :func:`experiments._cli.entry`).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
+
+EVERY_ENV = "RNNJAX_PROGRESS_EVERY"
+DEFAULT_EVERY = 10.0  # seconds between progress lines
+
+
+def progress_every() -> float:
+    """Seconds between progress lines: ``$RNNJAX_PROGRESS_EVERY`` when set (a number > 0), else 10.
+
+    Raises ValueError naming the variable for anything else."""
+    text = os.environ.get(EVERY_ENV, "").strip()
+    if not text:
+        return DEFAULT_EVERY
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{EVERY_ENV}={text!r}: the seconds between progress lines must be a number > 0 "
+                         f"(unset: {DEFAULT_EVERY:g})")
+    return value
 
 
 def clock(seconds: float) -> str:
@@ -23,16 +48,18 @@ def clock(seconds: float) -> str:
 
 
 class Progress:
-    """A progress line for ``total`` units of work, printed at most every ``every`` seconds.
+    """A progress line for ``total`` units of work, printed at most every ``every`` seconds
+    (default :func:`progress_every`).
 
     ``clock`` (default :func:`time.monotonic`) and ``stream`` (default standard output) are there for tests.
     """
 
-    def __init__(self, label: str, total: int, *, unit: str = "steps", every: float = 10.0, stream=None,
+    def __init__(self, label: str, total: int, *, unit: str = "steps", every: float | None = None, stream=None,
                  clock=time.monotonic):
         if int(total) < 1:
             raise ValueError(f"Progress: total must be at least 1, got {total}")
-        self.label, self.total, self.unit, self.every = label, int(total), unit, float(every)
+        self.label, self.total, self.unit = label, int(total), unit
+        self.every = progress_every() if every is None else float(every)
         self.stream, self.clock = stream, clock
         self.start = self.last = clock()
         self.done, self.printed = 0, False

@@ -19,10 +19,10 @@ The experiments run as their own processes (``python -m experiments.<name>``), `
 (default: one per core; the longest first), each line they print prefixed with their name; with
 ``--jobs 1`` they run one after the other in this process. Each stage prints one line when it
 starts (numbered in the order the stages start, with its expected duration) and one when it ends,
-and a progress line at least every 10 s in between. Every experiment compiles at XLA optimisation
-level 1 and keeps its compiled programs in JAX's persistent compilation cache
-(``~/.cache/rnnjax/xla``; ``experiments/job.py``; ``RNNJAX_NO_COMPILE_CACHE=1`` turns it off), so a
-repeated run mostly skips compiling.
+and a progress line at least every 10 s in between (``RNNJAX_PROGRESS_EVERY`` seconds when set).
+Every experiment compiles at XLA optimisation level 1 and keeps its compiled programs in JAX's
+persistent compilation cache (``~/.cache/rnnjax/xla``; ``experiments/job.py``;
+``RNNJAX_NO_COMPILE_CACHE=1`` turns it off), so a repeated run mostly skips compiling.
 """
 
 from __future__ import annotations
@@ -42,9 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from experiments import _cli
-from experiments._progress import clock
-
-HEARTBEAT = 10.0  # seconds: the longest a running stage stays silent before the job prints a progress line
+from experiments._progress import clock, progress_every
 
 
 class Stage(NamedTuple):
@@ -247,7 +245,7 @@ def _finished(i: int, n: int, stage: Stage, seconds: float, elapsed: float, fina
 
 
 def _still_running(i: int, n: int, stage: Stage, seconds: float, quick: bool) -> str:
-    """The job's progress line for a stage that printed nothing for :data:`HEARTBEAT` seconds."""
+    """The job's progress line for a stage that printed nothing for :func:`progress_every` seconds."""
     cost = expected(stage, quick)
     left = f"about {clock(cost - seconds)} left" if seconds < cost else "past the expected time"
     return f"[{i}/{n}] {stage.name} running: {clock(seconds)} elapsed of about {clock(cost)} expected, {left}"
@@ -255,10 +253,10 @@ def _still_running(i: int, n: int, stage: Stage, seconds: float, quick: bool) ->
 
 class _Watch:
     """The stages running now, numbered in the order they start ([1/n], [2/n], ...), and a thread that prints
-    a progress line for any of them silent for :data:`HEARTBEAT` seconds. Safe across threads."""
+    a progress line for any of them silent for ``every`` seconds (:func:`progress_every`). Safe across threads."""
 
     def __init__(self, n: int, quick: bool):
-        self.n, self.quick, self.count = n, quick, 0
+        self.n, self.quick, self.count, self.every = n, quick, 0, progress_every()
         self.lock, self.stopped = threading.RLock(), threading.Event()  # re-entrant: an in-process stage's
         # stdout (a _LineFilter) calls heard() from inside say()
         self.active: dict[str, list] = {}  # stage name -> [number, stage, start time, time of its last line]
@@ -291,10 +289,10 @@ class _Watch:
             self.active.pop(name, None)
 
     def _beat(self) -> None:
-        while not self.stopped.wait(min(1.0, HEARTBEAT)):
+        while not self.stopped.wait(min(1.0, self.every)):
             now = time.monotonic()
             with self.lock:
-                quiet = [(i, s, now - t0) for i, s, t0, last in self.active.values() if now - last >= HEARTBEAT]
+                quiet = [(i, s, now - t0) for i, s, t0, last in self.active.values() if now - last >= self.every]
             for i, s, sec in quiet:
                 self.say(_still_running(i, self.n, s, sec, self.quick), s.name)
 

@@ -132,7 +132,7 @@ def quick_runs(tmp_path_factory):
 
     from experiments.reproduce import REPORT_TIER, STAGES, Stage, run_stage
 
-    args = {"stock_forecast": ("--quick", "--seeds", "2"),
+    args = {"stock_forecast": ("--quick",),
             "stock_variants": ("--quick", "--seeds", "1"),
             "gradient_stability": ("--quick", "--rhos", "0.9", "0.99", "1.2", "60"),  # rho 60 goes non-finite
             "gradient_spectra": ("--quick",),

@@ -230,6 +230,30 @@ def test_progress_lines_say_done_total_elapsed_and_left():
     assert (clock(59.4), clock(60), clock(3725), clock(-3)) == ("59 s", "1:00", "62:05", "0 s")
 
 
+def test_the_progress_interval_comes_from_the_environment(monkeypatch):
+    import io
+
+    import pytest
+
+    from experiments._progress import Progress, progress_every
+
+    monkeypatch.delenv("RNNJAX_PROGRESS_EVERY", raising=False)
+    assert progress_every() == 10.0
+    monkeypatch.setenv("RNNJAX_PROGRESS_EVERY", " 2.5 ")
+    assert progress_every() == 2.5
+    now, stream = [0.0], io.StringIO()
+    progress = Progress("p", total=10, stream=stream, clock=lambda: now[0])
+    for done, t in ((1, 2.4), (2, 2.5), (3, 4.9), (4, 5.0)):
+        now[0] = t
+        progress.update(done)
+    assert [line.split(":")[1].split()[0] for line in stream.getvalue().splitlines()] == ["2/10", "4/10"]
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        monkeypatch.setenv("RNNJAX_PROGRESS_EVERY", bad)
+        with pytest.raises(ValueError, match=rf"^RNNJAX_PROGRESS_EVERY='{bad}': the seconds between progress lines "
+                                             r"must be a number > 0 \(unset: 10\)$"):
+            progress_every()
+
+
 def test_a_results_file_missing_a_key_is_one_clear_error(tmp_path):
     import pytest
 
