@@ -22,7 +22,7 @@ from rnnjax.analysis import (
     states_of,
     step_jacobians,
 )
-from rnnjax.cells import RNNParams, init_rnn
+from rnnjax.cells import RNNParams
 from rnnjax.forward import rnn_states
 
 D, H, O, T = 3, 5, 4, 7
@@ -33,9 +33,23 @@ def _normal(seed, shape, dtype=np.float64):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-def _params(rho=1.0, seed=0, dtype=jnp.float64):
-    p = init_rnn(jax.random.PRNGKey(seed), D, H, O, rho=rho, dtype=dtype)
-    return p._replace(b_h=jnp.asarray(0.1 * _normal(seed + 100, (H,), dtype)))
+def _rnn(seed, d, h, o, rho=1.0, dtype=np.float64, orthogonal=False):
+    """``init_rnn``'s model (LeCun-normal W_xh and W_ho, W_hh = rho W with W ~ N(0, std 1/sqrt(H)), or rho Q
+    with Q Haar-orthogonal; zero biases) drawn by NumPy: parameters as test data, without an init's
+    eager programs per shape."""
+    rng = np.random.default_rng(seed)
+    W_xh, W, W_ho = (rng.standard_normal(s) for s in ((d, h), (h, h), (h, o)))
+    if orthogonal:  # QR of a Gaussian with R's diagonal signs fixed (Mezzadri 2007)
+        q, r = np.linalg.qr(W)
+        W = q * np.sign(np.diag(r))
+    else:
+        W = W / np.sqrt(h)
+    return RNNParams(W_xh=(W_xh / np.sqrt(d)).astype(dtype), W_hh=(rho * W).astype(dtype), b_h=np.zeros(h, dtype),
+                     W_ho=(W_ho / np.sqrt(h)).astype(dtype), b_o=np.zeros(o, dtype))
+
+
+def _params(rho=1.0, seed=0, dtype=np.float64):
+    return _rnn(seed, D, H, O, rho, dtype)._replace(b_h=0.1 * _normal(seed + 100, (H,), dtype))
 
 
 def _xs(seed=1, t=T, dtype=np.float64):
@@ -78,9 +92,9 @@ def test_product_singular_values_match_explicit_backward_products(x64):
     Js = step_jacobians(p, xs, activation="tanh")
     logs = np.asarray(product_log_singular_values(Js))
     assert logs.shape == (T, H)
-    P = np.eye(H)
+    P, Js = np.eye(H), np.asarray(Js)
     for k in range(1, T + 1):
-        P = P @ np.asarray(Js[T - k])  # P_k = J_T ... J_{T-k+1} = d h_T / d h_{T-k}
+        P = P @ Js[T - k]  # P_k = J_T ... J_{T-k+1} = d h_T / d h_{T-k}
         sv = np.linalg.svd(P, compute_uv=False)
         np.testing.assert_allclose(np.exp(logs[k - 1]), sv, rtol=1e-9, atol=1e-13 * sv[0])
 
@@ -119,8 +133,8 @@ def test_report_bound_holds_at_every_lag(x64):
             targets = np.arange(T) % O
             prof = np.asarray(lag_profile(p, xs, targets, activation=activation, log=True))
             assert np.all(prof[1:] <= log_bound[:-1] + prof[0] + 1e-10)  # ||dL_T/dh_{T-k}|| <= bound ||g_T||
-        if activation == "sigmoid":  # gamma = 1/4 makes the bound strictly loose
-            assert top[0] < log_bound[0] - 0.5
+            if activation == "sigmoid" and seed == 0:  # gamma = 1/4 makes the bound strictly loose (here by 0.59)
+                assert top[0] < log_bound[0] - 0.5
 
 
 def test_report_bound_is_attained_without_saturation(x64):
@@ -141,8 +155,8 @@ def test_report_bound_is_attained_without_saturation(x64):
 
 def test_lyapunov_of_linear_rnn_is_log_abs_eigenvalues(x64):
     n = 6
-    # this draw (max |eig| 1.03) keeps the state finite in float64 over 10,000 steps
-    W = jax.random.normal(jax.random.PRNGKey(3), (n, n), jnp.float64) / np.sqrt(n) * 1.3
+    # this draw (max |eig| 1.049, then 1.02) keeps the state finite in float64 over 10,000 steps
+    W = _normal(107, (n, n)) / np.sqrt(n) * 1.3
     p = RNNParams(W_xh=np.zeros((1, n)), W_hh=W, b_h=np.zeros(n), W_ho=np.zeros((n, 1)), b_o=np.zeros(1))
     xs = np.zeros((10_000, 1))
     lyap = np.asarray(lyapunov_spectrum(p, xs, activation="linear", h0=np.ones(n), warmup=100))
@@ -154,7 +168,7 @@ def test_lyapunov_of_linear_rnn_is_log_abs_eigenvalues(x64):
 
 def test_lyapunov_of_scaled_orthogonal_is_log_rho_without_overflow_at_long_T():
     n, rho = 8, 3.0
-    p = init_rnn(jax.random.PRNGKey(0), 1, n, 1, rho=rho, recurrent_init="orthogonal")
+    p = _rnn(0, 1, n, 1, rho, np.float32, orthogonal=True)
     xs = np.zeros((10_000, 1), np.float32)
     lyap = np.asarray(lyapunov_spectrum(p, xs, activation="linear"))  # the state stays 0; J_t = 3 Q^T
     assert lyap.dtype == np.float32 and np.all(np.isfinite(lyap))  # 3^10000 never formed
@@ -188,14 +202,14 @@ def test_overflowing_state_gives_nan_not_a_fake_collapse():
     np.testing.assert_allclose(np.asarray(finite), np.log(1e10), rtol=1e-5)
 
 
-def _autonomous(activation, rho, dtype, H=50):
+def _autonomous(activation, rho, dtype, H=50, seed=4):
     """A zero-bias, input-free vanilla RNN (W_hh = rho W, W ~ N(0, std 1/sqrt(H))) from a random h0."""
-    p = init_rnn(jax.random.PRNGKey(4), 1, H, 1, rho=rho, dtype=dtype)  # b_h = 0
-    h0 = jax.random.uniform(jax.random.PRNGKey(5), (H,), dtype)
+    p = _rnn(seed, 1, H, 1, rho, dtype)  # b_h = 0
+    h0 = np.random.default_rng(5).uniform(size=H).astype(dtype)
     return p, rnn_step(p, activation=activation), h0
 
 
-@pytest.mark.parametrize("dtype,T", [(jnp.float32, 1000), (jnp.float64, 6000)])
+@pytest.mark.parametrize("dtype,T", [(np.float32, 1000), (np.float64, 6000)])
 def test_a_state_collapsing_to_zero_is_flagged_not_averaged(x64, dtype, T):
     p, step, h0 = _autonomous("relu", 0.9, dtype)  # ReLU decays to exactly 0, where J = diag(1[a > 0]) W^T = 0
     xs = np.zeros((T, 1), dtype)
@@ -210,16 +224,18 @@ def test_a_state_collapsing_to_zero_is_flagged_not_averaged(x64, dtype, T):
 
 
 def test_a_contracting_net_at_a_regular_fixed_point_keeps_its_exponents(x64):
-    p, step, h0 = _autonomous("tanh", 0.5, jnp.float64, H=8)  # tanh decays to the fixed point 0, where J = W^T
+    p, step, h0 = _autonomous("tanh", 0.5, np.float64, H=8, seed=9)  # tanh decays to the fixed point 0, where J = W^T
     assert np.abs(np.linalg.eigvals(np.asarray(p.W_hh))).max() < 0.9  # a contracting linearisation
     xs = np.zeros((4000, 1))
     assert not np.asarray(states_of(step, h0, xs))[-1].any()  # the state stops changing ...
     lyap, status = lyapunov_of(step, h0, xs, warmup=2000, with_status=True)  # ... but J is regular there
     assert LYAPUNOV_STATUS[int(status)] == "ok"
     expected = np.sort(np.log(np.abs(np.linalg.eigvals(np.asarray(p.W_hh)))))[::-1]
-    np.testing.assert_allclose(np.asarray(lyap), expected, atol=1e-4)  # the linearisation at 0: log|eig W_hh|
+    # the linearisation at 0: log|eig W_hh| (this draw's within 3e-5; a complex pair's two exponents converge
+    # as 1/T, and some draws' only to 2e-4 in these 2,000 steps)
+    np.testing.assert_allclose(np.asarray(lyap), expected, atol=1e-4)
     # and a driven ReLU network at rho 0.9 (Experiment 2's regime) is never mistaken for a collapse
-    q = init_rnn(jax.random.PRNGKey(6), D, 50, O, rho=0.9)
+    q = _rnn(6, D, 50, O, 0.9, np.float32)
     top, status = lyapunov_of(rnn_step(q, activation="relu"), np.zeros(50, np.float32),
                               _normal(7, (1000, D), np.float32), num=1, with_status=True)
     assert LYAPUNOV_STATUS[int(status)] == "ok" and -1.0 < float(top[0]) < 0.0

@@ -201,8 +201,9 @@ def test_the_vanilla_cells_jax_grad_is_the_hand_bptt_and_train_is_fit(x64):
     close = lambda a, b: [np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
                           for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)]
     close(jax.jit(jax.grad(loss_bptt))(p, (xs, y)), jax.jit(jax.grad(plain))(p))  # each one program, not ~40 eager
-    p_fit, hist_fit = fit(loss_bptt, p, (xs[None], y[None]), optax.sgd(0.1), num_steps=3)
-    p_train, hist_train = train(p, xs[None], y[None], loss="mse", num_steps=3, learning_rate=0.1, method="bptt",
+    xs, y = put(np.asarray(xs)[None]), put(np.asarray(y)[None])  # one mini-batch, in NumPy (no eager programs)
+    p_fit, hist_fit = fit(loss_bptt, p, (xs, y), optax.sgd(0.1), num_steps=3)
+    p_train, hist_train = train(p, xs, y, loss="mse", num_steps=3, learning_rate=0.1, method="bptt",
                                 spec_norm="svd")
     close((hist_train.loss, p_train), (hist_fit.loss, p_fit))
 
@@ -255,37 +256,42 @@ P = random_params(np.random.default_rng(9), 3, 4, 2)
 XS = put(np.zeros((5, 3)))
 
 
+def zeros(*shape, dtype=np.float32):
+    """Zeros on the device, put from NumPy (jnp.zeros compiles a program per shape)."""
+    return put(np.zeros(shape, dtype))
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(xs=jnp.zeros((5, 2))), r"input width mismatch: xs has D=2 features per step but W_xh expects D=3"),
-    (dict(xs=jnp.zeros((2, 2, 5, 3))), r"xs must have shape \(T, D\) with D=3, got shape \(2, 2, 5, 3\)"),
-    (dict(targets=jnp.zeros((5, 1))), r"targets for loss 'mse' must have shape \(5, 2\) .*got \(5, 1\)"),
-    (dict(targets=jnp.zeros((5, 2), jnp.int32)), r"targets for loss 'mse' must be floating point, got dtype int32"),
-    (dict(loss="xent", targets=jnp.zeros(5)), r"targets for loss 'xent' must be integer class indices"),
+    (dict(xs=zeros(5, 2)), r"input width mismatch: xs has D=2 features per step but W_xh expects D=3"),
+    (dict(xs=zeros(2, 2, 5, 3)), r"xs must have shape \(T, D\) with D=3, got shape \(2, 2, 5, 3\)"),
+    (dict(targets=zeros(5, 1)), r"targets for loss 'mse' must have shape \(5, 2\) .*got \(5, 1\)"),
+    (dict(targets=zeros(5, 2, dtype=np.int32)), r"targets for loss 'mse' must be floating point, got dtype int32"),
+    (dict(loss="xent", targets=zeros(5)), r"targets for loss 'xent' must be integer class indices"),
     (dict(loss="mse_last"), r"targets for loss 'mse_last' must have shape \(2,\)"),
     (dict(loss="l1"), r"unknown loss 'l1'; expected one of \['mse', 'mse_last', 'xent'\]"),
     (dict(activation="elu"), r"unknown activation 'elu'; expected one of \['linear', 'relu', 'sigmoid', 'tanh'\]"),
     (dict(method="finite_differences"),
      r"unknown method 'finite_differences'; expected one of \['auto', 'autograd', 'bptt'\]"),
-    (dict(h0=jnp.zeros(3)), r"h0 must have shape \(4,\), got \(3,\)"),
+    (dict(h0=zeros(3)), r"h0 must have shape \(4,\), got \(3,\)"),
 ])
 def test_bad_inputs_raise(kwargs, message):
-    args = dict(xs=XS, targets=jnp.zeros((5, 2)), loss="mse") | kwargs
+    args = dict(xs=XS, targets=zeros(5, 2), loss="mse") | kwargs
     with pytest.raises(ValueError, match=message):
         loss_and_grad(P, args.pop("xs"), args.pop("targets"), **args)
 
 
 def test_bad_batched_h0_and_output_gradient_raise():
-    xs = jnp.zeros((3, 5, 3))
+    xs = zeros(3, 5, 3)
     with pytest.raises(ValueError, match=r"h0 must have shape \(3, 4\), got \(2, 4\)"):
-        loss_and_grad(P, xs, jnp.zeros((3, 5, 2)), loss="mse", h0=jnp.zeros((2, 4)))
+        loss_and_grad(P, xs, zeros(3, 5, 2), loss="mse", h0=zeros(2, 4))
     with pytest.raises(ValueError, match=r"dL_doutputs must have shape \(3, 5, 2\), got \(3, 5\)"):
-        bptt(P, xs, jnp.zeros((3, 5)))
+        bptt(P, xs, zeros(3, 5))
     assert get_loss("mse").integer_targets is False
 
 
 def test_auto_method_is_the_hand_bptt_on_cpu_and_jax_grad_on_accelerators(monkeypatch):
-    assert resolve_method("auto", jnp.zeros(3)) == "bptt"  # an array on this machine's CPU
+    assert resolve_method("auto", zeros(3)) == "bptt"  # an array on this machine's CPU
     assert resolve_method("autograd") == "autograd" and resolve_method("bptt") == "bptt"
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert resolve_method("auto") == "autograd"  # traced or host data: the default backend decides
-    assert resolve_method("auto", jnp.zeros(3)) == "bptt"  # data already on a CPU device: its platform decides
+    assert resolve_method("auto", zeros(3)) == "bptt"  # data already on a CPU device: its platform decides

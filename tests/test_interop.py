@@ -59,6 +59,11 @@ def _assert_tree_close(a, b, **kw):
     jax.tree.map(lambda u, v: np.testing.assert_allclose(np.asarray(u), np.asarray(v), **kw), a, b)
 
 
+def _bumped(params):
+    """Every array + 0.5, computed in NumPy and put on the device (no eager program per shape)."""
+    return jax.tree.map(lambda a: jax.device_put(np.asarray(a) + 0.5), params)
+
+
 NNX_CELLS = {
     "LSTMCell": lambda key: nnx.LSTMCell(D, H, rngs=nnx.Rngs(key)),
     "GRUCell": lambda key: nnx.GRUCell(D, H, rngs=nnx.Rngs(key)),
@@ -80,7 +85,7 @@ def test_flax_nnx_cell_unrolls_like_its_own_call_and_merges_back(name, xs):
     _assert_tree_close(cell.initial_carry(params), module.initialize_carry((D,), rngs=nnx.Rngs(0)))  # zeros
     # params are the module's own arrays, and a changed set merges back into a module holding exactly it
     _assert_tree_close(params, nnx.to_pure_dict(nnx.state(module, nnx.Param)))
-    bumped = jax.tree.map(lambda a: a + 0.5, params)
+    bumped = _bumped(params)
     merged = to_flax(module, bumped)
     assert type(merged) is type(module)
     _assert_tree_close(nnx.to_pure_dict(nnx.state(merged, nnx.Param)), bumped)
@@ -120,9 +125,10 @@ def test_flax_linen_cell_unrolls_like_its_own_apply(xs):
 def _lstm_from_flax(p):
     """Flax's nnx.LSTMCell weights as our LSTMParams: gate blocks [i|f|g|o], input kernels have no bias."""
     gates = [("ii", "hi"), ("if_", "hf"), ("ig", "hg"), ("io", "ho")]
-    return cells.LSTMParams(W_xh=jnp.concatenate([p[i]["kernel"] for i, _ in gates], axis=1),
-                                W_hh=jnp.concatenate([p[h]["kernel"] for _, h in gates], axis=1),
-                                b_h=jnp.concatenate([p[h]["bias"] for _, h in gates]))
+    join = lambda arrays, axis=0: jax.device_put(np.concatenate([np.asarray(a) for a in arrays], axis))  # in NumPy
+    return cells.LSTMParams(W_xh=join([p[i]["kernel"] for i, _ in gates], axis=1),
+                                W_hh=join([p[h]["kernel"] for _, h in gates], axis=1),
+                                b_h=join([p[h]["bias"] for _, h in gates]))
 
 
 def test_flax_lstm_and_gru_equal_the_builtin_cells_with_weights_mapped(xs):
@@ -153,7 +159,7 @@ def test_equinox_cell_unrolls_like_its_own_call_and_merges_back(kind, xs):
     h_ref = np.stack([s[0] if kind == "LSTMCell" else s for s in states])  # Equinox's LSTM state is (h, c)
     np.testing.assert_allclose(hs, h_ref, atol=1e-6)
     _assert_tree_close(carry_T, states[-1], atol=1e-6)
-    bumped = jax.tree.map(lambda a: a + 0.5, params)
+    bumped = _bumped(params)
     merged = to_equinox(module, bumped)
     assert type(merged) is type(module)
     _assert_tree_close(eqx.filter(merged, eqx.is_array), bumped)
@@ -166,8 +172,10 @@ def test_equinox_cell_unrolls_like_its_own_call_and_merges_back(kind, xs):
 def test_equinox_gru_equals_the_builtin_gru_with_weights_mapped(xs):
     module = eqx.nn.GRUCell(D, H, key=jax.random.key(2))
     cell, params = from_equinox(module)
-    mapped = cells.GRUParams(W_xh=module.weight_ih.T, W_hh=module.weight_hh.T, b_xh=module.bias,
-                                 b_hh=jnp.zeros(3 * H).at[2 * H:].set(module.bias_n))  # bias_n is b_hn only
+    b_hh = np.zeros(3 * H, np.float32)
+    b_hh[2 * H:] = module.bias_n  # bias_n is b_hn only
+    mapped = cells.GRUParams(*jax.device_put((np.asarray(module.weight_ih).T, np.asarray(module.weight_hh).T,
+                                              np.asarray(module.bias), b_hh)))  # mapped in NumPy
     np.testing.assert_allclose(rnnjax.unroll(cell, params, xs)[0], rnnjax.unroll(cells.gru(), mapped, xs)[0],
                                atol=1e-6)
 
@@ -176,9 +184,10 @@ def test_equinox_lstm_lyapunov_spectrum_equals_the_builtin_lstms():
     module = eqx.nn.LSTMCell(D, H, key=jax.random.key(4))
     cell, params = from_equinox(module)
     ours = cells.lstm()
-    mapped = cells.LSTMParams(W_xh=module.weight_ih.T, W_hh=3.0 * module.weight_hh.T, b_h=module.bias)
-    params = eqx.tree_at(lambda m: m.weight_hh, params, 3.0 * module.weight_hh)  # a livelier recurrence
-    xs = jnp.asarray(np.random.default_rng(8).normal(size=(40, D)), jnp.float32)
+    W_hh = 3.0 * np.asarray(module.weight_hh)  # a livelier recurrence (the weights mapped in NumPy)
+    mapped = cells.LSTMParams(*jax.device_put((np.asarray(module.weight_ih).T, W_hh.T, np.asarray(module.bias))))
+    params = eqx.tree_at(lambda m: m.weight_hh, params, jax.device_put(W_hh))
+    xs = jax.device_put(np.random.default_rng(8).normal(size=(40, D)).astype(np.float32))
     np.testing.assert_allclose(rnnjax.unroll(cell, params, xs)[0], rnnjax.unroll(ours, mapped, xs)[0], atol=1e-6)
 
     @jax.jit
@@ -186,7 +195,7 @@ def test_equinox_lstm_lyapunov_spectrum_equals_the_builtin_lstms():
         return (rnnjax.lyapunov_of(lambda c, x: cell.step(params, c, x), cell.initial_carry(params), xs, warmup=10),
                 rnnjax.lyapunov_of(lambda c, x: ours.step(mapped, c, x), ours.initial_carry(mapped), xs, warmup=10))
 
-    theirs, builtin = spectra(params, mapped, xs)
+    theirs, builtin = (np.asarray(a) for a in spectra(params, mapped, xs))
     assert theirs.shape == (2 * H,) and np.all(np.isfinite(theirs))
     assert np.all(np.diff(theirs) <= 0) and theirs[0] > theirs[-1] + 0.5  # a real, spread spectrum
     np.testing.assert_allclose(theirs, builtin, rtol=1e-4, atol=1e-5)  # both carries flatten as (h, c)
@@ -205,13 +214,14 @@ def test_fit_trains_an_adapted_cell_and_the_params_merge_back():
     model = rnnjax.ModelParams(params, rnnjax.Readout(*jax.device_put((W_ho, np.zeros(1, np.float32)))))
     trained, history = rnnjax.fit(rnnjax.make_loss(cell, "mse_last"), model, jax.device_put((xs, targets)),
                                   optax.adam(3e-2), num_steps=60)
-    assert bool(np.all(history.finite))
-    assert history.loss[-1] < 0.5 * history.loss[0]
+    loss = np.asarray(history.loss)
+    assert np.asarray(history.finite).all()
+    assert loss[-1] < 0.5 * loss[0]
     # the trained cell parameters merge back into an nnx module, which then computes the trained model
     x = jax.device_put(xs[0, 0])
     ys, _ = _own_loop_flax(to_flax(module, trained.cell), x)
     hs_trained = np.asarray(jax.vmap(lambda p: rnnjax.unroll(cell, p, x)[0])(
-        jax.tree.map(lambda a, b: jnp.stack([a, b]), trained.cell, params)))
+        jax.device_put(jax.tree.map(lambda a, b: np.stack([a, b]), trained.cell, params))))
     np.testing.assert_allclose(ys, hs_trained[0], atol=1e-6)
     assert not np.allclose(ys, hs_trained[1], atol=1e-3)  # training moved the cell
 
@@ -219,7 +229,7 @@ def test_fit_trains_an_adapted_cell_and_the_params_merge_back():
 class _TwoState(eqx.Module):
     """A user's own Equinox cell with a two-part state (a, b): a_t = tanh(x_t W + b_{t-1}), b_t = a_{t-1}."""
 
-    W: jax.Array = eqx.field(default_factory=lambda: 0.5 * jnp.ones((D, H)))
+    W: jax.Array = eqx.field(default_factory=lambda: jax.device_put(np.full((D, H), 0.5, np.float32)))
 
     def __call__(self, x, state):
         a, b = state
@@ -258,12 +268,13 @@ def test_adapters_reject_what_is_not_a_cell_they_can_run():
     with pytest.raises(ValueError, match="no int hidden_size"):
         from_equinox(eqx.nn.Linear(D, H, key=jax.random.key(0)))
     with pytest.raises(ValueError, match="cannot be called"):
-        from_equinox(gru, carry=jnp.zeros(H + 1))
+        from_equinox(gru, carry=jax.device_put(np.zeros(H + 1, np.float32)))
     with pytest.raises(ValueError, match="not one array"):
         from_equinox(_TwoState(), carry=(jnp.zeros(H), jnp.zeros(H)), input_size=D)
     cell, params = from_equinox(gru)
     with pytest.raises(ValueError, match="shape"):
-        to_equinox(gru, eqx.tree_at(lambda m: m.weight_hh, params, jnp.zeros((3 * H, H + 1))))
+        wrong = jax.device_put(np.zeros((3 * H, H + 1), np.float32))
+        to_equinox(gru, eqx.tree_at(lambda m: m.weight_hh, params, wrong))
     with pytest.raises(ValueError, match="structure"):
         to_flax(NNX_CELLS["GRUCell"](0), {"dense_i": {}})
 
@@ -355,7 +366,7 @@ def test_torch_layout_import_matches_torchs_equations_without_torch(kind, activa
     xs = rng.normal(size=(T, D))
     params = IMPORTERS[kind](sd, lin)
     assert all(a.dtype == jnp.float64 for a in jax.tree.leaves(params))  # NumPy's float64 is kept
-    hs, ys = _ours(kind, params, jnp.asarray(xs), activation)
+    hs, ys = _ours(kind, params, jax.device_put(xs), activation)
     ref = _torch_equations(kind, activation, sd, xs)
     assert np.abs(ref).max() > 0.1 and np.all(np.isfinite(ref))  # a live, finite recurrence to compare
     np.testing.assert_allclose(hs, ref, rtol=1e-12, atol=1e-12)
@@ -370,13 +381,13 @@ def test_torch_layout_import_matches_torchs_equations_without_torch(kind, activa
 def test_params_to_torch_takes_a_builtin_cells_params_alone_or_in_model_params(x64):
     rng = np.random.default_rng(5)
     model = rnnjax.ModelParams(
-        cells.GRUParams(*(jnp.asarray(rng.normal(size=s)) for s in [(D, 3 * H), (H, 3 * H), 3 * H, 3 * H])),
-        rnnjax.Readout(jnp.asarray(rng.normal(size=(H, 2))), jnp.zeros(2)))
+        cells.GRUParams(*(jax.device_put(rng.normal(size=s)) for s in [(D, 3 * H), (H, 3 * H), 3 * H, 3 * H])),
+        rnnjax.Readout(*jax.device_put((rng.normal(size=(H, 2)), np.zeros(2)))))
     state, readout = params_to_torch(model)
     np.testing.assert_array_equal(state["weight_hh_l0"], model.cell.W_hh.T)
     np.testing.assert_array_equal(state["bias_hh_l0"], model.cell.b_hh)
     np.testing.assert_array_equal(readout["weight"], model.readout.W_ho.T)
-    vanilla = cells.VanillaParams(*(jnp.asarray(rng.normal(size=s)) for s in [(D, H), (H, H), H]))
+    vanilla = cells.VanillaParams(*(jax.device_put(rng.normal(size=s)) for s in [(D, H), (H, H), H]))
     state, readout = params_to_torch(vanilla)
     assert readout is None and state["weight_ih_l0"].shape == (H, D)
     np.testing.assert_array_equal(state["bias_hh_l0"], np.zeros(H))

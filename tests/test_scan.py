@@ -25,6 +25,10 @@ def sig(v):
     return 1.0 / (1.0 + math.exp(-v))
 
 
+def f32(values):  # float32 test data on the device, without the eager program jnp.array compiles per shape
+    return jax.device_put(np.asarray(values, np.float32))
+
+
 # ---------------------------------------------------------------- single steps, by hand (H = 1, D = 1)
 
 # one scalar weight per gate: (input weight, recurrent weight, bias)
@@ -39,25 +43,26 @@ def test_lstm_step_and_forward_equal_hand_computation():
     h_new = o * math.tanh(c_new)  # h_t = o_t tanh(c_t)
     gates = "ifgo"  # PyTorch's order, and ours
     params = rnnjax.LSTMParams(
-        W_xh=jnp.array([[LSTM_W[k][0] for k in gates]]), W_hh=jnp.array([[LSTM_W[k][1] for k in gates]]),
-        b_h=jnp.array([LSTM_W[k][2] for k in gates]))
+        W_xh=f32([[LSTM_W[k][0] for k in gates]]), W_hh=f32([[LSTM_W[k][1] for k in gates]]),
+        b_h=f32([LSTM_W[k][2] for k in gates]))
     cell = cells.lstm()
-    new = cell.step(params, rnnjax.LSTMCarry(jnp.array([h]), jnp.array([c])), jnp.array([x]))
-    assert float(new.h[0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
-    assert float(new.c[0]) == pytest.approx(c_new, rel=1e-6)
-    assert float(cell.hidden(new)[0]) == float(new.h[0])
+    new = cell.step(params, rnnjax.LSTMCarry(f32([h]), f32([c])), f32([x]))
+    h_1 = float(np.asarray(new.h)[0])  # read in NumPy: no eager program per index
+    assert h_1 == pytest.approx(h_new, rel=1e-6, abs=1e-7)
+    assert float(np.asarray(new.c)[0]) == pytest.approx(c_new, rel=1e-6)
+    assert float(np.asarray(cell.hidden(new))[0]) == h_1
     # a 2-step sequence from (0, 0): the second step by hand from the first
-    h1c1 = cell.step(params, cell.initial_carry(params), jnp.array([x]))
-    pre2 = {k: wx * (-1.0) + wh * float(h1c1.h[0]) + b for k, (wx, wh, b) in LSTM_W.items()}
-    c2 = sig(pre2["f"]) * float(h1c1.c[0]) + sig(pre2["i"]) * math.tanh(pre2["g"])
+    h1c1 = cell.step(params, cell.initial_carry(params), f32([x]))
+    pre2 = {k: wx * (-1.0) + wh * float(np.asarray(h1c1.h)[0]) + b for k, (wx, wh, b) in LSTM_W.items()}
+    c2 = sig(pre2["f"]) * float(np.asarray(h1c1.c)[0]) + sig(pre2["i"]) * math.tanh(pre2["g"])
     h2 = sig(pre2["o"]) * math.tanh(c2)
-    model = rnnjax.ModelParams(params, rnnjax.Readout(jnp.array([[2.0]]), jnp.array([-1.0])))
-    hs, _ = rnnjax.unroll(cell, params, jnp.array([[x], [-1.0]]))
-    outs = rnnjax.predict(cell, model, jnp.array([[x], [-1.0]]))
-    assert float(hs[1, 0]) == pytest.approx(h2, rel=1e-6)
-    assert float(outs[1, 0]) == pytest.approx(2.0 * h2 - 1.0, rel=1e-6)  # y_t = h_t W_ho + b_o
-    tuple_carry = cell.step(params, (jnp.array([h]), jnp.array([c])), jnp.array([x]))  # a plain tuple works too
-    assert type(tuple_carry) is tuple and float(tuple_carry[0][0]) == float(new.h[0])
+    model = rnnjax.ModelParams(params, rnnjax.Readout(f32([[2.0]]), f32([-1.0])))
+    hs, _ = rnnjax.unroll(cell, params, f32([[x], [-1.0]]))
+    outs = rnnjax.predict(cell, model, f32([[x], [-1.0]]))
+    assert float(np.asarray(hs)[1, 0]) == pytest.approx(h2, rel=1e-6)
+    assert float(np.asarray(outs)[1, 0]) == pytest.approx(2.0 * h2 - 1.0, rel=1e-6)  # y_t = h_t W_ho + b_o
+    tuple_carry = cell.step(params, (f32([h]), f32([c])), f32([x]))  # a plain tuple works too
+    assert type(tuple_carry) is tuple and float(np.asarray(tuple_carry[0])[0]) == h_1
 
 
 # (input weight, input bias, recurrent weight, recurrent bias) per gate
@@ -73,22 +78,22 @@ def test_gru_step_equals_hand_computation():
     h_new = (1 - z) * n + z * h  # h_t = (1 - z_t) n_t + z_t h_{t-1}
     gates = "rzn"
     params = rnnjax.GRUParams(
-        W_xh=jnp.array([[GRU_W[k][0] for k in gates]]), W_hh=jnp.array([[GRU_W[k][2] for k in gates]]),
-        b_xh=jnp.array([GRU_W[k][1] for k in gates]), b_hh=jnp.array([GRU_W[k][3] for k in gates]))
-    h_t = cells.gru().step(params, jnp.array([h]), jnp.array([x]))
-    assert float(h_t[0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
-    hs, _ = rnnjax.unroll(cells.gru(), params, jnp.array([[x]]), jnp.array([h]))  # the cell's whole-sequence path
-    assert float(hs[0, 0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
+        W_xh=f32([[GRU_W[k][0] for k in gates]]), W_hh=f32([[GRU_W[k][2] for k in gates]]),
+        b_xh=f32([GRU_W[k][1] for k in gates]), b_hh=f32([GRU_W[k][3] for k in gates]))
+    h_t = cells.gru().step(params, f32([h]), f32([x]))
+    assert float(np.asarray(h_t)[0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
+    hs, _ = rnnjax.unroll(cells.gru(), params, f32([[x]]), f32([h]))  # the cell's whole-sequence path
+    assert float(np.asarray(hs)[0, 0]) == pytest.approx(h_new, rel=1e-6, abs=1e-7)
 
 
 def test_vanilla_cell_is_the_report_cell():
     p = rnnjax.init_rnn(jax.random.PRNGKey(0), 3, 4, 2, rho=1.1)
-    xs = jnp.asarray(np.random.default_rng(1).normal(size=(6, 3)), jnp.float32)
+    xs = f32(np.random.default_rng(1).normal(size=(6, 3)))
     cell = cells.vanilla("relu", rho=1.1)
     hs, h_T = rnnjax.unroll(cell, p, xs)  # the cell reads W_xh, W_hh, b_h of the whole model
     ref, outs = rnnjax.rnn_forward(p, xs, activation="relu")
     np.testing.assert_allclose(hs, ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(h_T, hs[-1])
+    np.testing.assert_array_equal(h_T, np.asarray(hs)[-1])
     model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 3, 4, 2)  # same key: init_rnn's draws exactly
     for a, b in zip((*model.cell, *model.readout), p, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -106,7 +111,7 @@ def test_builtin_cells_reproduce_rnnjax_0_1(x64, name, dtype, tol):
     fields = [*model.cell._fields, *model.readout._fields]
     for field, a in zip(fields, (*model.cell, *model.readout), strict=True):
         np.testing.assert_allclose(a, GOLDEN[f"{name}_{dtype}_{field}"], rtol=tol)  # same draws from the same key
-    xs = jnp.asarray(GOLDEN[f"xs_{dtype}"])
+    xs = jax.device_put(GOLDEN[f"xs_{dtype}"])
     hs, _ = rnnjax.unroll(cell, model.cell, xs)
     np.testing.assert_allclose(hs, GOLDEN[f"{name}_{dtype}_hs"], rtol=tol, atol=tol)
     ys = jax.jit(rnnjax.predict, static_argnums=0)(cell, model, xs)
@@ -138,17 +143,17 @@ def test_lstm_init_forget_bias_orthogonal_blocks_and_registry_errors():
 def test_bad_inputs_name_the_problem():
     cell = cells.lstm()
     model = numpy_params(lambda k, *a: rnnjax.init_model(cell, k, *a), 2, 3, 1)  # values play no part here
+    zeros = lambda *shape, dtype=np.float32: jax.device_put(np.zeros(shape, dtype))  # no eager program per shape
     with pytest.raises(ValueError, match=r"xs must have shape \(T, D\)"):
-        rnnjax.unroll(cell, model.cell, jnp.zeros((2, 4, 2)))
+        rnnjax.unroll(cell, model.cell, zeros(2, 4, 2))
     with pytest.raises(ValueError, match=r"cell.step cannot take this carry and input"):
-        rnnjax.unroll(cell, model.cell, jnp.zeros((4, 3)))
+        rnnjax.unroll(cell, model.cell, zeros(4, 3))
     with pytest.raises(ValueError, match=r"cell.step cannot take"):
-        rnnjax.unroll(cell, model.cell, jnp.zeros((4, 2)), (jnp.zeros(4), jnp.zeros(4)))
+        rnnjax.unroll(cell, model.cell, zeros(4, 2), (zeros(4), zeros(4)))
     with pytest.raises(ValueError, match=r"must return a carry like the one it takes: took int32\[3\], returned float"):
-        rnnjax.unroll(cells.gru(), numpy_params(cells.gru().init, 2, 3), jnp.zeros((4, 2)),
-                      jnp.zeros(3, jnp.int32))
+        rnnjax.unroll(cells.gru(), numpy_params(cells.gru().init, 2, 3), zeros(4, 2), zeros(3, dtype=np.int32))
     with pytest.raises(ValueError, match="targets"):
-        rnnjax.cell_loss_and_grad(cell, model, jnp.zeros((4, 2)), jnp.zeros(2), loss="mse_last")
+        rnnjax.cell_loss_and_grad(cell, model, zeros(4, 2), zeros(2), loss="mse_last")
 
 
 # ------------------------------------------------------------------- gradients vs finite differences
@@ -157,7 +162,7 @@ def _central_differences(f, flat, eps=1e-6):
     """(f(v + eps e_i) - f(v - eps e_i)) / (2 eps) for every i, the 2n points evaluated in one batched call."""
     flat = np.asarray(flat)
     E = eps * np.eye(flat.size, dtype=flat.dtype)
-    values = np.asarray(jax.vmap(f)(jnp.asarray(np.concatenate([flat + E, flat - E]))))
+    values = np.asarray(jax.vmap(f)(jax.device_put(np.concatenate([flat + E, flat - E]))))
     return (values[:flat.size] - values[flat.size:]) / (2 * eps)
 
 
@@ -183,8 +188,7 @@ def test_vanilla_cell_grad_equals_the_hand_bptt(x64):
     rng = np.random.default_rng(0)
     p = numpy_params(lambda k, *a: rnnjax.init_rnn(k, *a, dtype=jnp.float64), 2, 4, 3,
                   draw=lambda n: 0.7 * rng.normal(size=n))
-    xs = jnp.asarray(rng.normal(size=(3, 6, 2)))
-    ys = jnp.asarray(rng.integers(0, 3, size=(3, 6)))
+    xs, ys = jax.device_put((rng.normal(size=(3, 6, 2)), rng.integers(0, 3, size=(3, 6))))
     v_ref, g_ref = rnnjax.loss_and_grad(p, xs, ys, loss="xent", activation="relu", method="bptt")
     model = rnnjax.ModelParams(cells.VanillaParams(p.W_xh, p.W_hh, p.b_h), rnnjax.Readout(p.W_ho, p.b_o))
     v, g = rnnjax.cell_loss_and_grad(cells.vanilla("relu"), model, xs, ys, loss="xent")
@@ -200,9 +204,15 @@ def _data(seed, N=3, B=5, T=6, D=2):
     return rng.normal(size=(N, B, T, D)).astype(np.float32), rng.normal(size=(N, B, 1)).astype(np.float32)
 
 
+def _model(cell, H, seed=0):
+    """``init_model(cell, key, 2, H, 1)``'s parameters as test data: NumPy normals of std 0.5 (no eager init)."""
+    rng = np.random.default_rng(seed)
+    return numpy_params(lambda k: rnnjax.init_model(cell, k, 2, H, 1), draw=lambda n: 0.5 * rng.normal(size=n))
+
+
 def test_fit_with_an_optax_chain_equals_a_hand_loop_of_optax_steps():
     cell = cells.gru()
-    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 4, 1)
+    model = _model(cell, 4)
     xs, ys = _data(1)
     opt = optax.chain(optax.clip_by_global_norm(0.3), optax.adamw(optax.linear_schedule(0.05, 0.01, 7)))
     loss_fn = rnnjax.make_loss(cell, "mse_last")
@@ -213,7 +223,7 @@ def test_fit_with_an_optax_chain_equals_a_hand_loop_of_optax_steps():
         updates, state = opt.update(g, state, p)
         return optax.apply_updates(p, updates), state, value, optax.tree.norm(g)
 
-    p, state = model, opt.init(model)
+    p, state = model, jax.jit(opt.init)(model)  # one program, not one per leaf shape
     loss, grad_norm = np.asarray(hist.loss), np.asarray(hist.grad_norm)
     for s in range(7):
         p, state, value, gnorm = reference_step(p, state, xs[s % 3], ys[s % 3])
@@ -221,12 +231,12 @@ def test_fit_with_an_optax_chain_equals_a_hand_loop_of_optax_steps():
         np.testing.assert_allclose(grad_norm[s], gnorm, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert bool(hist.finite.all()) and float(hist.loss[-1]) < float(hist.loss[0])
+    assert np.asarray(hist.finite).all() and loss[-1] < loss[0]
 
 
 def test_fit_halts_on_the_first_nonfinite_step_and_records_extras():
     cell = cells.lstm()
-    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 3, 1)
+    model = _model(cell, 3)
     xs, ys = _data(1, N=2, B=3, T=5)
     ys[1, 0, 0] = np.nan  # step 1 meets a NaN target
     loss_fn = rnnjax.make_loss(cell, "mse_last")
@@ -252,17 +262,18 @@ def test_fit_halts_on_the_first_nonfinite_step_and_records_extras():
 
 def test_fit_on_fresh_data_per_step_and_a_run_continued_from_its_state():
     cell = cells.gru()
-    model = rnnjax.init_model(cell, jax.random.PRNGKey(0), 2, 3, 1)
+    model = _model(cell, 3)
     key, opt = jax.random.PRNGKey(5), optax.adam(0.05)
     data = lambda s: tasks.adding_problem(jax.random.fold_in(key, s), 4, 6)  # step s's own fresh batch
     loss_fn, b_o = rnnjax.make_loss(cell, "mse_last"), lambda p: p.readout.b_o
     p_fn, h_fn = rnnjax.fit(loss_fn, model, data, opt, num_steps=6, monitor=b_o, monitor_every=1)
-    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[data(jnp.int32(s)) for s in range(6)])  # item s = batch s
+    batches = [data(jnp.int32(s)) for s in range(6)]
+    stacked = jax.device_put(jax.tree.map(lambda *a: np.stack(a), *batches))  # item s = batch s, stacked in NumPy
     p_ref, h_ref = rnnjax.fit(loss_fn, model, stacked, opt, num_steps=6)
     np.testing.assert_allclose(h_fn.loss, h_ref.loss, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(p_fn), jax.tree.leaves(p_ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    assert float(h_fn.loss[0]) != float(h_fn.loss[1])  # not one batch repeated
+    assert np.asarray(h_fn.loss)[0] != np.asarray(h_fn.loss)[1]  # not one batch repeated
 
     def vg(p, batch, carry):
         return (*jax.value_and_grad(loss_fn)(p, batch), carry)
@@ -272,7 +283,7 @@ def test_fit_on_fresh_data_per_step_and_a_run_continued_from_its_state():
         return run_steps(vg, p, data, opt, num_steps=3, start=start, opt_state=o, alive=ok, return_state=True,
                          monitor=b_o, monitor_every=2)
 
-    p, o, ok, h1 = chunk(model, opt.init(model), jnp.asarray(True), jnp.int32(0))
+    p, o, ok, h1 = chunk(model, jax.jit(opt.init)(model), jnp.asarray(True), jnp.int32(0))
     p, o, ok, h2 = chunk(p, o, ok, jnp.int32(3))  # steps 3, 4, 5: one Adam run with the first chunk
     np.testing.assert_allclose(np.concatenate([h1.loss, h2.loss]), h_fn.loss, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_fn), strict=True):
@@ -280,7 +291,7 @@ def test_fit_on_fresh_data_per_step_and_a_run_continued_from_its_state():
     np.testing.assert_allclose(np.concatenate([h1.monitor, h2.monitor]), np.asarray(h_fn.monitor)[[0, 2, 3, 5]],
                                rtol=1e-6, atol=1e-7)  # each chunk monitors its own steps 0 and 2
     halted = chunk(p, o, jnp.asarray(False), jnp.int32(6))  # a halted run stays halted: nothing changes
-    assert bool(ok) and not bool(halted[2]) and not bool(halted[3].finite.any())
+    assert bool(ok) and not bool(halted[2]) and not np.asarray(halted[3].finite).any()
     for a, b in zip(jax.tree.leaves(halted[0]), jax.tree.leaves(p), strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match=r"batches\(s\) fails on a step number"):
@@ -290,7 +301,7 @@ def test_fit_on_fresh_data_per_step_and_a_run_continued_from_its_state():
 def test_train_takes_an_optax_transformation():
     rng = np.random.default_rng(0)
     p = numpy_params(rnnjax.init_rnn, 2, 4, 1, draw=lambda n: 0.5 * rng.normal(size=n))
-    xs, ys = jax.tree.map(jnp.asarray, _data(1))
+    xs, ys = jax.device_put(_data(1))
     kw = dict(loss="mse_last", num_steps=6)
     p_name, h_name = rnnjax.train(p, xs, ys, learning_rate=0.05, optimizer="adam", clip_norm=0.5, **kw)
     opt = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(0.05))
@@ -315,8 +326,8 @@ def _np_lstm_step(W_xh, W_hh, b, s, x):
 
 def test_lstm_lyapunov_spectrum_over_h_and_c_equals_an_independent_numpy_qr(x64):
     cell = cells.lstm(dtype=jnp.float64, forget_bias=2.0)
-    p = cell.init(jax.random.PRNGKey(0), 2, 3)
-    xs = jnp.asarray(0.5 * np.random.default_rng(1).normal(size=(60, 2)))
+    p = jax.jit(cell.init, static_argnums=(1, 2))(jax.random.PRNGKey(0), 2, 3)  # one program, not ~25 eager ones
+    xs = jax.device_put(0.5 * np.random.default_rng(1).normal(size=(60, 2)))
     step = lambda c, x: cell.step(p, c, x)
     c0 = cell.initial_carry(p)
     lyap = rnnjax.lyapunov_of(step, c0, xs)  # over the 6 numbers of (h, c)
@@ -336,4 +347,4 @@ def test_lstm_lyapunov_spectrum_over_h_and_c_equals_an_independent_numpy_qr(x64)
     G = rnnjax.state_grads_of(step, c0, xs, g_T)  # (h: (T, 3), c: (T, 3)), time order
     norms = np.sqrt(np.sum(np.asarray(G.h) ** 2, 1) + np.sum(np.asarray(G.c) ** 2, 1))[::-1]
     np.testing.assert_allclose(rnnjax.lag_profile_of(step, c0, xs, g_T), norms, rtol=1e-10)
-    np.testing.assert_allclose(G.h[-1], g_T.h)  # the last row is g_T itself
+    np.testing.assert_allclose(np.asarray(G.h)[-1], g_T.h)  # the last row is g_T itself
