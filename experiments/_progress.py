@@ -9,8 +9,8 @@ Each line says what is running, how much is done out of the total, the elapsed t
 estimated time left (elapsed x remaining / done, the rate so far). Lines go to standard output (the
 main job prefixes them with the stage's name). Work that ends within ``every`` seconds prints nothing.
 
-``every`` defaults to :func:`progress_every`: ``$RNNJAX_PROGRESS_EVERY`` seconds, else 10 (a batch job's log
-may want 300; every command checks the value before any work, :func:`experiments._cli.entry`).
+``every`` defaults to :func:`progress_every`: ``$RNNJAX_PROGRESS_EVERY`` seconds (at least 0.1), else 10 (a batch
+job's log may want 300; every command checks the value before any work, :func:`experiments._cli.entry`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ import time
 
 EVERY_ENV = "RNNJAX_PROGRESS_EVERY"
 DEFAULT_EVERY = 10.0  # seconds between progress lines
+MIN_EVERY = 0.1  # less would flood the output (and spin the main job's heartbeat thread)
 
 
 def progress_every() -> float:
-    """Seconds between progress lines: ``$RNNJAX_PROGRESS_EVERY`` when set (a number > 0), else 10.
+    """Seconds between progress lines: ``$RNNJAX_PROGRESS_EVERY`` when set (a finite number >= 0.1), else 10;
+    set to nothing but spaces, it counts as unset.
 
     Raises ValueError naming the variable for anything else."""
     text = os.environ.get(EVERY_ENV, "").strip()
@@ -35,9 +37,9 @@ def progress_every() -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{EVERY_ENV}={text!r}: the seconds between progress lines must be a number > 0 "
-                         f"(unset: {DEFAULT_EVERY:g})")
+    if not (math.isfinite(value) and value >= MIN_EVERY):
+        raise ValueError(f"{EVERY_ENV}={text!r}: the seconds between progress lines must be a finite number >= "
+                         f"{MIN_EVERY:g} (unset: {DEFAULT_EVERY:g})")
     return value
 
 

@@ -26,6 +26,11 @@ import re
 import socket
 from pathlib import Path
 
+# XLA_FLAGS as the user set them, recorded by the first process that loads this file (pytest-xdist's controller):
+# its workers inherit the suite's flags in XLA_FLAGS, and this record with them
+USER_XLA_FLAGS = os.environ.setdefault("RNNJAX_SUITE_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+os.environ.pop("RNNJAX_PROGRESS_EVERY", None)  # a user's progress interval: the tests that need one set their own
+
 if os.environ.get("RNNJAX_NO_COMPILE_CACHE", "") in ("", "0"):  # rnnjax.devices.NO_CACHE_ENV; before JAX loads
     for name, value in {"JAX_COMPILATION_CACHE_DIR": Path(__file__).resolve().parents[1] / ".cache" / "xla-tests",
                         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": 0,
@@ -38,8 +43,7 @@ import pytest  # noqa: E402
 
 from rnnjax.devices import use_fusion_emitters, use_optimization_level  # noqa: E402
 
-SUITE_LEVEL = use_optimization_level(0)  # before JAX starts its backend (importing jax does not start it); False
-# when the user's XLA_FLAGS hold a level
+use_optimization_level(0)  # before JAX starts its backend (importing jax does not start it)
 use_fusion_emitters(False)
 
 
@@ -119,7 +123,8 @@ def quick_runs(tmp_path_factory):
     is a lock for other work on that folder that must happen once.
 
     Each experiment runs only when a test first asks for it, so a test module pays for its own
-    experiment alone, and the whole suite for each experiment once (the results page reuses them). Under
+    experiment (those of the report tier: for the tier's whole run), and the whole suite for each
+    experiment once (the results page reuses them). Under
     pytest-xdist (``-n``) the folder is shared by the workers (beside their own temporary folders) and
     each experiment is run by whichever worker asks first while the others wait for it (a file lock).
 
@@ -160,7 +165,8 @@ def quick_runs(tmp_path_factory):
                 from test_cli import env
 
                 tier = env()  # the job's own XLA level (1), not the suite's 0: its Experiment 1 trains for seconds
-                if SUITE_LEVEL:  # (measured: the tier 30 -> 25 s of CPU, Experiment 1 13 -> 8 s); a user's level stays
+                if "--xla_backend_optimization_level" not in USER_XLA_FLAGS:  # (the tier 30 -> 25 s of CPU, its
+                    # Experiment 1 13 -> 8 s, measured alone); a level the user set stays
                     tier["XLA_FLAGS"] = re.sub(r"--xla_backend_optimization_level=\d+", "", tier["XLA_FLAGS"]).strip()
                 run = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--quick", "--out", str(out)],
                                      env=tier, capture_output=True, text=True, timeout=600, umask=0o022)

@@ -133,8 +133,8 @@ def test_report_bound_holds_at_every_lag(x64):
             targets = np.arange(T) % O
             prof = np.asarray(lag_profile(p, xs, targets, activation=activation, log=True))
             assert np.all(prof[1:] <= log_bound[:-1] + prof[0] + 1e-10)  # ||dL_T/dh_{T-k}|| <= bound ||g_T||
-            if activation == "sigmoid" and seed == 0:  # gamma = 1/4 makes the bound strictly loose (here by 0.59)
-                assert top[0] < log_bound[0] - 0.5
+            if activation == "sigmoid":  # gamma = 1/4 makes the bound strictly loose on every draw (here by
+                assert top[0] < log_bound[0] - 0.15  # 0.59, 0.20 and 0.49 nats at k = 1 for seeds 0, 1, 2)
 
 
 def test_report_bound_is_attained_without_saturation(x64):
@@ -231,8 +231,8 @@ def test_a_contracting_net_at_a_regular_fixed_point_keeps_its_exponents(x64):
     lyap, status = lyapunov_of(step, h0, xs, warmup=2000, with_status=True)  # ... but J is regular there
     assert LYAPUNOV_STATUS[int(status)] == "ok"
     expected = np.sort(np.log(np.abs(np.linalg.eigvals(np.asarray(p.W_hh)))))[::-1]
-    # the linearisation at 0: log|eig W_hh| (this draw's within 3e-5; a complex pair's two exponents converge
-    # as 1/T, and some draws' only to 2e-4 in these 2,000 steps)
+    # the linearisation at 0: log|eig W_hh|. A complex pair's two exponents converge only as 1/T: in these 2,000
+    # steps some draws are 2e-4 to 4e-4 off (seeds 2 and 4); this draw (seed 9) is within 3e-5 of the limit
     np.testing.assert_allclose(np.asarray(lyap), expected, atol=1e-4)
     # and a driven ReLU network at rho 0.9 (Experiment 2's regime) is never mistaken for a collapse
     q = _rnn(6, D, 50, O, 0.9, np.float32)

@@ -254,7 +254,8 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple]]:
         (["--adding-steps", "1000000", "--batch", "100000", *out], ["--adding-steps", "GiB"]),
         (["--out", r("d/history.csv")], ["history.csv", "is a file"]),
         (["--clip-lrs", "0.01", "0.01", *out], ["--clip-lrs", "distinct"]),
-        (out, ["RNNJAX_PROGRESS_EVERY='-1'", "number > 0", "unset: 10"], {"RNNJAX_PROGRESS_EVERY": "-1"}),
+        (out, ["RNNJAX_PROGRESS_EVERY='1e-9'", "finite number >= 0.1", "unset: 10"],
+         {"RNNJAX_PROGRESS_EVERY": "1e-9"}),
         (["--models", "lstm", "gru", "lstm", *out], ["--models", "distinct", "lstm given twice"]),
     ]
     fl = [
@@ -278,7 +279,7 @@ def _cases(root: Path, url: str) -> dict[str, list[tuple]]:
         (["--out", r("page_user"), "--only", "stock_forecast", "--force"], ["report.md", "not even --force"]),
         (["--out", r("page_stray"), "--only", "stock_forecast"], ["notes.txt", "did not write", "--force"]),
         (["--out", r("locked")], ["--out", "locked is in use by another run", f"(pid {os.getpid()})"]),
-        (["--out", r("fresh"), "--quick"], ["RNNJAX_PROGRESS_EVERY='soon'", "number > 0"],
+        (["--out", r("fresh"), "--quick"], ["RNNJAX_PROGRESS_EVERY='soon'", "finite number >= 0.1"],
          {"RNNJAX_PROGRESS_EVERY": "soon"}),
     ]
     cr = [

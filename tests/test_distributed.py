@@ -52,7 +52,8 @@ WORKER = SWEEP + textwrap.dedent("""
     if kill:  # the job is killed: process 1 dies after its first block (process 0 is killed by the test)
         store(folder, progress=lambda done, total, s, left: os._exit(3) if pid == 1 and done == 1 else None)
     np.savez(out, **sweeps(), **store(folder))  # every process holds every result
-    sys.stdout.write(f"WORKER_OK {pid}\\n")  # one write: gloo's own lines to this stdout cannot split it
+    sys.stdout.write(f"WORKER_OK {pid}\\n")  # one write: with PYTHONUNBUFFERED print() writes in pieces, which gloo's
+    # own lines to this stdout can split
     sys.stdout.flush()
 """)
 

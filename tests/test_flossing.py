@@ -187,7 +187,8 @@ def test_flossing_edge_of_chaos_cuts_sum_of_squares_5x_on_every_seed(edge_of_cha
 def test_flossing_a_contracting_network_brings_exponents_to_zero():
     h = 8
     p = _net(seed=10, rho=0.5, dtype=np.float32, h=h, d=1)
-    xs = _np_xs(8, t=60, d=1, dtype=np.float32)  # these draws: flossing reaches |lambda| < 0.05 in 800 steps
+    # this draw (seed 10) reaches max |lambda| 0.032 < 0.05 in 800 steps; not every draw does (seed 7: 0.16)
+    xs = _np_xs(8, t=60, d=1, dtype=np.float32)
     before = numpy_lyapunov(p, xs, np.zeros(h), 3)
     assert np.all(before < -0.5)
     out, hist = floss(rnn_step, p, np.zeros(h, np.float32), xs, num=3, num_steps=800, optimizer=optax.adam(3e-3))

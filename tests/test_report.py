@@ -247,10 +247,14 @@ def test_the_progress_interval_comes_from_the_environment(monkeypatch):
         now[0] = t
         progress.update(done)
     assert [line.split(":")[1].split()[0] for line in stream.getvalue().splitlines()] == ["2/10", "4/10"]
-    for bad in ("0", "-1", "nan", "inf", "soon"):
+    monkeypatch.setenv("RNNJAX_PROGRESS_EVERY", "0.1")
+    assert progress_every() == 0.1  # the smallest allowed
+    monkeypatch.setenv("RNNJAX_PROGRESS_EVERY", "  ")
+    assert progress_every() == 10.0  # only spaces: unset
+    for bad in ("0", "-1", "1e-9", "0.09", "nan", "inf", "1e400", "soon"):
         monkeypatch.setenv("RNNJAX_PROGRESS_EVERY", bad)
         with pytest.raises(ValueError, match=rf"^RNNJAX_PROGRESS_EVERY='{bad}': the seconds between progress lines "
-                                             r"must be a number > 0 \(unset: 10\)$"):
+                                             r"must be a finite number >= 0.1 \(unset: 10\)$"):
             progress_every()
 
 

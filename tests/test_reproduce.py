@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cli_driver import digest
+from conftest import USER_XLA_FLAGS
 from test_cli import env
 
 from experiments import _cli, reproduce
@@ -220,7 +221,10 @@ def test_the_report_tiers_quick_run_then_check_report(quick_runs, capsys):
                                                      "stock_forecast"]
     page = (out / "report.md").read_text()
     assert "Made by the **report tier**" in page and "--all` adds the extended studies" in page
-    assert json.loads((out / "run.json").read_text())["tier"] == "report"
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["tier"] == "report"
+    if "--xla_backend_optimization_level" not in USER_XLA_FLAGS:  # the job's own level, not the suite's 0 (conftest)
+        assert "--xla_backend_optimization_level=1" in run_json["environment"]["xla_flags"].split()
     capsys.readouterr()
     # check_report's command in this process (its process exit statuses: test_cli.test_debug_shows_the_traceback)
     assert _cli.entry(check_report.main, "check_report", [str(out)]) == 0, capsys.readouterr().out[-3000:]

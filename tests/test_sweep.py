@@ -155,10 +155,11 @@ def test_unchanged_from_the_sweeps_before_rnnjax_sweep():
             np.testing.assert_allclose(got[k][..., 0], before[k][..., 0], rtol=1e-5, err_msg=k)
             np.testing.assert_allclose(got[k], before[k], atol=0.1, err_msg=k)
             continue
-        # float32 round-off apart: the QR method now rescales its frame's columns (issue 20), and the values were
-        # saved on another CPU (XLA's vector width sets the summation order: on an AVX-512 Xeon the gradient norm
-        # at rho 1.3 moves 1.5e-6 relative)
-        np.testing.assert_allclose(got[k], before[k], rtol=1e-5, atol=1e-7, err_msg=k)
+        # float32 round-off apart: the QR method now rescales its frame's columns (issue 20); the values were saved
+        # on another CPU, and XLA's vector width sets the summation order (on an AVX-512 Xeon the spectral norm of
+        # dL/dW_hh at rho 1.3 moves 1.5e-6 relative; every other value stays within 8e-7)
+        loose = k in ("stab_log_radius", "lyap", "train_grad_whh_spec")
+        np.testing.assert_allclose(got[k], before[k], rtol=1e-5 if loose else 1e-6, atol=1e-7, err_msg=k)
     assert not before["train_finite"][2].all()  # rho = 60 went non-finite, and still does
 
 

@@ -274,7 +274,7 @@ MSE, XENT = make_loss(CELL, "mse_last"), make_loss(CELL, "xent")
 ADAM = optax.adam(optax.exponential_decay(0.05, 7, 0.5))  # a schedule: its count lives in the optimizer state
 
 
-def model_params(seed):  # the model's parameters as test data: NumPy normals of std 1/sqrt(fan-in), on the device
+def model_params(seed):  # the model's parameters as test data: NumPy normals of std 1/sqrt(first dim.), on the device
     rng = np.random.default_rng(seed)
     draw = lambda shape: rng.normal(size=shape) / np.sqrt(shape[0])
     return numpy_params(lambda k: rnnjax.init_model(CELL, k, 2, 3, 1), draw=draw)
