@@ -449,7 +449,10 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
                                           "persistence's (tomorrow = today)")]
     t0 = time.perf_counter()
     plots_import.join()
-    metrics["figures"] = draw_figures(tmp, hist_df, pred_df, tail_df, metrics)
+    # from the tables as saved, as redraw() reads them: a float32 column's shortest decimal read back as float64 is
+    # not the float32 value, and a line can land one pixel apart (measured: fig1 differed from its redraw)
+    saved = (pd.read_csv(tmp / name) for name in ("history.csv", "predictions.csv", "train_tail.csv"))
+    metrics["figures"] = draw_figures(tmp, *saved, metrics)
     timings["figures"] = time.perf_counter() - t0
     timings["total"] = timings["imports"] + time.perf_counter() - t_start
     metrics["timings_s"] = timings
