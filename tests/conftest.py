@@ -71,6 +71,28 @@ def numpy_params(init, *args, draw=np.zeros):
     return jax.tree.map(lambda s: jax.device_put(np.asarray(draw(s.shape)).astype(s.dtype)), shapes)
 
 
+def zeros(*shape, dtype=np.float32):
+    """Zeros of ``shape`` on the device, put from NumPy (``jnp.zeros`` compiles an eager program per shape)."""
+    return jax.device_put(np.zeros(shape, dtype))
+
+
+def numpy_rnn(rng, d: int, h: int, o: int, *, rho=1.0, dtype=np.float64, orthogonal=False, input_scale=1.0):
+    """``init_rnn``'s model drawn by NumPy from ``rng`` (W_xh, W, W_ho in that order): W_xh ~ N(0, std 1/sqrt(D))
+    times ``input_scale``, W_hh = rho W with W ~ N(0, std 1/sqrt(H)) -- or rho Q, Q Haar-orthogonal (a
+    Gaussian's QR with R's diagonal signs fixed, Mezzadri 2007) -- W_ho ~ N(0, std 1/sqrt(H)), zero biases.
+    NumPy arrays: parameters as test data, without an init's eager programs per shape."""
+    from rnnjax.cells import RNNParams
+
+    W_xh, W, W_ho = (rng.standard_normal(s) for s in ((d, h), (h, h), (h, o)))
+    if orthogonal:
+        q, r = np.linalg.qr(W)
+        W = q * np.sign(np.diag(r))
+    else:
+        W = W / np.sqrt(h)
+    return RNNParams(W_xh=(input_scale * W_xh / np.sqrt(d)).astype(dtype), W_hh=(rho * W).astype(dtype),
+                     b_h=np.zeros(h, dtype), W_ho=(W_ho / np.sqrt(h)).astype(dtype), b_o=np.zeros(o, dtype))
+
+
 # The suite's longest tests (each >= 7 s on 2026-12-07, most of them experiments run as processes) go first:
 # pytest-xdist deals the collection out in order, so they start while the other worker takes the short ones and
 # no worker is left running one of them at the end (xdist deals consecutive batches of ~70: these ~30 all go to

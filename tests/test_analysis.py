@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import numpy_rnn
 
 from rnnjax.activations import get_activation
 from rnnjax.analysis import (
@@ -34,18 +35,7 @@ def _normal(seed, shape, dtype=np.float64):
 
 
 def _rnn(seed, d, h, o, rho=1.0, dtype=np.float64, orthogonal=False):
-    """``init_rnn``'s model (LeCun-normal W_xh and W_ho, W_hh = rho W with W ~ N(0, std 1/sqrt(H)), or rho Q
-    with Q Haar-orthogonal; zero biases) drawn by NumPy: parameters as test data, without an init's
-    eager programs per shape."""
-    rng = np.random.default_rng(seed)
-    W_xh, W, W_ho = (rng.standard_normal(s) for s in ((d, h), (h, h), (h, o)))
-    if orthogonal:  # QR of a Gaussian with R's diagonal signs fixed (Mezzadri 2007)
-        q, r = np.linalg.qr(W)
-        W = q * np.sign(np.diag(r))
-    else:
-        W = W / np.sqrt(h)
-    return RNNParams(W_xh=(W_xh / np.sqrt(d)).astype(dtype), W_hh=(rho * W).astype(dtype), b_h=np.zeros(h, dtype),
-                     W_ho=(W_ho / np.sqrt(h)).astype(dtype), b_o=np.zeros(o, dtype))
+    return numpy_rnn(np.random.default_rng(seed), d, h, o, rho=rho, dtype=dtype, orthogonal=orthogonal)
 
 
 def _params(rho=1.0, seed=0, dtype=np.float64):

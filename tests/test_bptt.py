@@ -8,6 +8,7 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import zeros
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
@@ -254,11 +255,6 @@ def test_loss_and_grad_is_differentiable_code_under_jit_and_vmap(x64):
 
 P = random_params(np.random.default_rng(9), 3, 4, 2)
 XS = put(np.zeros((5, 3)))
-
-
-def zeros(*shape, dtype=np.float32):
-    """Zeros on the device, put from NumPy (jnp.zeros compiles a program per shape)."""
-    return put(np.zeros(shape, dtype))
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

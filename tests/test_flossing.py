@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import numpy_params
+from conftest import numpy_params, numpy_rnn
 
 from rnnjax.analysis import lyapunov_of, lyapunov_spectrum, rnn_step
 from rnnjax.cells import RNNParams
@@ -29,13 +29,10 @@ def numpy_lyapunov(p, xs, h0, num, *, warmup=0):
 
 
 def _net(seed=0, rho=1.2, dtype=np.float64, input_scale=1.0, h=H, d=D):
-    """``init_rnn``'s model (W_xh ~ N(0, std 1/sqrt(D)) times ``input_scale``, W_hh = rho W with
-    W ~ N(0, std 1/sqrt(H)), W_ho ~ N(0, std 1/sqrt(H)), b_o = 0) with b_h ~ N(0, std 0.1), drawn by NumPy:
-    parameters as test data, without an init's eager programs per shape."""
+    """:func:`conftest.numpy_rnn`'s model with b_h ~ N(0, std 0.1), the same generator's next draw."""
     rng = np.random.default_rng(seed)
-    W_xh, W_hh, W_ho, b_h = (rng.standard_normal(s) for s in ((d, h), (h, h), (h, 1), h))
-    return RNNParams(W_xh=(input_scale * W_xh / np.sqrt(d)).astype(dtype), W_hh=(rho * W_hh / np.sqrt(h)).astype(dtype),
-                     b_h=(0.1 * b_h).astype(dtype), W_ho=(W_ho / np.sqrt(h)).astype(dtype), b_o=np.zeros(1, dtype))
+    p = numpy_rnn(rng, d, h, 1, rho=rho, dtype=dtype, input_scale=input_scale)
+    return p._replace(b_h=(0.1 * rng.standard_normal(h)).astype(dtype))
 
 
 def _np_xs(seed=1, t=T, d=D, dtype=np.float64):

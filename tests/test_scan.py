@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import numpy_params
+from conftest import numpy_params, zeros
 from jax.flatten_util import ravel_pytree
 
 import rnnjax
@@ -143,7 +143,6 @@ def test_lstm_init_forget_bias_orthogonal_blocks_and_registry_errors():
 def test_bad_inputs_name_the_problem():
     cell = cells.lstm()
     model = numpy_params(lambda k, *a: rnnjax.init_model(cell, k, *a), 2, 3, 1)  # values play no part here
-    zeros = lambda *shape, dtype=np.float32: jax.device_put(np.zeros(shape, dtype))  # no eager program per shape
     with pytest.raises(ValueError, match=r"xs must have shape \(T, D\)"):
         rnnjax.unroll(cell, model.cell, zeros(2, 4, 2))
     with pytest.raises(ValueError, match=r"cell.step cannot take this carry and input"):

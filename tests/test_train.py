@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import numpy_params
+from conftest import numpy_params, zeros
 
 import rnnjax
 from rnnjax import FitState, RNNParams, describe_nonfinite, first_nonfinite_step, fit, make_loss, make_optimizer, train
@@ -235,10 +235,6 @@ def test_train_records_the_spectral_norm_by_lanczos_or_svd():
 
 
 # ------------------------------------------------------------------------------------------ bad input
-
-def zeros(*shape):  # a float32 array of zeros on the device, without the eager program jnp.zeros compiles per shape
-    return jax.device_put(np.zeros(shape, np.float32))
-
 
 P = random_params(np.random.default_rng(5), 2, 3, 1)
 XS, YS = zeros(2, 4, 2), zeros(2, 1)
