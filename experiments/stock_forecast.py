@@ -236,8 +236,14 @@ def redraw(out) -> list[str]:
 
     out = Path(out)
     metrics = json.loads((out / "metrics.json").read_text())
-    return draw_figures(out, pd.read_csv(out / "history.csv"), pd.read_csv(out / "predictions.csv"),
-                        pd.read_csv(out / "train_tail.csv"), metrics)
+    return draw_figures(out, *_saved_tables(out), metrics)
+
+
+def _saved_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(history, predictions, train_tail)`` as a run saved them: the figures are drawn from these (a float32
+    column's shortest decimal, read back as float64, is not the float32 value: drawn from the in-memory
+    columns, a line could land one pixel apart from its redraw)."""
+    return tuple(pd.read_csv(out / name) for name in ("history.csv", "predictions.csv", "train_tail.csv"))
 
 
 def _stat_fields(prefix: str, summary: dict) -> dict:
@@ -449,10 +455,7 @@ def _run(cfg, loaded, data, tmp: Path, out: Path, t_start: float) -> dict:
                                           "persistence's (tomorrow = today)")]
     t0 = time.perf_counter()
     plots_import.join()
-    # from the tables as saved, as redraw() reads them: a float32 column's shortest decimal read back as float64 is
-    # not the float32 value, and a line can land one pixel apart (measured: fig1 differed from its redraw)
-    saved = (pd.read_csv(tmp / name) for name in ("history.csv", "predictions.csv", "train_tail.csv"))
-    metrics["figures"] = draw_figures(tmp, *saved, metrics)
+    metrics["figures"] = draw_figures(tmp, *_saved_tables(tmp), metrics)  # as redraw() draws them
     timings["figures"] = time.perf_counter() - t0
     timings["total"] = timings["imports"] + time.perf_counter() - t_start
     metrics["timings_s"] = timings
